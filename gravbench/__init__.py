@@ -1,0 +1,37 @@
+"""gravbench: a Numba-accelerated library and benchmark suite for 2D gravity inversion.
+
+Quick start
+-----------
+>>> import gravbench as gb
+>>> prob = gb.Problem.paper(n=20)            # 20 x 20 cells, 60 stations, gx and gz
+>>> rho = gb.data.generate("blocks", count=1, shape=prob.shape, seed=0)[0]   # doctest: +SKIP
+>>> g = prob.forward(rho)                    # mGal, [gx..., gz...]                # doctest: +SKIP
+
+Submodules (loaded on first use, so ``import gravbench`` stays light and never
+imports torch or dask): ``forward``, ``solvers``, ``refiners``, ``providers``,
+``data``, ``bench``, ``constants``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .geometry import Grid, Problem, Survey
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("forward", "solvers", "refiners", "providers", "data", "bench", "constants", "cli", "plotting")
+
+__all__ = ["Grid", "Survey", "Problem", "__version__", *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        mod = importlib.import_module(f".{name}", __name__)
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module 'gravbench' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))

@@ -1,0 +1,78 @@
+"""Scalar Numba kernels of the 2D forward problem, in SI units.
+
+Layer 1 of the numerics (see DESIGN.md, house style 1): plain functions of
+floats, no objects, no allocation, no checks. They return accelerations per
+unit density *without* the ``2 G`` prefactor and the mGal conversion; the
+loops in :mod:`gravbench.forward._assemble` apply both once.
+
+Notes
+-----
+A line mass of linear density lambda at offset ``(X, Z) = (x' - x0, z' - z0)``
+from a station attracts with ``g = 2 G lambda (X, Z) / (X^2 + Z^2)`` (z down).
+The exact rectangular cell ``[x1, x2] x [z1, z2]`` is its double integral,
+a signed sum over the four corners ``(X_i, Z_j)``::
+
+    gz = 2 G rho sum_ij s_ij [ X_i ln r_ij + Z_j atan(X_i / Z_j) ]
+    gx = 2 G rho sum_ij s_ij [ Z_j ln r_ij + X_i atan(Z_j / X_i) ]
+
+with ``s_22 = s_11 = +1`` and ``s_12 = s_21 = -1`` (PHYSICS.md section 2).
+Here each corner needs a single ``log`` and a single ``atan2``: for
+``Z >= 0``, ``Z atan(X/Z) = Z atan2(X, Z)`` and
+``X atan(Z/X) = |X| pi/2 - X atan2(X, Z)``; the ``|X| pi/2`` part cancels in
+the signed sum over ``j`` (it does not depend on ``Z``), so the corner term of
+``gx`` is ``Z ln r - X atan2(X, Z)``. Both limits of PHYSICS.md
+(``t atan(./t) := 0`` at ``t = 0``, ``a ln r := 0`` at ``a = 0``) hold, so a
+station on an edge or corner gets the finite limit value.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+__all__ = ["corner_terms", "exact_cell", "line_mass"]
+
+
+@njit(cache=True, inline="always")
+def corner_terms(X, Z):
+    """Corner terms ``(cx, cz)`` of the exact cell for offset ``(X, Z)``, ``Z >= 0``, in metres.
+
+    ``gx = 2 G rho * sum s_ij cx(X_i, Z_j)`` and likewise for ``gz``.
+    """
+    r2 = X * X + Z * Z
+    if r2 == 0.0:
+        return 0.0, 0.0
+    lr = 0.5 * math.log(r2)
+    a = math.atan2(X, Z)
+    return Z * lr - X * a, X * lr + Z * a
+
+
+@njit(cache=True)
+def exact_cell(x1, x2, z1, z2, x0, z0):
+    """Exact ``(gx, gz)`` per unit density / (2 G) of cell ``[x1,x2] x [z1,z2]`` at station ``(x0, z0)``.
+
+    Units: metres in, metres out (multiply by ``2 G rho`` for m/s^2). Requires
+    ``z0 <= z1``.
+    """
+    X1 = x1 - x0
+    X2 = x2 - x0
+    Z1 = z1 - z0
+    Z2 = z2 - z0
+    ax, az = corner_terms(X2, Z2)
+    bx, bz = corner_terms(X1, Z1)
+    cx, cz = corner_terms(X1, Z2)
+    dx, dz = corner_terms(X2, Z1)
+    return (ax + bx) - (cx + dx), (az + bz) - (cz + dz)
+
+
+@njit(cache=True, inline="always")
+def line_mass(xc, zc, area, x0, z0):
+    """Midpoint kernel: ``(gx, gz)`` / (2 G rho) of a line mass ``area`` m^2 at ``(xc, zc)``.
+
+    The seed paper's discretisation: error O((h / r)^2) against :func:`exact_cell`.
+    """
+    X = xc - x0
+    Z = zc - z0
+    r2 = X * X + Z * Z
+    return area * X / r2, area * Z / r2

@@ -1,0 +1,380 @@
+"""Forward operators: one contract, three implementations.
+
+Every operator is a :class:`scipy.sparse.linalg.LinearOperator` of shape
+``(2m, nz*nx)`` (mGal per kg/m^3) with
+
+* ``matvec(v)``: ``A v``; ``rmatvec(u)``: ``A^T u``;
+* ``normal_matvec(v)``: ``A^T A v`` without forming ``A^T A``;
+* counters ``n_matvec`` and ``n_rmatvec`` (``normal_matvec`` counts one of
+  each; ``reset_counters()`` zeroes them): the machine-independent cost;
+* ``method`` (``"dense" | "matfree" | "fft"``) and ``reason`` (why ``auto``
+  picked it).
+
+=========  ==========================  ===================  ==================
+method     storage                     A v / A^T u          use
+=========  ==========================  ===================  ==================
+dense      A: 2m * nz*nx floats        BLAS gemv            small grids
+matfree    O(m + nx) beyond vectors    kernel on the fly    any survey, huge
+fft        2 k nz (nx + m/k) complex   nz FFTs of ~2n       regular surveys
+=========  ==========================  ===================  ==================
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.fft
+from scipy.sparse.linalg import LinearOperator
+
+from ..constants import TWO_G_MGAL
+
+__all__ = ["GravityOperator", "DenseOperator", "MatFreeOperator", "FFTOperator", "make_operator", "dot_test",
+           "METHODS"]
+
+METHODS = ("auto", "dense", "matfree", "fft")
+
+
+def _workers():
+    try:
+        import numba
+
+        return max(1, int(numba.get_num_threads()))
+    except Exception:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+class GravityOperator(LinearOperator):
+    """Base class: shape, dtype, counters and the checks shared by all methods."""
+
+    method = "base"
+
+    def __init__(self, problem, dtype=np.float64, check_inputs=True):
+        from . import _check_dtype
+
+        dt = _check_dtype(dtype)
+        super().__init__(dtype=dt, shape=(problem.n_data, problem.n_cells))
+        self.problem = problem
+        self.check_inputs = bool(check_inputs)
+        self.reason = ""
+        self.n_matvec = 0
+        self.n_rmatvec = 0
+
+    # --- counters ----------------------------------------------------------------
+    def reset_counters(self):
+        self.n_matvec = 0
+        self.n_rmatvec = 0
+
+    @property
+    def counts(self):
+        return {"n_matvec": self.n_matvec, "n_rmatvec": self.n_rmatvec}
+
+    # --- checks ------------------------------------------------------------------
+    def _vec(self, v, n, name):
+        a = np.asarray(v)
+        if a.ndim == 2 and a.shape[1] == 1:
+            a = a[:, 0]
+        elif a.ndim == 2 and name == "v" and a.shape == self.problem.shape:
+            a = a.ravel()
+        if a.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {np.shape(v)}")
+        if self.check_inputs and not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} contains NaN or inf")
+        return np.ascontiguousarray(a, dtype=self.dtype)
+
+    # --- public products -----------------------------------------------------------
+    def matvec(self, v):
+        """``A v`` in mGal for a model ``v`` (kg/m^3; flat or ``(nz, nx)``)."""
+        a = self._vec(v, self.shape[1], "v")
+        self.n_matvec += 1
+        return self._apply(a)
+
+    def rmatvec(self, u):
+        """``A^T u`` for a data-space vector ``u`` (length ``2m``)."""
+        a = self._vec(u, self.shape[0], "u")
+        self.n_rmatvec += 1
+        return self._apply_adjoint(a)
+
+    def normal_matvec(self, v):
+        """``A^T A v`` (one application of each; the normal matrix is never formed)."""
+        a = self._vec(v, self.shape[1], "v")
+        self.n_matvec += 1
+        self.n_rmatvec += 1
+        return self._apply_adjoint(self._apply(a))
+
+    # scipy hooks (LinearOperator.matvec is overridden above; these serve matmat / @)
+    def _matvec(self, v):
+        return self.matvec(np.ravel(v))
+
+    def _rmatvec(self, u):
+        return self.rmatvec(np.ravel(u))
+
+    def _adjoint(self):
+        return _Adjoint(self)
+
+    def normal(self):
+        """``A^T A`` as a square LinearOperator (applied as A then A^T; never formed)."""
+        n = self.shape[1]
+        return LinearOperator((n, n), matvec=self.normal_matvec, rmatvec=self.normal_matvec, dtype=self.dtype)
+
+    def todense(self):
+        """The dense matrix ``A`` (built with :func:`gravbench.forward.sensitivity`)."""
+        return self.problem.sensitivity(dtype=self.dtype)
+
+    @property
+    def nbytes(self):
+        """Bytes held by the operator's precomputed data."""
+        return 0
+
+    def __repr__(self):
+        return (f"<{type(self).__name__} {self.shape[0]}x{self.shape[1]} {self.dtype} "
+                f"method={self.method} n_matvec={self.n_matvec} n_rmatvec={self.n_rmatvec}>")
+
+
+class _Adjoint(LinearOperator):
+    def __init__(self, op):
+        super().__init__(dtype=op.dtype, shape=(op.shape[1], op.shape[0]))
+        self.op = op
+
+    def _matvec(self, u):
+        return self.op.rmatvec(np.ravel(u))
+
+    def _rmatvec(self, v):
+        return self.op.matvec(np.ravel(v))
+
+
+class DenseOperator(GravityOperator):
+    """The stored sensitivity matrix; products are BLAS calls.
+
+    ``A`` is available as the attribute ``A`` (C-contiguous).
+    """
+
+    method = "dense"
+
+    def __init__(self, problem, dtype=np.float64, parallel=True, A=None, check_inputs=True):
+        super().__init__(problem, dtype, check_inputs)
+        if A is None:
+            A = problem.sensitivity(parallel=parallel, dtype=self.dtype)
+        A = np.ascontiguousarray(A, dtype=self.dtype)
+        if A.shape != self.shape:
+            raise ValueError(f"A must have shape {self.shape}, got {A.shape}")
+        self.A = A
+
+    def _apply(self, v):
+        return self.A @ v
+
+    def _apply_adjoint(self, u):
+        return u @ self.A
+
+    def _matmat(self, X):
+        self.n_matvec += X.shape[1]
+        return self.A @ X
+
+    def _rmatmat(self, Y):
+        self.n_rmatvec += Y.shape[1]
+        return self.A.T @ Y
+
+    def todense(self):
+        return self.A
+
+    @property
+    def nbytes(self):
+        return self.A.nbytes
+
+
+class MatFreeOperator(GravityOperator):
+    """Kernel evaluated on the fly at every product: memory O(m + nx) beyond the vectors.
+
+    Works for any survey and non-uniform grids; costs one ``log`` and one
+    ``atan2`` per (station, cell corner) per product.
+    """
+
+    method = "matfree"
+
+    def __init__(self, problem, dtype=np.float64, parallel=True, check_inputs=True):
+        from . import _KERNEL_ID, _assemble
+
+        super().__init__(problem, dtype, check_inputs)
+        self._kid = _KERNEL_ID[problem.kernel]
+        self._xe = np.ascontiguousarray(problem.grid.x_edges)
+        self._ze = np.ascontiguousarray(problem.grid.z_edges)
+        self._sx = np.ascontiguousarray(problem.survey.x)
+        self._sz = np.ascontiguousarray(problem.survey.z)
+        self.parallel = bool(parallel)
+        self._mv = _assemble.matfree_matvec_par if parallel else _assemble.matfree_matvec_ser
+        self._rmv = _assemble.matfree_rmatvec_par if parallel else _assemble.matfree_rmatvec_ser
+        nz = problem.grid.nz
+        self._nchunks = max(1, min(nz, 4 * _workers())) if parallel else 1
+
+    def _apply(self, v):
+        out = np.empty(self.shape[0])
+        self._mv(self._xe, self._ze, self._sx, self._sz, self._kid, TWO_G_MGAL, v.astype(np.float64, copy=False),
+                 out)
+        return out.astype(self.dtype, copy=False)
+
+    def _apply_adjoint(self, u):
+        out = np.empty(self.shape[1])
+        self._rmv(self._xe, self._ze, self._sx, self._sz, self._kid, TWO_G_MGAL, u.astype(np.float64, copy=False),
+                  self._nchunks, out)
+        return out.astype(self.dtype, copy=False)
+
+
+class FFTOperator(GravityOperator):
+    """Per-depth-row convolutions via FFT, for regular surveys.
+
+    The survey must have one height and station spacing ``dx / k`` (integer
+    ``k``) over uniform columns (``Survey.regular`` does). Stations are split
+    into ``k`` phases; each (component, phase, depth row) is a Toeplitz block
+    whose ``nx + D`` distinct values are stored as an rFFT of length
+    ``nfft >= nx + D`` (``D = ceil(m/k) - 1``). ``A v`` costs one batched rFFT
+    of the ``nz`` model rows, a contraction and ``2k`` short inverse FFTs;
+    ``A^T u`` the reverse. O(n^2 log n) time and O(n^2) memory for an n x n grid.
+    """
+
+    method = "fft"
+
+    def __init__(self, problem, dtype=np.float64, parallel=True, check_inputs=True):
+        from . import _assemble, toeplitz_table
+
+        super().__init__(problem, dtype, check_inputs)
+        grid, survey = problem.grid, problem.survey
+        h, k, D = toeplitz_table(grid, survey, problem.kernel, parallel=parallel)
+        nx, nz, m = grid.nx, grid.nz, survey.m
+        self.k, self.D = k, D
+        L = nx + D
+        self.nfft = scipy.fft.next_fast_len(L, real=True)
+        cdt = np.complex128 if self.dtype == np.float64 else np.complex64
+        self._fdt = np.float64 if self.dtype == np.float64 else np.float32
+        self.workers = _workers() if parallel else 1
+        # H[c*k + r, kk, f]
+        H = scipy.fft.rfft(h.reshape(2 * k, nz, L).astype(self._fdt, copy=False), n=self.nfft, axis=-1,
+                           workers=self.workers)
+        del h
+        self.Hf = np.ascontiguousarray(H, dtype=cdt)
+        s = np.arange(m)
+        self._phase = s % k
+        self._pos = D - s // k
+        self.parallel = bool(parallel)
+        self._fwd = _assemble.fft_contract_fwd_par if parallel else _assemble.fft_contract_fwd_ser
+        self._adj = _assemble.fft_contract_adj_par if parallel else _assemble.fft_contract_adj_ser
+        F = self.Hf.shape[-1]
+        self._nblocks = max(1, min(F // 64, 4 * self.workers)) if parallel else 1
+
+    def _apply(self, v):
+        grid = self.problem.grid
+        nz, nx = grid.nz, grid.nx
+        k, m = self.k, self.problem.survey.m
+        V = scipy.fft.rfft(v.reshape(nz, nx).astype(self._fdt, copy=False), n=self.nfft, axis=-1,
+                           workers=self.workers)
+        Y = np.empty((2 * k, self.Hf.shape[-1]), dtype=self.Hf.dtype)
+        self._fwd(self.Hf, V.astype(self.Hf.dtype, copy=False), self._nblocks, Y)
+        y = scipy.fft.irfft(Y, n=self.nfft, axis=-1, workers=self.workers).reshape(2, k, self.nfft)
+        out = np.empty(2 * m, dtype=self.dtype)
+        out[:m] = y[0, self._phase, self._pos]
+        out[m:] = y[1, self._phase, self._pos]
+        return out
+
+    def _apply_adjoint(self, u):
+        grid = self.problem.grid
+        nz, nx = grid.nz, grid.nx
+        k, m = self.k, self.problem.survey.m
+        w = np.zeros((2, k, self.nfft), dtype=self._fdt)
+        w[0, self._phase, self._pos] = u[:m]
+        w[1, self._phase, self._pos] = u[m:]
+        W = scipy.fft.rfft(w.reshape(2 * k, self.nfft), axis=-1, workers=self.workers).astype(self.Hf.dtype,
+                                                                                                  copy=False)
+        Z = np.empty((nz, self.Hf.shape[-1]), dtype=self.Hf.dtype)
+        self._adj(self.Hf, W, Z)
+        z = scipy.fft.irfft(Z, n=self.nfft, axis=-1, workers=self.workers)
+        return np.ascontiguousarray(z[:, :nx], dtype=self.dtype).ravel()
+
+    @property
+    def nbytes(self):
+        return self.Hf.nbytes
+
+
+# ----------------------------------------------------------------------------------
+def _available_memory():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover
+        pass
+    return 4 * 1024**3
+
+
+#: ``auto`` uses the dense operator up to this many matrix entries when the
+#: survey also allows FFT (measured: dense gemv wins below about this size,
+#: see reports/forward.md).
+DENSE_AUTO_MAX_ENTRIES = 4_000_000
+
+
+def make_operator(problem, method="auto", *, dtype=np.float64, parallel=True, check_inputs=True):
+    """Build the forward operator of ``problem``.
+
+    Parameters
+    ----------
+    problem : gravbench.Problem
+    method : {"auto", "dense", "matfree", "fft"}
+        ``auto`` picks ``dense`` for small problems (fewer than
+        ``DENSE_AUTO_MAX_ENTRIES`` entries in A, or irregular surveys whose A
+        fits in a quarter of the available memory), ``fft`` for larger regular
+        surveys and ``matfree`` otherwise; ``op.reason`` says why.
+    dtype : float64 or float32
+    parallel : bool
+        Numba-parallel loops and multi-threaded FFTs.
+    check_inputs : bool
+        Validate vectors (finite, right shape) on every product. ``False``
+        times the numerics only.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    kw = dict(dtype=dtype, parallel=parallel, check_inputs=check_inputs)
+    regular = problem.per_cell is not None
+    if method == "dense":
+        return DenseOperator(problem, **kw)
+    if method == "matfree":
+        return MatFreeOperator(problem, **kw)
+    if method == "fft":
+        if not regular:
+            raise ValueError(
+                "method='fft' needs a regular survey (one height, station spacing dx/k over uniform columns); "
+                "use method='dense' or 'matfree' for this survey"
+            )
+        return FFTOperator(problem, **kw)
+    entries = problem.n_data * problem.n_cells
+    nbytes = entries * np.dtype(dtype).itemsize
+    avail = _available_memory()
+    if regular and entries <= DENSE_AUTO_MAX_ENTRIES and nbytes < avail / 4:
+        op = DenseOperator(problem, **kw)
+        op.reason = f"auto: A has {entries:,} entries (<= {DENSE_AUTO_MAX_ENTRIES:,}), a BLAS product is fastest"
+    elif regular:
+        op = FFTOperator(problem, **kw)
+        op.reason = f"auto: regular survey and A would have {entries:,} entries: FFT is fastest"
+    elif nbytes < avail / 4:
+        op = DenseOperator(problem, **kw)
+        op.reason = f"auto: irregular survey, A fits in memory ({nbytes / 2**20:,.0f} MiB)"
+    else:
+        op = MatFreeOperator(problem, **kw)
+        op.reason = (f"auto: irregular survey and A ({nbytes / 2**30:,.1f} GiB) exceeds a quarter of the "
+                     f"available memory: matrix-free")
+    return op
+
+
+def dot_test(op, rng=None, n_trials=3):
+    """Adjoint test: the largest ``|<A x, y> - <x, A^T y>| / (|<A x, y>| + tiny)`` over random vectors.
+
+    Returns the worst relative error (pylops ``dottest`` style); a correct
+    operator gives about 1e-15 in float64.
+    """
+    rng = np.random.default_rng(rng)
+    worst = 0.0
+    for _ in range(n_trials):
+        x = rng.standard_normal(op.shape[1])
+        y = rng.standard_normal(op.shape[0])
+        a = float(np.dot(op.matvec(x), y))
+        b = float(np.dot(x, op.rmatvec(y)))
+        worst = max(worst, abs(a - b) / max(abs(a), abs(b), 1e-300))
+    return worst
