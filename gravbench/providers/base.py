@@ -1,0 +1,159 @@
+"""The provider base class, its description and the shared input checks.
+
+A provider maps observed gravity ``g`` (mGal, ``[gx..., gz...]``, length
+``problem.n_data``) to an initial density model ``rho0`` (kg/m^3, shape
+``problem.shape``). Subclasses implement :meth:`Provider._batch` (many data
+vectors at once) or :meth:`Provider._single`; the public methods validate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Provider", "ProviderInfo", "NoWeightsError", "check_data"]
+
+
+class NoWeightsError(ValueError):
+    """A learned provider has no weights for the requested grid.
+
+    The message names the grids it has and the ``gravbench train ...`` command
+    that makes weights for the requested one.
+    """
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What a provider is and what it costs.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    grids : tuple of tuple
+        ``(nz, nx)`` grids with trained weights; empty for methods that work on any grid.
+    cost : str
+        A one-line note on the cost of one call (e.g. "one network forward pass").
+    learned : bool
+        True for providers with trained weights.
+    extra : dict
+        Anything else (weights file, manifest metrics, ...).
+    """
+
+    name: str
+    grids: tuple = ()
+    cost: str = ""
+    learned: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def check_problem(problem):
+    from ..geometry import Problem
+
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a gravbench.Problem, got {type(problem).__name__}")
+    return problem
+
+
+def check_data(G, problem, name="g", batch=False):
+    """Validate data ``G`` for ``problem``: ``(n_data,)`` or, with ``batch``, ``(B, n_data)``.
+
+    Returns a float64 array of shape ``(B, n_data)``.
+    """
+    check_problem(problem)
+    a = np.asarray(G)
+    if a.dtype == object or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"{name} must be a numeric array, got dtype {a.dtype}")
+    nd = problem.n_data
+    if batch:
+        if a.ndim != 2 or a.shape[1] != nd:
+            raise ValueError(f"{name} must have shape (B, {nd}) for this problem, got {a.shape}")
+    else:
+        if a.shape != (nd,):
+            raise ValueError(f"{name} must have shape ({nd},) (gx then gz, mGal), got {a.shape}")
+        a = a[None, :]
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def check_sigma(sigma, shape):
+    """``None`` or noise std (mGal): scalar, ``(n_data,)`` or ``(B, n_data)``; returned broadcast to ``shape``."""
+    if sigma is None:
+        return None
+    s = np.asarray(sigma, dtype=np.float64)
+    try:
+        s = np.broadcast_to(s, shape)
+    except ValueError:
+        raise ValueError(f"sigma must be a scalar or broadcast to {shape}, got shape {np.shape(sigma)}") from None
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError("sigma must be finite and > 0 (noise std in mGal)")
+    return s
+
+
+class Provider:
+    """Base class for initial-guess providers.
+
+    Subclasses set ``name`` and implement ``_batch(G, problem, sigma, seed)``
+    returning ``(B, nz, nx)`` (or ``_single(g, problem, sigma, seed)``).
+    """
+
+    name = "base"
+    cost = ""
+    learned = False
+
+    @property
+    def info(self) -> ProviderInfo:
+        return ProviderInfo(name=self.name, grids=tuple(self.grids()), cost=self.cost, learned=self.learned)
+
+    def grids(self):
+        """Grids ``(nz, nx)`` this provider has weights for; empty = any grid."""
+        return ()
+
+    def __call__(self, g, problem, *, sigma=None, seed=None):
+        """An initial model for one data vector.
+
+        Parameters
+        ----------
+        g : array_like, shape (n_data,)
+            Observed gravity, mGal, ``[gx..., gz...]``.
+        problem : gravbench.Problem
+            The geometry ``g`` was measured on.
+        sigma : float or array_like, optional
+            Noise standard deviation, mGal (scalar or per datum).
+        seed : int, optional
+            Seed for stochastic providers.
+
+        Returns
+        -------
+        ndarray, shape (nz, nx)
+            Density contrast, kg/m^3.
+        """
+        G = check_data(g, problem)
+        s = check_sigma(sigma, G.shape)
+        return self._run(G, problem, s, seed)[0]
+
+    def batch(self, G, problem, *, sigma=None, seed=None):
+        """Initial models for ``B`` data vectors ``G`` of shape ``(B, n_data)``; returns ``(B, nz, nx)``."""
+        G = check_data(G, problem, name="G", batch=True)
+        s = check_sigma(sigma, G.shape)
+        return self._run(G, problem, s, seed)
+
+    def _run(self, G, problem, sigma, seed):
+        out = np.asarray(self._batch(G, problem, sigma, seed), dtype=np.float64)
+        return out.reshape((G.shape[0],) + tuple(problem.shape))
+
+    def _batch(self, G, problem, sigma, seed):
+        out = np.empty((G.shape[0],) + tuple(problem.shape))
+        for b in range(G.shape[0]):
+            s = None if sigma is None else sigma[b]
+            sd = None if seed is None else int(seed) + b
+            out[b] = np.asarray(self._single(G[b], problem, s, sd)).reshape(problem.shape)
+        return out
+
+    def _single(self, g, problem, sigma, seed):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<provider {self.name!r}>"
