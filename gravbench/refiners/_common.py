@@ -1,0 +1,192 @@
+"""Input handling shared by the refiners: operator packing, x0, sigma, weights, results."""
+
+from __future__ import annotations
+
+import time
+import weakref
+
+import numpy as np
+
+from ..solvers._engine import check_int, check_tol, check_vector, make_result, pack_gravity
+
+__all__ = ["Setup", "prepare", "finish", "column_sq_norms", "model_weights2"]
+
+
+class Setup:
+    """Validated inputs of one refiner run."""
+
+    __slots__ = ("op", "P", "compiled", "g", "x0", "sigma", "wd", "N", "n", "shape", "t0", "gnorm", "start")
+
+
+def _shape_of(op):
+    prob = getattr(op, "problem", None)
+    return tuple(prob.shape) if prob is not None else None
+
+
+def prepare(op, g, x0=None, sigma=None):
+    """Validate ``op``, ``g``, ``x0`` (flat or (nz, nx)) and ``sigma`` (scalar or per datum, mGal)."""
+    from scipy.sparse.linalg import LinearOperator
+
+    s = Setup()
+    s.t0 = time.perf_counter()
+    if isinstance(op, np.ndarray):
+        if op.ndim != 2 or not np.issubdtype(op.dtype, np.floating) or not np.all(np.isfinite(op)):
+            raise ValueError(f"op must be a finite 2D float matrix or a forward operator, got array {op.shape} "
+                             f"{op.dtype}")
+        op = np.ascontiguousarray(op, dtype=np.float64)
+    elif not isinstance(op, LinearOperator):
+        raise ValueError(f"op must be a gravbench forward operator (or any LinearOperator / 2D ndarray), "
+                         f"got {type(op).__name__}")
+    s.op = op
+    s.N, s.n = op.shape
+    s.shape = _shape_of(op)
+    s.g = check_vector("g", g, s.N)
+    s.gnorm = float(np.linalg.norm(s.g))
+    if s.gnorm == 0.0:
+        raise ValueError("g must not be all zeros (nothing to invert)")
+    s.x0 = np.zeros(s.n) if x0 is None else check_vector("x0", x0, s.n, allow_2d=s.shape)
+    if sigma is None:
+        s.sigma = None
+        s.wd = np.ones(s.N)
+    else:
+        sig = np.asarray(sigma, dtype=np.float64) if np.ndim(sigma) else np.full(s.N, float(check_tol(
+            "sigma", sigma, positive=True)))
+        if sig.shape != (s.N,):
+            raise ValueError(f"sigma must be a scalar or have shape ({s.N},) (one std per datum, mGal), "
+                             f"got {np.shape(sigma)}")
+        if not np.all(np.isfinite(sig)) or np.any(sig <= 0):
+            raise ValueError("sigma must be finite and > 0 everywhere (mGal)")
+        s.sigma = sig
+        s.wd = 1.0 / sig
+    P = pack_gravity(op)
+    s.P, s.compiled = (P, True) if P is not None else (op, False)
+    s.start = time.perf_counter()
+    return s
+
+
+def account(s, nA, nAt):
+    """Push compiled-loop counts into the gravbench operator's counters (Python twins count themselves)."""
+    if s.compiled and hasattr(s.op, "n_matvec"):
+        s.op.n_matvec += int(nA)
+        s.op.n_rmatvec += int(nAt)
+
+
+def finish(s, x, code, niter, hist, nh, nA, nAt, info, r=None):
+    """Build the Result; ``r`` (unweighted residual A x - g) adds misfit figures to ``info``."""
+    account(s, nA, nAt)
+    info = dict(info)
+    info.setdefault("engine", "numba" if s.compiled else "python")
+    if r is not None:
+        info["misfit"] = float(np.linalg.norm(r) / s.gnorm)
+        if s.sigma is not None:
+            info["chi2"] = float(np.sum((r * s.wd) ** 2) / s.N)
+    return make_result(x, code, niter, hist, nh, nA, nAt, s.t0, info)
+
+
+def hist_buffer(maxiter):
+    return np.zeros(int(maxiter) + 2)
+
+
+def discrepancy_target(s, chi):
+    """``chi * N`` on the weighted misfit when sigma is known, else -1 (off)."""
+    if s.sigma is None:
+        return -1.0
+    return float(check_tol("chi", chi, positive=True)) * s.N
+
+
+# ----------------------------------------------------------------------------------
+# model weights (vectors, never matrices)
+# ----------------------------------------------------------------------------------
+_COLNORM_CACHE = weakref.WeakKeyDictionary()
+
+
+def column_sq_norms(op):
+    """``sum_i A_ij^2`` for every cell j (mGal^2 per (kg/m^3)^2), without forming A when avoidable."""
+    if isinstance(op, np.ndarray):
+        return np.einsum("ij,ij->j", op, op)
+    try:
+        cached = _COLNORM_CACHE.get(op)
+    except TypeError:
+        cached = None
+    if cached is not None:
+        return cached
+    A = getattr(op, "A", None)
+    prob = getattr(op, "problem", None)
+    if A is not None:
+        out = np.einsum("ij,ij->j", A, A, dtype=np.float64)
+    elif prob is not None and prob.per_cell is not None:
+        from ..forward import toeplitz_table
+
+        h, k, D = toeplitz_table(prob.grid, prob.survey, prob.kernel)
+        h2 = (h ** 2).sum(axis=0)                       # (k, nz, nx + D)
+        nz, nx, m = prob.grid.nz, prob.grid.nx, prob.survey.m
+        acc = np.zeros((nz, nx))
+        for s_ in range(m):
+            off = D - s_ // k
+            acc += h2[s_ % k, :, off:off + nx]
+        out = acc.ravel()
+    elif prob is not None:
+        A = prob.sensitivity()
+        out = np.einsum("ij,ij->j", A, A)
+    else:
+        raise ValueError("weighting='sensitivity' needs a gravbench operator or a matrix; use weighting='depth' "
+                         "(needs op.problem) or 'none' for this operator")
+    try:
+        _COLNORM_CACHE[op] = out
+    except TypeError:
+        pass
+    return out
+
+
+WEIGHTINGS = ("sensitivity", "depth", "none")
+
+
+def model_weights2(op, n, weighting="sensitivity", beta=1.0, z0=None):
+    """``W_m^2`` as a vector of length n, normalised to mean 1.
+
+    sensitivity: ``W_m = diag(sqrt(sum_i A_ij^2))^(1/2)`` so ``W_m^2 = sqrt(sum_i A_ij^2)``;
+    depth: ``W_m = (z + z0)^(-beta/2)`` so ``W_m^2 = (z + z0)^(-beta)`` (z cell-centre depth, m);
+    none: ones.
+    """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    if weighting == "none":
+        return np.ones(n)
+    if weighting == "sensitivity":
+        w2 = np.sqrt(column_sq_norms(op))
+    else:
+        prob = getattr(op, "problem", None)
+        if prob is None:
+            raise ValueError("weighting='depth' needs a gravbench operator (op.problem gives the cell depths)")
+        grid = prob.grid
+        ze = np.asarray(grid.z_edges)
+        zc = 0.5 * (ze[:-1] + ze[1:])
+        if z0 is None:
+            z0 = 0.5 * float(ze[1] - ze[0]) - float(np.min(prob.survey.z))
+        b = check_tol("beta", beta)
+        w2 = np.repeat((zc + float(z0)) ** (-b), grid.nx)
+    if w2.shape != (n,) or not np.all(np.isfinite(w2)) or np.any(w2 <= 0):
+        raise ValueError(f"model weights for weighting={weighting!r} are not positive and finite; "
+                         f"check the operator (a column of A is zero?) or z0/beta")
+    return w2 / w2.mean()
+
+
+def check_bounds(bounds, n):
+    """``(lo, hi, bounded)``: vectors of length n (``-inf``/``inf`` when open)."""
+    if bounds is None:
+        return np.full(n, -np.inf), np.full(n, np.inf), False
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be (lo, hi) (kg/m^3; None for open), got {bounds!r}") from None
+    lo = np.full(n, -np.inf) if lo is None else np.broadcast_to(np.asarray(lo, dtype=np.float64).ravel()
+                                                                 if np.ndim(lo) else float(lo), (n,)).copy()
+    hi = np.full(n, np.inf) if hi is None else np.broadcast_to(np.asarray(hi, dtype=np.float64).ravel()
+                                                               if np.ndim(hi) else float(hi), (n,)).copy()
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or np.any(lo > hi):
+        raise ValueError("bounds must satisfy lo <= hi with no NaN")
+    return lo, hi, True
+
+
+__all__ += ["check_bounds", "check_int", "check_tol", "discrepancy_target", "hist_buffer", "account",
+            "WEIGHTINGS"]

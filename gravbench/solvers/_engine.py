@@ -1,0 +1,335 @@
+"""Shared machinery: packed operators, operator hooks, compiled/Python twins, validation.
+
+Every iterative method is written ONCE as a plain function in numpy style
+(``np.dot``, slicing, in-place updates) that applies the operator only through
+three hooks:
+
+* ``op_A(P, v, out)``: ``out = A v`` (rectangular forward operator),
+* ``op_At(P, u, out)``: ``out = A^T u``,
+* ``op_S(P, v, out, tmp)``: ``out = S v`` for a square system ``S`` (a matrix,
+  or ``A^T A`` applied as ``A`` then ``A^T`` through ``tmp``; never formed).
+
+:func:`twin` compiles that function with ``njit(cache=True)`` (``P`` is then
+a packed tuple and the hooks dispatch to a BLAS gemv or to the matrix-free
+numba kernels of :mod:`gravbench.forward._assemble`, so the whole iteration
+runs in compiled code), and also builds a pure-Python twin from the same code
+object in which the hooks call ``P.matvec`` / ``P.rmatvec`` of any
+``LinearOperator`` (FFT operators, SciPy sparse matrices, float32 operators,
+user callbacks). One algorithm, two drivers, identical arithmetic.
+
+The packed tuple ``P`` is ``(mode, M, xe, ze, sx, sz, kid, factor, nchunks, parallel, w2)``:
+mode 0 = square matrix ``M``; 1 = dense rectangular ``A = M``; 2 = matrix-free
+gravity operator (``M`` unused); ``w2`` (data-space weights squared, or a
+length-1 dummy) turns ``op_S`` into ``A^T diag(w2) A``.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+
+import numpy as np
+from numba import njit
+
+from ..forward import _assemble as _asm
+from ._result import CONVERGED_CODES, STATUS, Result
+
+MODE_MATRIX = 0
+MODE_DENSE = 1
+MODE_MATFREE = 2
+
+_EMPTY1 = np.zeros(1)
+_EMPTY2 = np.zeros((1, 1))
+
+
+# ----------------------------------------------------------------------------------
+# compiled hooks
+# ----------------------------------------------------------------------------------
+@njit(cache=True)
+def op_A(P, v, out):
+    """out = A v."""
+    if P[0] == MODE_MATFREE:
+        if P[9]:
+            _asm.matfree_matvec_par(P[2], P[3], P[4], P[5], P[6], P[7], v, out)
+        else:
+            _asm.matfree_matvec_ser(P[2], P[3], P[4], P[5], P[6], P[7], v, out)
+    else:
+        np.dot(P[1], v, out)
+
+
+@njit(cache=True)
+def op_At(P, u, out):
+    """out = A^T u."""
+    if P[0] == MODE_MATFREE:
+        if P[9]:
+            _asm.matfree_rmatvec_par(P[2], P[3], P[4], P[5], P[6], P[7], u, P[8], out)
+        else:
+            _asm.matfree_rmatvec_ser(P[2], P[3], P[4], P[5], P[6], P[7], u, P[8], out)
+    else:
+        np.dot(u, P[1], out)
+
+
+@njit(cache=True)
+def op_S(P, v, out, tmp):
+    """out = S v: the matrix itself (mode 0) or A^T (A v) (modes 1, 2)."""
+    if P[0] == MODE_MATRIX:
+        np.dot(P[1], v, out)
+    else:
+        op_A(P, v, tmp)
+        if P[10].size == tmp.size:
+            tmp *= P[10]
+        op_At(P, tmp, out)
+
+
+# ----------------------------------------------------------------------------------
+# Python hooks (same names, substituted into the twin's globals)
+# ----------------------------------------------------------------------------------
+def _py_op_A(P, v, out):
+    out[:] = P.matvec(v)
+
+
+def _py_op_At(P, u, out):
+    out[:] = P.rmatvec(u)
+
+
+def _py_op_S(P, v, out, tmp):
+    out[:] = np.ravel(P.matvec(v))
+
+
+_PY_HOOKS = {"op_A": _py_op_A, "op_At": _py_op_At, "op_S": _py_op_S}
+
+
+class Twin:
+    """A compiled kernel and its pure-Python twin built from the same code."""
+
+    def __init__(self, impl):
+        self.impl = impl
+        self.jit = njit(cache=True)(impl)
+        self._py = None
+
+    @property
+    def py(self):
+        """The Python twin (built on first use, so helpers defined later in the module are seen)."""
+        if self._py is None:
+            impl = self.impl
+            g = dict(impl.__globals__)
+            g.update(_PY_HOOKS)
+            self._py = types.FunctionType(impl.__code__, g, impl.__name__ + "_py", impl.__defaults__,
+                                          impl.__closure__)
+        return self._py
+
+    def __call__(self, compiled, *args):
+        return (self.jit if compiled else self.py)(*args)
+
+
+def twin(impl):
+    """Decorator: ``Twin(impl)``."""
+    return Twin(impl)
+
+
+# ----------------------------------------------------------------------------------
+# packing operators
+# ----------------------------------------------------------------------------------
+def _gravity_classes():
+    from ..forward.operators import DenseOperator, GravityOperator, MatFreeOperator
+
+    return GravityOperator, DenseOperator, MatFreeOperator
+
+
+def pack_gravity(op, w2=None):
+    """Packed tuple for an operator whose products can run in numba (gravbench dense / matrix-free
+    float64 operators, 2D float64 ndarrays taken as ``A``), else None. ``w2``: data weights squared."""
+    from ..constants import TWO_G_MGAL
+
+    w2 = _EMPTY1 if w2 is None else np.ascontiguousarray(w2, dtype=np.float64)
+    GravityOperator, DenseOperator, MatFreeOperator = _gravity_classes()
+    if isinstance(op, np.ndarray) and op.ndim == 2 and op.dtype == np.float64:
+        return pack_matrix(op, MODE_DENSE, w2)
+    if isinstance(op, DenseOperator) and op.A.dtype == np.float64:
+        return pack_matrix(op.A, MODE_DENSE, w2)
+    if isinstance(op, MatFreeOperator) and op.dtype == np.float64:
+        return (MODE_MATFREE, _EMPTY2, op._xe, op._ze, op._sx, op._sz, int(op._kid), float(TWO_G_MGAL),
+                int(op._nchunks), bool(op.parallel), w2)
+    return None
+
+
+def pack_matrix(M, mode=MODE_MATRIX, w2=None):
+    w2 = _EMPTY1 if w2 is None else w2
+    return (mode, np.ascontiguousarray(M, dtype=np.float64), _EMPTY1, _EMPTY1, _EMPTY1, _EMPTY1, 0, 0.0, 1, False,
+            w2)
+
+
+class _NormalBase:
+    pass
+
+
+def NormalOperator(op, w2=None):
+    """``A^T A`` (or ``A^T diag(w2) A``) of a forward operator as a square ``LinearOperator``.
+
+    Never formed: each product is one ``A`` and one ``A^T`` application. Solvers
+    recognise it (and ``op.normal()``) and run the whole iteration in numba for
+    dense and matrix-free float64 gravbench operators.
+
+    Parameters
+    ----------
+    op : LinearOperator or ndarray, shape (N, n)
+        The forward operator ``A``.
+    w2 : array_like, shape (N,), optional
+        Data weights squared (``1 / sigma^2``, mGal^-2).
+    """
+    from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+    class _Normal(LinearOperator, _NormalBase):
+        def __init__(self, op, w2):
+            n = op.shape[1]
+            super().__init__(dtype=np.dtype(np.float64), shape=(n, n))
+            self.op = op
+            self.w2 = None if w2 is None else np.ascontiguousarray(w2, dtype=np.float64)
+            self._L = op if hasattr(op, "rmatvec") else aslinearoperator(op)
+
+        def _matvec(self, v):
+            v = np.ravel(v)
+            if self.w2 is None and hasattr(self.op, "normal_matvec"):
+                return self.op.normal_matvec(v)
+            u = self._L.matvec(v)
+            if self.w2 is not None:
+                u = u * self.w2
+            return self._L.rmatvec(u)
+
+        def _rmatvec(self, v):
+            return self._matvec(v)
+
+        def __repr__(self):
+            return f"<NormalOperator of {self.op!r}>"
+
+    if w2 is not None and np.shape(w2) != (op.shape[0],):
+        raise ValueError(f"w2 must have shape ({op.shape[0]},), got {np.shape(w2)}")
+    return _Normal(op, w2)
+
+
+def normal_of(A):
+    """``(op, w2)`` if ``A`` is ``NormalOperator(op, w2)`` or ``op.normal()`` of a gravbench operator, else None."""
+    if isinstance(A, _NormalBase):
+        return A.op, A.w2
+    impl = getattr(A, "_CustomLinearOperator__matvec_impl", None)
+    owner = getattr(impl, "__self__", None)
+    GravityOperator = _gravity_classes()[0]
+    if isinstance(owner, GravityOperator) and getattr(impl, "__name__", "") == "normal_matvec":
+        return owner, None
+    return None
+
+
+class Square:
+    """A square system prepared for a solver: packed tuple or Python operator, counters."""
+
+    def __init__(self, A, name="A"):
+        from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+        self.grav = None        # operator whose counters we update (normal equations)
+        self.normal = False
+        self.compiled = False
+        self.P = None
+        self.tmp = _EMPTY1
+        GravityOperator = _gravity_classes()[0]
+        if isinstance(A, GravityOperator):
+            raise ValueError(f"{name} must be square, got a {A.shape[0]}x{A.shape[1]} forward operator; "
+                             f"pass op.normal() (or gravbench.solvers.NormalOperator(op)) for A^T A x = A^T b")
+        nrm = normal_of(A)
+        if nrm is not None:
+            op, w2 = nrm
+            self.grav = op
+            self.normal = True
+            self.n = op.shape[1]
+            P = pack_gravity(op, w2)
+            if P is not None:
+                self.P, self.compiled = P, True
+                self.tmp = np.empty(op.shape[0])
+            else:
+                self.P = A
+            return
+        if isinstance(A, np.ndarray):
+            M = A
+            if M.ndim != 2 or M.shape[0] != M.shape[1]:
+                raise ValueError(f"{name} must be a square matrix, got shape {M.shape}")
+            if not np.issubdtype(M.dtype, np.number) or np.iscomplexobj(M):
+                raise ValueError(f"{name} must be a real floating matrix, got dtype {M.dtype}")
+            if not np.all(np.isfinite(M)):
+                raise ValueError(f"{name} contains NaN or inf")
+            self.n = M.shape[0]
+            self.P, self.compiled = pack_matrix(M.astype(np.float64, copy=False)), True
+            return
+        try:
+            L = A if isinstance(A, LinearOperator) else aslinearoperator(A)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"{name} must be an ndarray, a sparse matrix or a LinearOperator, got "
+                             f"{type(A).__name__}") from e
+        if L.shape[0] != L.shape[1]:
+            raise ValueError(f"{name} must be square, got shape {L.shape}")
+        self.n = L.shape[0]
+        self.P = L
+
+    @property
+    def engine(self):
+        return "numba" if self.compiled else "python"
+
+    def account(self, nmv):
+        """Counts for the Result; in compiled mode push them into the gravbench operator's counters."""
+        if self.normal:
+            if self.compiled and hasattr(self.grav, "n_matvec"):
+                self.grav.n_matvec += int(nmv)
+                self.grav.n_rmatvec += int(nmv)
+            return int(nmv), int(nmv)
+        return int(nmv), 0
+
+
+# ----------------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------------
+def check_vector(name, v, n, *, allow_2d=None):
+    """Flat finite float64 copy of ``v`` with ``n`` entries (``allow_2d``: an accepted 2D shape)."""
+    a = np.asarray(v)
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
+        raise ValueError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if a.ndim == 2 and a.shape[1] == 1 and a.shape[0] == n:
+        a = a[:, 0]
+    elif allow_2d is not None and a.shape == tuple(allow_2d):
+        a = a.ravel()
+    if a.shape != (n,):
+        extra = f" or {tuple(allow_2d)}" if allow_2d is not None else ""
+        raise ValueError(f"{name} must have shape ({n},){extra}, got {np.shape(v)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return np.array(a, dtype=np.float64, copy=True)
+
+
+def check_tol(name, value, *, positive=False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    if not np.isfinite(v) or v < 0 or (positive and v == 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} and finite, got {value!r}")
+    return v
+
+
+def check_int(name, value, default, *, minimum=1):
+    if value is None:
+        return int(default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum} or None, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_callback(callback):
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable or None, got {type(callback).__name__}")
+    return callback
+
+
+def make_result(x, code, niter, hist, nh, n_matvec, n_rmatvec, t0, info):
+    code = int(code)
+    return Result(x=x, converged=code in CONVERGED_CODES, niter=int(niter), residuals=np.array(hist[:nh]),
+                  n_matvec=int(n_matvec), n_rmatvec=int(n_rmatvec), seconds=time.perf_counter() - t0,
+                  status=STATUS[code], info=info)
