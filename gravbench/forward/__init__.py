@@ -45,17 +45,42 @@ def _check_kernel(kernel):
     return _KERNEL_ID[kernel]
 
 
+def _station_array(name, a):
+    try:
+        arr = np.atleast_1d(np.asarray(a, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 1D array of station coordinates in metres, got {a!r}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1D, got an array of shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: at least one station is needed")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{i}] is {arr[i]!r}; station coordinates must be finite (metres)")
+    return arr
+
+
 def _check_inputs(x_edges, z_edges, stations_x, stations_z):
     xe = _as_edges("x_edges", x_edges)
     ze = _as_edges("z_edges", z_edges)
+    if ze[0] < 0:
+        raise ValueError(f"z_edges must be depths >= 0 (the grid lies below the surface z = 0), got "
+                         f"z_edges[0] = {ze[0]!r}")
     grid = Grid.from_edges(xe, ze)
-    survey = Survey(stations_x, stations_z)
-    if np.any(survey.z > ze[0]):
-        i = int(np.flatnonzero(survey.z > ze[0])[0])
+    sx = _station_array("stations_x", stations_x)
+    sz = _station_array("stations_z", stations_z)
+    if sz.size == 1 and sx.size > 1:
+        sz = np.full_like(sx, sz[0])
+    if sx.shape != sz.shape:
+        raise ValueError(f"stations_x and stations_z must have the same length, got {sx.size} and {sz.size}")
+    if np.any(sz > 0.0):
+        i = int(np.flatnonzero(sz > 0.0)[0])
         raise ValueError(
-            f"stations_z[{i}] = {survey.z[i]!r} is below the top of the grid z_edges[0] = {ze[0]!r}; "
-            "stations must be at or above the ground (z <= z_edges[0])"
+            f"stations_z[{i}] = {float(sz[i])!r} is inside the ground; stations must have z <= 0 "
+            f"(depth positive down, at or above the surface and the top of the grid z_edges[0] = {float(ze[0])!r})"
         )
+    survey = Survey(sx, sz)
     return grid, survey
 
 

@@ -71,16 +71,27 @@ class GravityOperator(LinearOperator):
 
     # --- checks ------------------------------------------------------------------
     def _vec(self, v, n, name):
-        a = np.asarray(v)
-        if a.ndim == 2 and a.shape[1] == 1:
-            a = a[:, 0]
-        elif a.ndim == 2 and name == "v" and a.shape == self.problem.shape:
-            a = a.ravel()
+        """Validate a vector: shape ``(n,)`` (or ``(n, 1)``, or ``(nz, nx)`` for a model), real, finite."""
+        a = v if type(v) is np.ndarray else np.asarray(v)
+        if a.dtype.kind not in "fiub":
+            if a.dtype.kind == "c":
+                raise ValueError(f"{name} must be real, got a {a.dtype} array")
+            try:
+                a = a.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be an array of numbers, got dtype {a.dtype}") from None
+        if a.ndim != 1:
+            if a.ndim == 2 and a.shape[1] == 1:
+                a = a[:, 0]
+            elif a.ndim == 2 and name == "v" and a.shape == self.problem.shape:
+                a = a.ravel()
         if a.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {np.shape(v)}")
-        if self.check_inputs and not np.all(np.isfinite(a)):
+        if a.dtype != self.dtype or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a, dtype=self.dtype)
+        if self.check_inputs and not np.isfinite(a).all():
             raise ValueError(f"{name} contains NaN or inf")
-        return np.ascontiguousarray(a, dtype=self.dtype)
+        return a
 
     # --- public products -----------------------------------------------------------
     def matvec(self, v):
@@ -108,6 +119,18 @@ class GravityOperator(LinearOperator):
 
     def _rmatvec(self, u):
         return self.rmatvec(np.ravel(u))
+
+    def _matmat(self, X):
+        out = np.empty((self.shape[0], X.shape[1]), dtype=self.dtype)
+        for j in range(X.shape[1]):
+            out[:, j] = self.matvec(X[:, j])
+        return out
+
+    def _rmatmat(self, Y):
+        out = np.empty((self.shape[1], Y.shape[1]), dtype=self.dtype)
+        for j in range(Y.shape[1]):
+            out[:, j] = self.rmatvec(Y[:, j])
+        return out
 
     def _adjoint(self):
         return _Adjoint(self)
