@@ -1,0 +1,734 @@
+"""Synthetic density-model families: seeded numba generators on relative coordinates.
+
+Every family renders a *continuous* geological picture on the unit square
+(``x`` across, ``z`` down, both in [0, 1]) and samples it at the cell centres
+``x_i = (i + 0.5) / nx``, ``z_k = (k + 0.5) / nz``. So the same seed gives the
+same geology at every grid size (n = 25 .. 400), only the resolution changes.
+
+Randomness
+----------
+Each sample ``i`` has its own random stream, a SplitMix64 sequence (Steele,
+Lea & Flood 2014) started from the key ``mix(seed, family, i)``. Samples are
+rendered independently inside a ``numba.prange`` loop, so the result is
+bitwise identical for any number of numba threads and for any chunking, and
+sample ``i`` of a set does not depend on how many samples were asked for.
+
+Families (parameters are ``(lo, hi)`` ranges drawn uniformly per sample, or
+scalars; lengths are fractions of the grid width / depth, contrasts in kg/m^3;
+see :data:`PARAMS` for every default):
+
+``blocks``
+    1-4 compact bodies (rotated rectangles, ellipses, star-shaped polygons) in
+    a zero background; later bodies cover earlier ones.
+``layers``
+    3-7 gently folded layers (sine fold plus a harmonic, a regional dip);
+    every layer has its own contrast.
+``faults``
+    A layered sequence cut by 1-3 normal or reverse dip-slip faults.
+``intrusions``
+    1-2 salt domes (negative, mushroom-shaped diapirs), dykes (steep positive
+    sheets) or sills (positive lenses), zero background.
+``channels``
+    1-3 sinuous channel bands with one contrast (binary images, as the
+    channel training images of Laloy et al. 2018/2019).
+``smooth``
+    Anisotropic Gaussian random fields with a Gaussian covariance of
+    correlation length ``corr_length`` (vertical) x ``anisotropy``
+    (horizontal), by the spectral (random Fourier mode) method:
+    ``f = sqrt(2/M) sum_j cos(k_j . x + phi_j)`` with ``k_j ~ N(0, diag(1/lx^2,
+    1/lz^2))``, ``phi_j ~ U(0, 2 pi)``; scaled to ``mean + std * f`` and
+    clipped to ``+-max_abs``.
+``mixed``
+    A seeded mixture with the proportions :data:`MIXED_PROPORTIONS`; counts
+    are exact (largest remainder) and the order is a seeded permutation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["FAMILIES", "BASE_FAMILIES", "PARAMS", "MIXED_PROPORTIONS", "GENERATOR_VERSION", "generate",
+           "resolve_families", "assign_families", "render", "sample_keys", "family_params"]
+
+#: Bumped whenever a generator's output changes for the same seed (part of the cache key).
+GENERATOR_VERSION = 1
+
+#: The named base families, in code order (``Dataset.family`` stores indices into this tuple).
+BASE_FAMILIES = ("blocks", "layers", "faults", "intrusions", "channels", "smooth")
+
+#: Every name :func:`generate` accepts.
+FAMILIES = BASE_FAMILIES + ("mixed",)
+
+#: Proportions of the default ``mixed`` family.
+MIXED_PROPORTIONS = {"blocks": 0.20, "layers": 0.15, "faults": 0.15, "intrusions": 0.15, "channels": 0.15,
+                     "smooth": 0.20}
+
+#: Family parameters: name -> {parameter: (default, description)}. Ranges are (lo, hi) drawn
+#: uniformly per sample (integers inclusive). The order is the layout passed to numba.
+PARAMS = {
+    "blocks": {
+        "n_bodies": ((1, 4), "number of bodies (integer range)"),
+        "size": ((0.08, 0.3), "half-length of a body's long axis, fraction of the grid"),
+        "aspect": ((0.3, 1.0), "short / long axis ratio"),
+        "contrast": ((50.0, 1000.0), "|density contrast| of each body, kg/m^3"),
+        "p_negative": (0.5, "probability that a body is lighter than the background"),
+    },
+    "layers": {
+        "n_layers": ((3, 7), "number of layers (integer range)"),
+        "contrast": ((50.0, 800.0), "|density contrast| of each layer, kg/m^3"),
+        "p_negative": (0.5, "probability that a layer's contrast is negative"),
+        "amplitude": ((0.0, 0.08), "fold amplitude, fraction of the depth"),
+        "wavelength": ((0.5, 2.0), "fold wavelength, fraction of the width"),
+        "dip": ((-0.15, 0.15), "regional dip of the layering, depth change per unit width"),
+    },
+    "faults": {
+        "n_layers": ((3, 6), "number of layers (integer range)"),
+        "contrast": ((50.0, 800.0), "|density contrast| of each layer, kg/m^3"),
+        "p_negative": (0.5, "probability that a layer's contrast is negative"),
+        "amplitude": ((0.0, 0.04), "fold amplitude, fraction of the depth"),
+        "wavelength": ((0.5, 2.0), "fold wavelength, fraction of the width"),
+        "dip": ((-0.1, 0.1), "regional dip of the layering"),
+        "n_faults": ((1, 3), "number of faults (integer range)"),
+        "fault_dip": ((45.0, 80.0), "fault dip, degrees from horizontal"),
+        "throw": ((0.04, 0.2), "vertical throw, fraction of the depth"),
+        "p_reverse": (0.3, "probability that a fault is reverse (hanging wall up) rather than normal"),
+    },
+    "intrusions": {
+        "n_bodies": ((1, 2), "number of intrusions (integer range); type dome / dyke / sill with equal odds"),
+        "contrast": ((50.0, 1000.0), "|density contrast|, kg/m^3: domes negative (salt), dykes and sills "
+                                     "positive (mafic), unless flipped"),
+        "p_flip": (0.1, "probability of the opposite sign"),
+        "dome_width": ((0.04, 0.12), "half-width of a dome's stem"),
+        "dome_top": ((0.08, 0.5), "depth of a dome's crest"),
+        "dyke_width": ((0.01, 0.04), "half-thickness of a dyke"),
+        "dyke_dip": ((60.0, 90.0), "dyke dip, degrees"),
+        "sill_length": ((0.15, 0.4), "half-length of a sill"),
+        "sill_thickness": ((0.015, 0.05), "half-thickness of a sill at its centre"),
+    },
+    "channels": {
+        "n_channels": ((1, 3), "number of channels (integer range)"),
+        "width": ((0.02, 0.06), "channel half-width"),
+        "amplitude": ((0.02, 0.1), "meander amplitude"),
+        "wavelength": ((0.35, 1.2), "meander wavelength along the channel"),
+        "angle": ((-25.0, 25.0), "channel direction, degrees from horizontal"),
+        "contrast": ((50.0, 1000.0), "|density contrast| of the channel fill (one per model), kg/m^3"),
+        "p_negative": (0.5, "probability that the fill is lighter than the background"),
+    },
+    "smooth": {
+        "corr_length": ((0.04, 0.25), "vertical correlation length (Gaussian covariance), fraction of the grid"),
+        "anisotropy": ((1.0, 4.0), "horizontal / vertical correlation length"),
+        "std": ((50.0, 300.0), "standard deviation of the field, kg/m^3"),
+        "mean": ((-100.0, 100.0), "mean of the field, kg/m^3"),
+        "max_abs": (1000.0, "values are clipped to +-max_abs, kg/m^3"),
+        "n_modes": (64, "number of random Fourier modes (the field is Gaussian as n_modes grows)"),
+    },
+}
+
+_INT_PARAMS = {"n_bodies", "n_layers", "n_faults", "n_channels", "n_modes"}
+
+# ----------------------------------------------------------------------------
+# random streams (SplitMix64) in numba
+# ----------------------------------------------------------------------------
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0
+_TWO_PI = 2.0 * math.pi
+
+
+@njit(cache=True)
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True)
+def _keys(seed, salt, index, out):
+    base = _mix(_mix(seed) ^ _mix(salt + _GOLD))
+    for j in range(index.size):
+        out[j] = _mix(base + np.uint64(index[j]) * _GOLD)
+
+
+@njit(cache=True)
+def _u01(st):
+    st[0] += _GOLD
+    return np.float64(_mix(st[0]) >> _S11) * _INV53
+
+
+@njit(cache=True)
+def _u(st, lo, hi):
+    return lo + (hi - lo) * _u01(st)
+
+
+@njit(cache=True)
+def _ri(st, lo, hi):
+    """Integer uniform on [lo, hi] inclusive."""
+    a = int(lo)
+    return a + int(_u01(st) * (int(hi) - a + 1))
+
+
+@njit(cache=True)
+def _normal(st):
+    u1 = 1.0 - _u01(st)  # (0, 1]
+    u2 = _u01(st)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+
+
+@njit(cache=True)
+def _sign(st, p_neg):
+    return -1.0 if _u01(st) < p_neg else 1.0
+
+
+@njit(parallel=True, cache=True)
+def _normals(keys, m, out):
+    """``out[j, :m]``: standard normals from the stream ``keys[j]`` (noise)."""
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        for i in range(m):
+            out[j, i] = _normal(st)
+
+
+def sample_keys(seed, index, salt):
+    """Per-sample stream keys ``mix(seed, salt, index)`` (uint64 array)."""
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    out = np.empty(index.size, dtype=np.uint64)
+    _keys(np.uint64(seed), np.uint64(salt), index, out)
+    return out
+
+
+def standard_normals(seed, index, m, salt=0xD1CE):
+    """``(len(index), m)`` standard normals, row ``j`` from the stream of sample ``index[j]``."""
+    keys = sample_keys(seed, index, salt)
+    out = np.empty((keys.size, int(m)), dtype=np.float64)
+    if keys.size:
+        _normals(keys, int(m), out)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# blocks
+# ----------------------------------------------------------------------------
+@njit(cache=True)
+def _in_polygon(px, pz, vx, vz, nv):
+    inside = False
+    j = nv - 1
+    for i in range(nv):
+        if (vz[i] > pz) != (vz[j] > pz):
+            xc = vx[i] + (pz - vz[i]) * (vx[j] - vx[i]) / (vz[j] - vz[i])
+            if px < xc:
+                inside = not inside
+        j = i
+    return inside
+
+
+@njit(parallel=True, cache=True)
+def _render_blocks(keys, pos, nz, nx, p, out):
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        img = out[pos[j]]
+        img[:, :] = 0.0
+        vx = np.empty(8)
+        vz = np.empty(8)
+        nb = _ri(st, p[0], p[1])
+        for _b in range(nb):
+            typ = int(_u01(st) * 3.0)
+            cx = _u(st, 0.1, 0.9)
+            cz = _u(st, 0.12, 0.88)
+            a = _u(st, p[2], p[3])
+            c = a * _u(st, p[4], p[5])
+            th = _u(st, 0.0, math.pi)
+            val = _sign(st, p[8]) * _u(st, p[6], p[7])
+            nv = 3 + int(_u01(st) * 6.0)
+            for v in range(nv):
+                ang = _TWO_PI * (v + _u(st, -0.3, 0.3)) / nv
+                r = _u(st, 0.55, 1.0)
+                vx[v] = a * r * math.cos(ang)
+                vz[v] = c * r * math.sin(ang)
+            ct = math.cos(th)
+            sn = math.sin(th)
+            rmax = 1.42 * a
+            k0 = max(0, int((cz - rmax) * nz))
+            k1 = min(nz, int((cz + rmax) * nz) + 1)
+            i0 = max(0, int((cx - rmax) * nx))
+            i1 = min(nx, int((cx + rmax) * nx) + 1)
+            for k in range(k0, k1):
+                dz = (k + 0.5) / nz - cz
+                for i in range(i0, i1):
+                    dx = (i + 0.5) / nx - cx
+                    pu = ct * dx + sn * dz
+                    pw = -sn * dx + ct * dz
+                    if typ == 0:
+                        inside = abs(pu) <= a and abs(pw) <= c
+                    elif typ == 1:
+                        inside = (pu / a) ** 2 + (pw / c) ** 2 <= 1.0
+                    else:
+                        inside = _in_polygon(pu, pw, vx, vz, nv)
+                    if inside:
+                        img[k, i] = val
+
+
+# ----------------------------------------------------------------------------
+# layers and faults (shared layered sequence)
+# ----------------------------------------------------------------------------
+@njit(cache=True)
+def _draw_layers(st, p, d, vals, fold):
+    """Draw a layered sequence: returns the number of layers; fills interface depths d, layer values, fold."""
+    nl = _ri(st, p[0], p[1])
+    total = 0.0
+    for j in range(nl):
+        d[j] = _u(st, 0.5, 1.5)
+        total += d[j]
+    total *= _u(st, 1.0, 1.25)  # the last layer reaches below the grid
+    acc = 0.0
+    for j in range(nl):
+        acc += d[j]
+        d[j] = acc / total
+        vals[j] = _sign(st, p[4]) * _u(st, p[2], p[3])
+    fold[0] = _u(st, p[6], p[7])  # amplitude
+    fold[1] = _u(st, p[8], p[9])  # wavelength
+    fold[2] = _u(st, 0.0, _TWO_PI)
+    fold[3] = _u(st, 0.0, 0.3)  # second-harmonic weight
+    fold[4] = _u(st, 0.0, _TWO_PI)
+    fold[5] = _u(st, p[10], p[11])  # dip
+    return nl
+
+
+@njit(cache=True)
+def _layer_value(x, z, nl, d, vals, fold):
+    ph = _TWO_PI * x / fold[1]
+    shift = math.sin(ph + fold[2]) + fold[3] * math.sin(2.0 * ph + fold[4])
+    base = fold[5] * (x - 0.5)
+    li = 0
+    for j in range(nl - 1):
+        zj = d[j] + fold[0] * (1.0 - 0.5 * d[j]) * shift + base
+        if z > zj:
+            li = j + 1
+    return vals[li]
+
+
+@njit(parallel=True, cache=True)
+def _render_layers(keys, pos, nz, nx, p, out):
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        img = out[pos[j]]
+        d = np.empty(16)
+        vals = np.empty(16)
+        fold = np.empty(6)
+        nl = _draw_layers(st, p, d, vals, fold)
+        for i in range(nx):
+            x = (i + 0.5) / nx
+            for k in range(nz):
+                img[k, i] = _layer_value(x, (k + 0.5) / nz, nl, d, vals, fold)
+
+
+@njit(parallel=True, cache=True)
+def _render_faults(keys, pos, nz, nx, p, out):
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        img = out[pos[j]]
+        d = np.empty(16)
+        vals = np.empty(16)
+        fold = np.empty(6)
+        nl = _draw_layers(st, p, d, vals, fold)
+        nf = _ri(st, p[12], p[13])
+        fx = np.empty(4)
+        fcot = np.empty(4)
+        fdir = np.empty(4)
+        fdz = np.empty(4)
+        fdx = np.empty(4)
+        for f in range(nf):
+            fx[f] = _u(st, 0.15, 0.85)
+            dip = math.radians(_u(st, p[14], p[15]))
+            fcot[f] = math.cos(dip) / math.sin(dip)
+            fdir[f] = 1.0 if _u01(st) < 0.5 else -1.0  # the fault dips towards +x (1) or -x (-1)
+            throw = _u(st, p[16], p[17])
+            s = -1.0 if _u01(st) < p[18] else 1.0  # normal: hanging wall down (+1)
+            fdz[f] = s * throw
+            fdx[f] = s * throw * fcot[f] * fdir[f]
+        for i in range(nx):
+            x = (i + 0.5) / nx
+            for k in range(nz):
+                z = (k + 0.5) / nz
+                xe = x
+                ze = z
+                for f in range(nf):
+                    trace = fx[f] + fdir[f] * z * fcot[f]
+                    if fdir[f] * (x - trace) > 0.0:  # hanging wall
+                        xe -= fdx[f]
+                        ze -= fdz[f]
+                img[k, i] = _layer_value(xe, ze, nl, d, vals, fold)
+
+
+# ----------------------------------------------------------------------------
+# intrusions
+# ----------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def _render_intrusions(keys, pos, nz, nx, p, out):
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        img = out[pos[j]]
+        img[:, :] = 0.0
+        nb = _ri(st, p[0], p[1])
+        for _b in range(nb):
+            typ = int(_u01(st) * 3.0)
+            mag = _u(st, p[2], p[3])
+            flip = -1.0 if _u01(st) < p[4] else 1.0
+            if typ == 0:  # salt dome: negative
+                val = -mag * flip
+                c = _u(st, 0.2, 0.8)
+                ws = _u(st, p[6], p[7])
+                zt = _u(st, p[8], p[9])
+                wc = ws * _u(st, 1.3, 2.5)
+                hc = _u(st, 0.05, 0.12)
+                lean = _u(st, -0.25, 0.25)
+                for k in range(nz):
+                    z = (k + 0.5) / nz
+                    if z < zt:
+                        continue
+                    t = z - zt
+                    if t < hc:  # rounded crest
+                        q = (hc - t) / hc
+                        w = wc * math.sqrt(max(0.0, 1.0 - q * q))
+                    elif t < 2.0 * hc:  # overhang tapering to the stem
+                        w = ws + (wc - ws) * (1.0 - (t - hc) / hc)
+                    else:
+                        w = ws
+                    xc = c + lean * t
+                    for i in range(nx):
+                        if abs((i + 0.5) / nx - xc) <= w:
+                            img[k, i] = val
+            elif typ == 1:  # dyke: positive, steep sheet from depth
+                val = mag * flip
+                x0 = _u(st, 0.1, 0.9)
+                zt = _u(st, 0.0, 0.4)
+                dip = math.radians(_u(st, p[12], p[13]))
+                dr = 1.0 if _u01(st) < 0.5 else -1.0
+                hw = _u(st, p[10], p[11])
+                cot = math.cos(dip) / math.sin(dip)
+                sn = math.sin(dip)
+                for k in range(nz):
+                    z = (k + 0.5) / nz
+                    if z < zt:
+                        continue
+                    xc = x0 + dr * (z - zt) * cot
+                    for i in range(nx):
+                        if abs((i + 0.5) / nx - xc) * sn <= hw:
+                            img[k, i] = val
+            else:  # sill: positive lens
+                val = mag * flip
+                c = _u(st, 0.25, 0.75)
+                zs = _u(st, 0.2, 0.85)
+                L = _u(st, p[14], p[15])
+                ht = _u(st, p[16], p[17])
+                slope = _u(st, -0.15, 0.15)
+                for i in range(nx):
+                    x = (i + 0.5) / nx
+                    q = (x - c) / L
+                    if abs(q) >= 1.0:
+                        continue
+                    h = ht * math.sqrt(1.0 - q * q)
+                    zc = zs + slope * (x - c)
+                    for k in range(nz):
+                        if abs((k + 0.5) / nz - zc) <= h:
+                            img[k, i] = val
+
+
+# ----------------------------------------------------------------------------
+# channels
+# ----------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def _render_channels(keys, pos, nz, nx, p, out):
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        img = out[pos[j]]
+        img[:, :] = 0.0
+        val = _sign(st, p[12]) * _u(st, p[10], p[11])
+        nc = _ri(st, p[0], p[1])
+        for _c in range(nc):
+            w = _u(st, p[2], p[3])
+            a1 = _u(st, p[4], p[5])
+            l1 = _u(st, p[6], p[7])
+            a2 = a1 * _u(st, 0.0, 0.3)
+            l2 = l1 * _u(st, 0.4, 0.7)
+            ph1 = _u(st, 0.0, _TWO_PI)
+            ph2 = _u(st, 0.0, _TWO_PI)
+            th = math.radians(_u(st, p[8], p[9]))
+            t0 = _u(st, 0.15, 0.85)
+            ct = math.cos(th)
+            sn = math.sin(th)
+            k1 = _TWO_PI / l1
+            k2 = _TWO_PI / l2
+            for k in range(nz):
+                dz = (k + 0.5) / nz - 0.5
+                for i in range(nx):
+                    dx = (i + 0.5) / nx - 0.5
+                    s = ct * dx + sn * dz  # along the channel
+                    t = -sn * dx + ct * dz + 0.5  # across
+                    tc = t0 + a1 * math.sin(k1 * s + ph1) + a2 * math.sin(k2 * s + ph2)
+                    slope = a1 * k1 * math.cos(k1 * s + ph1) + a2 * k2 * math.cos(k2 * s + ph2)
+                    if abs(t - tc) <= w * math.sqrt(1.0 + slope * slope):
+                        img[k, i] = val
+
+
+# ----------------------------------------------------------------------------
+# smooth Gaussian random fields (random Fourier modes, separable evaluation)
+# ----------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def _render_smooth(keys, pos, nz, nx, p, out):
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        img = out[pos[j]]
+        lz = _u(st, p[0], p[1])
+        lx = lz * _u(st, p[2], p[3])
+        sd = _u(st, p[4], p[5])
+        mu = _u(st, p[6], p[7])
+        vmax = p[8]
+        nm = int(p[10])
+        f = np.zeros((nz, nx))
+        cx = np.empty(nx)
+        sx = np.empty(nx)
+        cz = np.empty(nz)
+        sz = np.empty(nz)
+        for _m in range(nm):
+            kx = _normal(st) / lx
+            kz = _normal(st) / lz
+            ph = _u(st, 0.0, _TWO_PI)
+            for i in range(nx):
+                a = kx * (i + 0.5) / nx + ph
+                cx[i] = math.cos(a)
+                sx[i] = math.sin(a)
+            for k in range(nz):
+                b = kz * (k + 0.5) / nz
+                cz[k] = math.cos(b)
+                sz[k] = math.sin(b)
+            for k in range(nz):
+                for i in range(nx):
+                    f[k, i] += cx[i] * cz[k] - sx[i] * sz[k]
+        scale = sd * math.sqrt(2.0 / nm)
+        for k in range(nz):
+            for i in range(nx):
+                v = mu + scale * f[k, i]
+                img[k, i] = min(vmax, max(-vmax, v))
+
+
+_RENDER = {
+    "blocks": _render_blocks,
+    "layers": _render_layers,
+    "faults": _render_faults,
+    "intrusions": _render_intrusions,
+    "channels": _render_channels,
+    "smooth": _render_smooth,
+}
+
+
+# ----------------------------------------------------------------------------
+# Python layer: validation, parameters, family plans
+# ----------------------------------------------------------------------------
+def family_params(family, **overrides):
+    """The parameter vector of ``family`` (float64, ``lo, hi`` pairs in :data:`PARAMS` order).
+
+    Raises ``ValueError`` for an unknown parameter or a bad range.
+    """
+    if family not in PARAMS:
+        raise ValueError(f"family must be one of {BASE_FAMILIES}, got {family!r}")
+    spec = PARAMS[family]
+    unknown = set(overrides) - set(spec)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)} for family {family!r}; "
+                         f"it takes {list(spec)}")
+    vec = []
+    for name, (default, _doc) in spec.items():
+        v = overrides.get(name, default)
+        if np.ndim(v) == 0:
+            lo = hi = v
+        else:
+            if len(v) != 2:
+                raise ValueError(f"{family} parameter {name!r} must be a number or a (lo, hi) pair, got {v!r}")
+            lo, hi = v
+        try:
+            lo, hi = float(lo), float(hi)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{family} parameter {name!r} must be numeric, got {v!r}") from exc
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise ValueError(f"{family} parameter {name!r} must be a finite range with lo <= hi, got {v!r}")
+        if name in _INT_PARAMS and name != "n_modes" and (lo != int(lo) or hi != int(hi) or lo < 1 or hi > 8):
+            raise ValueError(f"{family} parameter {name!r} must be integers in [1, 8], got {v!r}")
+        if name == "n_modes" and not (lo == hi and lo == int(lo) and 1 <= lo <= 4096):
+            raise ValueError(f"smooth parameter 'n_modes' must be one integer in [1, 4096], got {v!r}")
+        if name.startswith("p_") and not (0.0 <= lo <= 1.0):
+            raise ValueError(f"{family} parameter {name!r} is a probability in [0, 1], got {v!r}")
+        if name in ("size", "aspect", "wavelength", "width", "corr_length", "anisotropy", "sill_length",
+                    "sill_thickness", "dome_width", "dyke_width") and lo <= 0:
+            raise ValueError(f"{family} parameter {name!r} must be > 0, got {v!r}")
+        vec += [lo, hi]
+    return np.asarray(vec, dtype=np.float64)
+
+
+def resolve_families(families):
+    """Normalise a family request to ``{base family: proportion}`` (proportions sum to 1).
+
+    ``families`` is ``"mixed"`` (the default proportions), a base family name,
+    a sequence of names (equal shares) or a mapping ``name -> weight``.
+    """
+    if isinstance(families, str):
+        if families == "mixed":
+            return dict(MIXED_PROPORTIONS)
+        if families not in BASE_FAMILIES:
+            raise ValueError(f"families must be one of {FAMILIES} (or a list / dict of them), got {families!r}")
+        return {families: 1.0}
+    if isinstance(families, dict):
+        items = list(families.items())
+    else:
+        try:
+            names = list(families)
+        except TypeError:
+            raise ValueError(f"families must be a name, a list of names or a dict name -> weight, "
+                             f"got {families!r}") from None
+        items = [(n, 1.0) for n in names]
+    if not items:
+        raise ValueError("families must name at least one family")
+    out = {}
+    for name, w in items:
+        if name not in BASE_FAMILIES:
+            raise ValueError(f"unknown family {name!r}; choose from {BASE_FAMILIES}")
+        w = float(w)
+        if not (math.isfinite(w) and w >= 0):
+            raise ValueError(f"family weight for {name!r} must be a finite number >= 0, got {w!r}")
+        out[name] = out.get(name, 0.0) + w
+    total = sum(out.values())
+    if total <= 0:
+        raise ValueError("family weights must not all be zero")
+    return {k: v / total for k, v in out.items() if v > 0}
+
+
+def assign_families(proportions, count, seed, salt=0):
+    """Family codes (indices into :data:`BASE_FAMILIES`) for ``count`` samples.
+
+    Counts are exact: the largest-remainder rounding of ``proportions * count``;
+    the order is a permutation seeded by ``(seed, salt)``.
+    """
+    names = list(proportions)
+    w = np.array([proportions[n] for n in names], dtype=np.float64)
+    raw = w * count
+    n = np.floor(raw).astype(np.int64)
+    short = count - int(n.sum())
+    if short:
+        order = np.argsort(-(raw - n), kind="stable")
+        n[order[:short]] += 1
+    codes = np.repeat(np.array([BASE_FAMILIES.index(x) for x in names], dtype=np.int8), n)
+    rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([int(seed), 0x6A3, int(salt)])))
+    return codes[rng.permutation(count)]
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (0 <= int(seed) < 2**63):
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
+def _check_shape(shape):
+    try:
+        nz, nx = (int(s) for s in shape)
+        ok = all(int(s) == s for s in shape)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or nz < 1 or nx < 1:
+        raise ValueError(f"shape must be (nz, nx) with positive integers, got {shape!r}")
+    return nz, nx
+
+
+def render(codes, index, shape, seed, out=None, params=None):
+    """Render models: sample ``j`` is family ``BASE_FAMILIES[codes[j]]`` drawn from stream ``(seed, index[j])``.
+
+    Parameters
+    ----------
+    codes : (N,) int array
+        Family codes.
+    index : (N,) int array
+        Global sample indices (the per-sample stream keys derive from ``(seed, family, index)``).
+    shape : (nz, nx)
+    seed : int
+    out : (N, nz, nx) float32 array, optional
+        Written in place.
+    params : dict, optional
+        ``family -> parameter vector`` (:func:`family_params`); defaults otherwise.
+
+    Returns
+    -------
+    out : (N, nz, nx) float32, kg/m^3
+    """
+    nz, nx = _check_shape(shape)
+    codes = np.asarray(codes)
+    index = np.asarray(index, dtype=np.int64)
+    if out is None:
+        out = np.empty((codes.size, nz, nx), dtype=np.float32)
+    params = params or {}
+    for c in np.unique(codes):
+        name = BASE_FAMILIES[int(c)]
+        pos = np.flatnonzero(codes == c).astype(np.int64)
+        keys = sample_keys(seed, index[pos], salt=101 + int(c))
+        p = params.get(name)
+        if p is None:
+            p = family_params(name)
+        _RENDER[name](keys, pos, nz, nx, p, out)
+    return out
+
+
+def generate(family, count, shape, seed=0, *, return_codes=False, **params):
+    """Generate ``count`` density models of one family.
+
+    Parameters
+    ----------
+    family : str, list or dict
+        A name in :data:`FAMILIES` (``"mixed"`` uses :data:`MIXED_PROPORTIONS`),
+        a list of base names (equal shares) or a dict ``name -> weight``.
+    count : int
+        Number of models (>= 0).
+    shape : (nz, nx)
+        Grid shape; the family is rendered on relative coordinates, so any shape works.
+    seed : int
+        Same seed -> bitwise-identical models (any thread count); sample ``i``
+        does not depend on ``count`` for a single family.
+    return_codes : bool
+        Also return the family code of every model (indices into :data:`BASE_FAMILIES`).
+    **params
+        Parameter overrides for a single family (see :data:`PARAMS`); a number
+        or a ``(lo, hi)`` range.
+
+    Returns
+    -------
+    rho : (count, nz, nx) float32
+        Density contrasts in kg/m^3.
+    codes : (count,) int8, only with ``return_codes=True``
+
+    Examples
+    --------
+    >>> rho = generate("blocks", 4, (20, 30), seed=1)
+    >>> rho.shape, rho.dtype.name
+    ((4, 20, 30), 'float32')
+    """
+    seed = _check_seed(seed)
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"count must be an integer >= 0, got {count!r}")
+    props = resolve_families(family)
+    if params and len(props) != 1:
+        raise ValueError(f"parameter overrides {sorted(params)} need a single family, got {family!r}")
+    pvec = {name: family_params(name, **params) for name in props} if params else None
+    codes = assign_families(props, int(count), seed)
+    rho = render(codes, np.arange(count), shape, seed, params=pvec)
+    return (rho, codes) if return_codes else rho
