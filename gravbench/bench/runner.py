@@ -17,8 +17,9 @@ soon as the case finishes) with exactly the keys
 ``niter``
     refiner iterations (0 for ``refiner="none"``);
 ``peak_mb``
-    peak traced heap during the case (MiB, :mod:`tracemalloc`: NumPy and Python
-    allocations; numba-internal and torch allocations are not seen);
+    peak traced heap of the provider call or the refiner call, whichever is
+    larger (MiB, :mod:`tracemalloc`: NumPy and Python allocations;
+    numba-internal and torch allocations are not seen);
 ``error``
     ``None``, or ``"<ExceptionType>: <message>"`` when the provider or refiner
     raised (then every metric is ``None``).
@@ -45,7 +46,7 @@ from .cases import NO_REFINER, Case, case_key
 from .metrics import RECORD_KEYS, evaluate
 
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
-           "default_get_provider", "default_refine", "SweepMismatch", "atomic_write_text", "connect"]
+           "default_get_provider", "default_refine", "test_set", "SweepMismatch", "atomic_write_text", "connect"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,59 +206,84 @@ def _provide(case, tk, ts, ctx):
             if tk.warmup and wkey not in ctx.warm:
                 prov(g, ts.problem, sigma=s, seed=sd)
                 ctx.warm.add(wkey)
-            t0 = time.perf_counter()
-            rho0 = np.asarray(prov(g, ts.problem, sigma=s, seed=sd), dtype=np.float64).reshape(ts.problem.shape)
-            return rho0, time.perf_counter() - t0, None
+            with _Peak() as pk:
+                t0 = time.perf_counter()
+                rho0 = prov(g, ts.problem, sigma=s, seed=sd)
+                dt = time.perf_counter() - t0
+            rho0 = np.asarray(rho0, dtype=np.float64).reshape(ts.problem.shape)
+            return rho0, dt, pk.mb, None
         except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
-            return None, None, exc
+            return None, None, None, exc
 
     key = (tk, case.n, case.noise, case.seed, case.samples, case.model, case.provider)
     return ctx.rho0.get_or(key, make)
 
 
+class _Peak:
+    """Peak traced heap (MiB) inside a ``with`` block, via :mod:`tracemalloc`."""
+
+    def __enter__(self):
+        import tracemalloc
+
+        self._tm = tracemalloc
+        self._own = not tracemalloc.is_tracing()
+        if self._own:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        self._base = tracemalloc.get_traced_memory()[0]
+        self.mb = None
+        return self
+
+    def __exit__(self, *exc):
+        peak = self._tm.get_traced_memory()[1]
+        if self._own:
+            self._tm.stop()
+        self.mb = max(0.0, (peak - self._base) / 2**20)
+        return False
+
+
 def _solve(case, tk, ts, ctx):
     """Provider + refiner of one case: (estimate, record fields) or raises."""
-    import tracemalloc
-
     op = ctx.ops.get_or((tk.method, case.n, ts.problem), lambda: ts.problem.operator(method=tk.method))
-    rho0, t_prov, exc = _provide(case, tk, ts, ctx)
+    rho0, t_prov, mb_prov, exc = _provide(case, tk, ts, ctx)
     if exc is not None:
         raise exc
     g = ts.g[case.model]
     s = None if ts.sigma is None else ts.sigma[case.model]
     if case.refiner == NO_REFINER:
-        return rho0, {"seconds": t_prov, "n_matvec": 0, "niter": 0, "peak_mb": None}
+        return rho0, {"seconds": t_prov, "n_matvec": 0, "niter": 0, "peak_mb": mb_prov}
     wkey = ("refiner", case.refiner, getattr(op, "method", ""), case.n)
     if tk.warmup and wkey not in ctx.warm:
         tk.refine(case.refiner, op, g, rho0.copy(), s)
         ctx.warm.add(wkey)
     if hasattr(op, "reset_counters"):
         op.reset_counters()
-    tracing = tracemalloc.is_tracing()
-    if not tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
+    x0 = rho0.copy()
+    with _Peak() as pk:
         t0 = time.perf_counter()
-        res = tk.refine(case.refiner, op, g, rho0.copy(), s)
+        res = tk.refine(case.refiner, op, g, x0, s)
         secs = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        if not tracing:
-            tracemalloc.stop()
     if hasattr(op, "n_matvec"):
         nmv = int(op.n_matvec) + int(getattr(op, "n_rmatvec", 0))
     else:
         nmv = (_ints(getattr(res, "n_matvec", None)) or 0) + (_ints(getattr(res, "n_rmatvec", None)) or 0)
     x = np.asarray(res.x, dtype=np.float64).reshape(ts.problem.shape)
     return x, {"seconds": t_prov + secs, "n_matvec": nmv, "niter": _ints(getattr(res, "niter", None)),
-               "peak_mb": max(0.0, (peak - base) / 2**20)}
+               "peak_mb": max(mb_prov, pk.mb)}
 
 
 def _testset(case, tk, ctx):
     return ctx.sets.get_or((tk, case.n, case.samples, case.noise, case.seed),
                            lambda: tk.load(case.n, case.samples, case.noise, case.seed))
+
+
+def test_set(n, samples, noise, seed, toolkit=None):
+    """The test set a sweep uses for grid size ``n`` (cached in this process, shared with the local runner)."""
+    tk = toolkit or Toolkit()
+    return _testset(Case(n=n, noise=noise, model=0, provider="", refiner="", seed=seed, samples=samples), tk, _CTX)
+
+
+test_set.__test__ = False  # not a pytest test
 
 
 def estimate(case, toolkit=None):
@@ -397,7 +423,7 @@ def connect(address, timeout=5.0):
     try:
         return Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as exc:
-        raise ValueError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({_err(exc)})") from None
+        raise ValueError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s") from None
 
 
 # --------------------------------------------------------------------------------------------

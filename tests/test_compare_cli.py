@@ -1,0 +1,124 @@
+"""``gravbench compare``: the command end to end with stand-in sources, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gravbench.bench import metrics
+from gravbench.bench.runner import read_records
+from gravbench.cli import cmd_compare, main
+from tests import test_bench_runner as T
+
+ARGS = ["compare", "--n", "8", "10", "--providers", "zero,flaky", "--refiners", "none,cgls3", "--samples", "3",
+        "--noise", str(T.NOISE), "--seed", str(T.SEED)]
+
+
+@pytest.fixture
+def standins(monkeypatch):
+    monkeypatch.setattr(cmd_compare, "make_toolkit", lambda: T.TK)
+    monkeypatch.setattr(cmd_compare, "available_providers", lambda: ("zero", "flaky"))
+    monkeypatch.setattr(cmd_compare, "available_refiners", lambda: ("none", "cgls3"))
+
+
+def test_compare_writes_records_report_and_figures(tmp_path, standins, capsys):
+    assert main(ARGS + ["--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "n = 8" in out and "n = 10" in out and "zero -> cgls3" in out
+    recs = read_records(tmp_path / "compare-8-10.jsonl")
+    assert len(recs) == 2 * 3 * 2 * 2
+    for r in recs:
+        assert tuple(r) == metrics.RECORD_KEYS
+    assert sum(r["error"] is not None for r in recs) == 2 * 2  # flaky on model 1, both refiners, both n
+    md = (tmp_path / "compare-8-10.md").read_text()
+    assert "gravbench compare --n 8 10" in md and "| 1 | zero | cgls3 |" in md
+    for name in ("error", "seconds", "gallery"):
+        png = tmp_path / f"compare-8-10-{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_compare_json_option_and_resume(tmp_path, standins, capsys):
+    jp = tmp_path / "sub" / "recs.jsonl"
+    assert main(ARGS + ["--out", str(tmp_path), "--json", str(jp), "--no-gallery"]) == 0
+    first = read_records(jp)
+    # resume of a finished sweep keeps every record and adds none
+    assert main(ARGS + ["--out", str(tmp_path), "--json", str(jp), "--resume", "--no-gallery"]) == 0
+    assert len(read_records(jp)) == len(first)
+    # drop the last three records: resume runs exactly those again
+    lines = jp.read_text().splitlines()
+    jp.write_text("\n".join(lines[:-3]) + "\n")
+    assert main(ARGS + ["--out", str(tmp_path), "--json", str(jp), "--resume", "--no-gallery"]) == 0
+    again = read_records(jp)
+    T._same(first, again)
+
+
+def test_no_weights_row_says_how_to_train(tmp_path, monkeypatch, capsys):
+    from gravbench.providers import NoWeightsError
+
+    def get_provider(name, n):
+        if name == "learned":
+            raise NoWeightsError(f"no weights for a {n}x{n} grid (have 50x50); make them with "
+                                 f"`gravbench train cnn --n {n}`")
+        return T.fake_get_provider(name, n)
+
+    tk = T.Toolkit(load=T.fake_load, get_provider=get_provider, refine=T.fake_refine, warmup=False)
+    monkeypatch.setattr(cmd_compare, "make_toolkit", lambda: tk)
+    monkeypatch.setattr(cmd_compare, "available_providers", lambda: ("zero", "learned"))
+    monkeypatch.setattr(cmd_compare, "available_refiners", lambda: ("none", "cgls3"))
+    args = ["compare", "--n", "8", "--providers", "zero,learned", "--refiners", "none", "--samples", "2",
+            "--out", str(tmp_path), "--no-gallery"]
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "learned: no weights for n=8; train them with: gravbench train cnn --n 8" in out
+    md = (tmp_path / "compare-8.md").read_text()
+    assert "| - | learned | none | no weights for n=8; train them with `gravbench train cnn --n 8`" in md
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--providers", "nope"], "unknown provider 'nope'"),
+    (["--refiners", "zero,nope"], "unknown refiner 'zero'"),
+    (["--n", "3"], "--n must be >= 4"),
+    (["--noise", "-0.1"], "--noise must be >= 0"),
+    (["--samples", "0"], "--samples must be >= 1"),
+    (["--scheduler", "tcp://127.0.0.1:9", "--timeout", "1"], "cannot reach the Dask scheduler"),
+    (["--scheduler", "local:0"], "local:N"),
+])
+def test_bad_input_is_one_line(tmp_path, standins, capsys, extra, message):
+    base = ["compare", "--n", "8", "--providers", "zero", "--refiners", "none", "--samples", "1",
+            "--out", str(tmp_path)]
+    assert main(base + extra) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_unwritable_output_directory(tmp_path, standins, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["compare", "--n", "8", "--providers", "zero", "--refiners", "none", "--out",
+                 str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--out: cannot create directory" in err and len(err.splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path, standins):
+    from gravbench.cli import UserError
+
+    with pytest.raises(UserError):
+        main(["--debug", "compare", "--n", "3", "--out", str(tmp_path)])
+
+
+def test_subprocess_error_and_light_help():
+    """A real process: unknown provider -> one line on stderr, exit 1; --help imports neither torch nor dask."""
+    p = subprocess.run([sys.executable, "-m", "gravbench", "compare", "--providers", "nope"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 1
+    assert "unknown provider 'nope'" in p.stderr and "Traceback" not in p.stderr
+    code = ("import sys, gravbench.bench, gravbench.bench.runner, gravbench.bench.compare_report; "
+            "from gravbench.cli import main; main(['compare', '--help']); "
+            "print(sorted(m for m in ('torch', 'dask', 'distributed') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "--scheduler" in p.stdout and p.stdout.strip().endswith("[]")
