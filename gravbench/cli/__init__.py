@@ -113,7 +113,7 @@ def main(argv=None):
             raise
         if isinstance(exc, (UserError, ValueError, FileNotFoundError, PermissionError, KeyError, ImportError)):
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err_console.print(f"[bold red]error:[/bold red] {msg}", highlight=False)
+            err_console.print(f"[bold red]error:[/bold red] {msg}", highlight=False, soft_wrap=True)
             return 1
         err_console.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} (rerun with --debug)",
                           highlight=False)
