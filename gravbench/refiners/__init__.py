@@ -90,10 +90,17 @@ def get(name):
     return avail[name][0]
 
 
+def _params(f):
+    names_ = [p.name for p in inspect.signature(f).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    inner = getattr(f, "options_of", None)
+    if inner is not None:
+        names_ += [p for p in _params(inner) if p not in names_]
+    return [p for p in names_ if p not in ("op", "g", "x0")]
+
+
 def options(name):
-    """Keyword options accepted by refiner ``name`` (beyond ``op, g, x0``)."""
-    f = get(name)
-    return tuple(p for p in inspect.signature(f).parameters if p not in ("op", "g", "x0"))
+    """Keyword options accepted by refiner ``name`` (beyond ``op, g, x0``), common ones first."""
+    return tuple(_params(get(name)))
 
 
 def run(name, op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="default", **options_):
@@ -123,10 +130,10 @@ def run(name, op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="d
     Result
     """
     f = get(name)
-    params = inspect.signature(f).parameters
-    bad = [k for k in options_ if k not in params or k in ("op", "g", "x0")]
+    params = _params(f)
+    bad = [k for k in options_ if k not in params or k in _COMMON]
     if bad:
-        valid = [p for p in params if p not in ("op", "g", "x0") + _COMMON]
+        valid = [p for p in params if p not in _COMMON]
         raise ValueError(f"unknown option(s) {', '.join(map(repr, bad))} for refiner {name!r}; "
                          f"valid options: {', '.join(valid) if valid else '(none)'}")
     return f(op, g, x0, sigma=sigma, rtol=rtol, maxiter=maxiter, profile=profile, **options_)

@@ -71,9 +71,12 @@ def account(s, nA, nAt):
         s.op.n_rmatvec += int(nAt)
 
 
-def finish(s, x, code, niter, hist, nh, nA, nAt, info, r=None):
-    """Build the Result; ``r`` (unweighted residual A x - g) adds misfit figures to ``info``."""
-    account(s, nA, nAt)
+def finish(s, x, code, niter, hist, nh, nA, nAt, info, r=None, push=True):
+    """Build the Result; ``r`` (unweighted residual A x - g) adds misfit figures to ``info``.
+
+    ``push``: add the compiled loop's counts to the operator's counters (False when already done)."""
+    if push:
+        account(s, nA, nAt)
     info = dict(info)
     info.setdefault("engine", "numba" if s.compiled else "python")
     if r is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from ..solvers._engine import op_A, op_At, twin
 from ._common import check_bounds, check_int, check_tol, discrepancy_target, finish, hist_buffer, prepare
 
-__all__ = ["refine"]
+__all__ = ["refine", "refine_bounded", "DEFAULT_BOUNDS"]
 
 
 @twin
@@ -148,3 +148,21 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
                                            rtol, ftol, discrepancy_target(s, chi), maxiter, lo, hi, bounded, hist)
     info = {"profile": profile, "step": "line-search" if step is None else step, "bounded": bounded}
     return finish(s, x, code, it, hist, nh, nA, nAt, info, r=r)
+
+
+#: bounds of ``pgd`` when none are given: the range of gravbench's model families, kg/m^3.
+DEFAULT_BOUNDS = (-1000.0, 1000.0)
+
+
+def refine_bounded(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="default",
+                   bounds=DEFAULT_BOUNDS, **options):
+    """Projected gradient: :func:`refine` with ``bounds`` (default ``DEFAULT_BOUNDS``, kg/m^3).
+
+    Accepts every option of :func:`refine`.
+    """
+    if bounds is None:
+        raise ValueError("bounds must be (lo, hi) for pgd; use 'gd' for an unbounded run")
+    return refine(op, g, x0, sigma=sigma, rtol=rtol, maxiter=maxiter, profile=profile, bounds=bounds, **options)
+
+
+refine_bounded.options_of = refine

@@ -333,3 +333,87 @@ def make_result(x, code, niter, hist, nh, n_matvec, n_rmatvec, t0, info):
     return Result(x=x, converged=code in CONVERGED_CODES, niter=int(niter), residuals=np.array(hist[:nh]),
                   n_matvec=int(n_matvec), n_rmatvec=int(n_rmatvec), seconds=time.perf_counter() - t0,
                   status=STATUS[code], info=info)
+
+
+# ----------------------------------------------------------------------------------
+# square-system driver shared by cg, gmres, lgmres, steepest descent
+# ----------------------------------------------------------------------------------
+class SquareRun:
+    """Validated inputs of one square solve: system, b, x0, tolerance, budget."""
+
+    def __init__(self, A, b, x0, rtol, atol, maxiter, callback, default_maxiter):
+        self.t0 = time.perf_counter()
+        self.sys = Square(A)
+        n = self.sys.n
+        self.b = check_vector("b", b, n)
+        self.x = np.zeros(n) if x0 is None else check_vector("x0", x0, n)
+        rtol = check_tol("rtol", rtol)
+        atol = check_tol("atol", atol)
+        self.bnorm = float(np.linalg.norm(self.b))
+        self.tol = max(atol, rtol * self.bnorm)
+        self.maxiter = check_int("maxiter", maxiter, default_maxiter(n), minimum=0)
+        self.callback = check_callback(callback)
+        # a callback cannot be called from compiled code: run the Python twin then
+        self.compiled = self.sys.compiled and self.callback is None
+        if self.sys.compiled and not self.compiled:
+            self.P = _PyMatrix(self.sys)
+        else:
+            self.P = self.sys.P
+
+    def result(self, x, code, niter, hist, nh, nmv, info):
+        if self.compiled:
+            nm, nr = self.sys.account(nmv)
+        else:
+            nm, nr = (int(nmv), int(nmv) if self.sys.normal else 0)
+        info = dict(info)
+        info.setdefault("engine", "numba" if self.compiled else "python")
+        return make_result(x, code, niter, hist, nh, nm, nr, self.t0, info)
+
+    def trivial(self):
+        """b = 0: x = 0 solves it exactly (SciPy returns the same)."""
+        if self.bnorm == 0.0:
+            return self.result(np.zeros_like(self.b), 0, 0, np.zeros(1), 1, 0, {})
+        return None
+
+
+class _PyMatrix:
+    """Python-side application of a packed system (used when a callback forces the Python twin)."""
+
+    def __init__(self, sys):
+        self.sys = sys
+        P = sys.P
+        if P[0] == MODE_MATRIX:
+            M = P[1]
+            self.matvec = lambda v: M @ v
+        else:
+            op = sys.grav
+            w2 = P[10] if P[10].size == op.shape[0] else None
+            L = NormalOperator(op, w2)
+            self.matvec = L.matvec
+
+
+# ----------------------------------------------------------------------------------
+# small dense helpers used inside the Krylov loops
+# ----------------------------------------------------------------------------------
+@njit(cache=True)
+def lartg(f, g):
+    """Plane rotation (LAPACK 3.10 ``dlartg``): ``[c s; -s c] [f; g] = [r; 0]``, r with the sign of f."""
+    if g == 0.0:
+        return 1.0, 0.0, f
+    if f == 0.0:
+        return 0.0, (1.0 if g > 0.0 else -1.0), abs(g)
+    d = np.hypot(f, g)
+    r = d if f > 0.0 else -d
+    return abs(f) / d, g / r, r
+
+
+@njit(cache=True)
+def upper_solve(R, rhs, k):
+    """Solve the leading ``k x k`` upper-triangular system ``R[:k, :k] y = rhs[:k]``; a zero pivot gives 0."""
+    y = np.zeros(k)
+    for i in range(k - 1, -1, -1):
+        t = rhs[i]
+        for j in range(i + 1, k):
+            t -= R[i, j] * y[j]
+        y[i] = t / R[i, i] if R[i, i] != 0.0 else 0.0
+    return y
