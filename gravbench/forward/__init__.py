@@ -84,7 +84,7 @@ def _check_inputs(x_edges, z_edges, stations_x, stations_z):
     return grid, survey
 
 
-def toeplitz_table(grid: Grid, survey: Survey, kernel="exact", *, parallel=True):
+def toeplitz_table(grid: Grid, survey: Survey, kernel="exact", *, parallel="auto"):
     """Distinct kernel values of a regular survey (the Toeplitz structure).
 
     Returns ``(h, k, D)``: ``h`` of shape ``(2, k, nz, nx + D)`` in mGal per
@@ -108,15 +108,18 @@ def toeplitz_table(grid: Grid, survey: Survey, kernel="exact", *, parallel=True)
     xs = np.ascontiguousarray(survey.x[:k]) if m >= k else np.ascontiguousarray(survey.x)
     if xs.size < k:  # fewer stations than phases: pad phases that no station uses
         xs = survey.x[0] + np.arange(k) * (grid.dx / k)
+    from .operators import COST_CORNER, resolve_parallel
+
     h = np.empty((2, k, grid.nz, L))
     nchunks = max(1, min(grid.nz, 16))
-    fn = _assemble.toeplitz_table_par if parallel else _assemble.toeplitz_table_ser
+    par = resolve_parallel(parallel, k * (grid.nz + 1) * (L + 1) * COST_CORNER)
+    fn = _assemble.toeplitz_table_par if par else _assemble.toeplitz_table_ser
     fn(float(grid.x_edges[0]), float(grid.dx), xs, float(survey.z[0]), grid.z_edges, kid, TWO_G_MGAL, D, L,
        nchunks, h)
     return h, k, D
 
 
-def sensitivity(x_edges, z_edges, stations_x, stations_z, *, kernel="exact", parallel=True,
+def sensitivity(x_edges, z_edges, stations_x, stations_z, *, kernel="exact", parallel="auto",
                 dtype=np.float64, disable_checks=False):
     """Dense sensitivity matrix of a 2D grid seen by gravity stations.
 
@@ -130,8 +133,10 @@ def sensitivity(x_edges, z_edges, stations_x, stations_z, *, kernel="exact", par
         Station coordinates, metres; ``stations_z <= z_edges[0]`` (at or above the ground).
     kernel : {"exact", "midpoint"}
         Closed-form rectangular cell, or the seed paper's centre line mass.
-    parallel : bool
-        Use the numba-parallel build (all cores) or the serial one.
+    parallel : bool or "auto"
+        Use the numba-parallel build (all cores, ``True``) or the serial one (``False``);
+        ``"auto"`` uses all cores only for loops long enough to pay for the threads
+        (:func:`gravbench.forward.operators.resolve_parallel`).
     dtype : float64 or float32
         Storage type of the result (the kernel is always evaluated in float64).
     disable_checks : bool
@@ -162,6 +167,7 @@ def sensitivity(x_edges, z_edges, stations_x, stations_z, *, kernel="exact", par
     True
     """
     from . import _assemble
+    from .operators import COST_COPY, COST_CORNER, resolve_parallel
 
     dt = _check_dtype(dtype)
     kid = _check_kernel(kernel)
@@ -176,14 +182,16 @@ def sensitivity(x_edges, z_edges, stations_x, stations_z, *, kernel="exact", par
     if k is not None:
         h, k, D = toeplitz_table(grid, survey, kernel, parallel=parallel)
         h = h.astype(dt, copy=False)
-        fn = _assemble.fill_toeplitz_par if parallel else _assemble.fill_toeplitz_ser
+        par = resolve_parallel(parallel, out.size * COST_COPY)
+        fn = _assemble.fill_toeplitz_par if par else _assemble.fill_toeplitz_ser
         fn(h, k, m, grid.nx, D, out)
         return out
     if dt == np.float64:
         target = out
     else:
         target = np.empty((2 * m, grid.size))
-    fn = _assemble.fill_general_par if parallel else _assemble.fill_general_ser
+    par = resolve_parallel(parallel, m * (grid.nx + 1) * (grid.nz + 1) * COST_CORNER + out.size * COST_COPY)
+    fn = _assemble.fill_general_par if par else _assemble.fill_general_ser
     fn(grid.x_edges, grid.z_edges, np.ascontiguousarray(survey.x), np.ascontiguousarray(survey.z), kid,
        TWO_G_MGAL, target)
     if target is not out:

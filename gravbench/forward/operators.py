@@ -44,6 +44,40 @@ def _workers():
         return os.cpu_count() or 1
 
 
+#: ``parallel="auto"`` runs a loop on all cores only when its serial run would take
+#: longer than this (seconds, estimated from the work count and the per-item costs
+#: below). A numba parallel region costs tens of microseconds on an idle machine, but
+#: up to a scheduler time slice (several ms) per region when other processes share
+#: the cores: small products are faster serial (see reports/forward.md).
+PARALLEL_MIN_SECONDS = 5e-3
+
+#: Rough serial costs per work item (seconds), used only for the parallel decision.
+COST_CORNER = 40e-9  # one (log, atan2) corner term
+COST_MAC = 2e-9  # one complex multiply-add of the FFT contraction
+COST_COPY = 1e-9  # one entry of the dense matrix written (page faults included)
+
+
+def resolve_parallel(parallel, seconds):
+    """Decide whether to use the parallel build.
+
+    Parameters
+    ----------
+    parallel : bool or "auto"
+        ``True``/``False`` force the parallel/serial build; ``"auto"`` picks parallel
+        when the estimated serial time ``seconds`` exceeds :data:`PARALLEL_MIN_SECONDS`
+        and more than one thread is available.
+    seconds : float
+        Estimated serial run time of the loop.
+    """
+    if isinstance(parallel, str):
+        if parallel != "auto":
+            raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
+        return seconds >= PARALLEL_MIN_SECONDS and _workers() > 1
+    if isinstance(parallel, (bool, np.bool_, int, np.integer)):
+        return bool(parallel)
+    raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
+
+
 class GravityOperator(LinearOperator):
     """Base class: shape, dtype, counters and the checks shared by all methods."""
 
@@ -174,7 +208,7 @@ class DenseOperator(GravityOperator):
 
     method = "dense"
 
-    def __init__(self, problem, dtype=np.float64, parallel=True, A=None, check_inputs=True):
+    def __init__(self, problem, dtype=np.float64, parallel="auto", A=None, check_inputs=True):
         super().__init__(problem, dtype, check_inputs)
         if A is None:
             A = problem.sensitivity(parallel=parallel, dtype=self.dtype)
@@ -214,7 +248,7 @@ class MatFreeOperator(GravityOperator):
 
     method = "matfree"
 
-    def __init__(self, problem, dtype=np.float64, parallel=True, check_inputs=True):
+    def __init__(self, problem, dtype=np.float64, parallel="auto", check_inputs=True):
         from . import _KERNEL_ID, _assemble
 
         super().__init__(problem, dtype, check_inputs)
@@ -223,7 +257,11 @@ class MatFreeOperator(GravityOperator):
         self._ze = np.ascontiguousarray(problem.grid.z_edges)
         self._sx = np.ascontiguousarray(problem.survey.x)
         self._sz = np.ascontiguousarray(problem.survey.z)
-        self.parallel = bool(parallel)
+        grid = problem.grid
+        corners = problem.survey.m * (grid.nx + 1) * (grid.nz + 1)
+        parallel = resolve_parallel(parallel, corners * (COST_CORNER if self._kid == 0 else COST_CORNER / 4))
+        #: the resolved choice (bool): the parallel or the serial numba build
+        self.parallel = parallel
         self._mv = _assemble.matfree_matvec_par if parallel else _assemble.matfree_matvec_ser
         self._rmv = _assemble.matfree_rmatvec_par if parallel else _assemble.matfree_rmatvec_ser
         nz = problem.grid.nz
@@ -256,7 +294,7 @@ class FFTOperator(GravityOperator):
 
     method = "fft"
 
-    def __init__(self, problem, dtype=np.float64, parallel=True, check_inputs=True):
+    def __init__(self, problem, dtype=np.float64, parallel="auto", check_inputs=True):
         from . import _assemble, toeplitz_table
 
         super().__init__(problem, dtype, check_inputs)
@@ -266,6 +304,7 @@ class FFTOperator(GravityOperator):
         self.k, self.D = k, D
         L = nx + D
         self.nfft = scipy.fft.next_fast_len(L, real=True)
+        parallel = resolve_parallel(parallel, 2 * k * nz * (self.nfft // 2 + 1) * COST_MAC)
         cdt = np.complex128 if self.dtype == np.float64 else np.complex64
         self._fdt = np.float64 if self.dtype == np.float64 else np.float32
         self.workers = _workers() if parallel else 1
@@ -334,7 +373,7 @@ def _available_memory():
 DENSE_AUTO_MAX_ENTRIES = 4_000_000
 
 
-def make_operator(problem, method="auto", *, dtype=np.float64, parallel=True, check_inputs=True):
+def make_operator(problem, method="auto", *, dtype=np.float64, parallel="auto", check_inputs=True):
     """Build the forward operator of ``problem``.
 
     Parameters
@@ -346,12 +385,18 @@ def make_operator(problem, method="auto", *, dtype=np.float64, parallel=True, ch
         fits in a quarter of the available memory), ``fft`` for larger regular
         surveys and ``matfree`` otherwise; ``op.reason`` says why.
     dtype : float64 or float32
-    parallel : bool
-        Numba-parallel loops and multi-threaded FFTs.
+    parallel : bool or "auto"
+        Numba-parallel loops and multi-threaded FFTs (``True``), serial (``False``), or
+        parallel only where the work pays for the threads (``"auto"``, see
+        :func:`resolve_parallel`).
     check_inputs : bool
         Validate vectors (finite, right shape) on every product. ``False``
         times the numerics only.
     """
+    from ..geometry import Problem
+
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a gravbench.Problem, got {type(problem).__name__}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     kw = dict(dtype=dtype, parallel=parallel, check_inputs=check_inputs)
