@@ -19,7 +19,7 @@ add_noise(dataset, noise, ...) -> Dataset
 from .dataset import Dataset, add_noise, build, load, save
 from .families import BASE_FAMILIES, FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS, generate
 from .noise import NOISE_MODELS, noise_sigma
-from .standard import STANDARD, cache_dir, ensure_built, standard, standard_paths
+from .sets import STANDARD, cache_dir, ensure_built, standard, standard_paths
 
 __all__ = ["FAMILIES", "BASE_FAMILIES", "PARAMS", "MIXED_PROPORTIONS", "GENERATOR_VERSION", "NOISE_MODELS",
            "Dataset", "generate", "build", "load", "save", "add_noise", "noise_sigma", "standard", "STANDARD",

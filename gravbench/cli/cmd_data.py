@@ -1,0 +1,170 @@
+"""``gravbench data make|show|standard`` and ``gravbench report datasets``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _parse_splits(text):
+    from . import UserError
+
+    if text is None or text.strip().lower() in ("", "none", "all"):
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if all(p.isdigit() for p in parts):
+            return tuple(int(p) for p in parts)
+        return tuple(float(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--splits must be comma-separated fractions or counts, e.g. 0.9,0.05,0.05; got {text!r}")
+
+
+def _parse_families(text):
+    """``mixed`` | ``blocks`` | ``blocks,layers`` | ``blocks=0.5,smooth=0.5``."""
+    from . import UserError
+
+    text = text.strip()
+    if "," not in text and "=" not in text:
+        return text
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if any("=" in p for p in parts):
+        out = {}
+        for p in parts:
+            name, _, w = p.partition("=")
+            try:
+                out[name.strip()] = float(w) if w else 1.0
+            except ValueError:
+                raise UserError(f"--families: weight of {name!r} must be a number, got {w!r}")
+        return out
+    return parts
+
+
+def _meta_table(ds, title):
+    from rich.table import Table
+
+    m = ds.meta
+    t = Table(title=title, show_header=False)
+    t.add_row("file", str(ds.path) if ds.path else "(in memory)")
+    t.add_row("name / split", f"{m.get('name') or '-'} / {m.get('split')}  (splits {m.get('splits')})")
+    t.add_row("problem", ds.problem.describe())
+    t.add_row("models", f"{len(ds):,}  rho {ds.rho.dtype} {tuple(ds.rho.shape)}, "
+                        f"{float(ds.rho.min()):.0f} .. {float(ds.rho.max()):.0f} kg/m^3")
+    t.add_row("families", ", ".join(f"{k} {v}" for k, v in ds.family_counts().items()))
+    t.add_row("proportions", ", ".join(f"{k} {v:.3g}" for k, v in m.get("families", {}).items()))
+    n = m.get("noise", {})
+    t.add_row("noise", f"{n.get('model')}: {n.get('level')} relative + {n.get('floor')} mGal floor, seed {n.get('seed')}"
+                       f"  (sigma median {float(__import__('numpy').median(ds.sigma)) if ds.sigma.size else 0:.3g} mGal)")
+    t.add_row("seed", str(m.get("seed")))
+    t.add_row("versions", f"gravbench {m.get('gravbench_version')}, generator {m.get('generator_version')}, "
+                          f"format {m.get('format_version')}")
+    t.add_row("forward", f"{m.get('forward')} (kernel {m.get('kernel')})")
+    if m.get("params"):
+        t.add_row("params", str(m.get("params")))
+    t.add_row("sha256", str(m.get("sha256")))
+    return t
+
+
+def register(app, report_app):
+    data_app = typer.Typer(help="Synthetic density models and gravity data sets.", no_args_is_help=True)
+    app.add_typer(data_app, name="data")
+
+    @data_app.command("make")
+    def make(
+        n: int = typer.Option(50, "--n", help="Grid size: n x n cells over 1000 m x 1000 m, 3n stations."),
+        count: int = typer.Option(28000, "--count", help="Total number of models."),
+        families: str = typer.Option("mixed", "--families",
+                                     help="mixed | a family | a,b,c (equal shares) | a=0.5,b=0.5."),
+        noise: float = typer.Option(0.01, "--noise", help="Relative noise level (0.01 = 1 %)."),
+        noise_floor: float = typer.Option(0.0, "--noise-floor", help="Absolute noise floor, mGal."),
+        noise_model: str = typer.Option("peak", "--noise-model", help="peak (per component) | datum."),
+        noise_seed: int = typer.Option(None, "--noise-seed", help="Noise seed (default: --seed)."),
+        seed: int = typer.Option(0, "--seed", help="Model seed."),
+        splits: str = typer.Option("0.9,0.05,0.05", "--splits",
+                                   help="train,val,test fractions or counts; 'all' for one split."),
+        kernel: str = typer.Option("exact", "--kernel", help="exact | midpoint."),
+        out: Path = typer.Option(..., "--out", help="Output directory (one <split>.npz per split)."),
+    ):
+        """Generate models, compute gx/gz, add noise, split and save .npz files."""
+        import time
+
+        from rich.table import Table
+
+        from . import UserError, console
+        from .. import Problem
+        from ..data import build
+
+        if n < 2:
+            raise UserError(f"--n must be >= 2, got {n}")
+        if count < 1:
+            raise UserError(f"--count must be >= 1, got {count}")
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a directory")
+        prob = Problem.paper(n=n, kernel=kernel)
+        t0 = time.perf_counter()
+        sets = build(prob, _parse_families(families), count=count, seed=seed, noise=noise, noise_floor=noise_floor,
+                     noise_model=noise_model, noise_seed=noise_seed, splits=_parse_splits(splits), out=out,
+                     progress=True)
+        dt = time.perf_counter() - t0
+        tab = Table(title=f"gravbench data make  ({count:,} models, n = {n})")
+        for col in ("split", "models", "families", "file", "MiB"):
+            tab.add_column(col)
+        for s, ds in sets.items():
+            tab.add_row(s, f"{len(ds):,}", ", ".join(f"{k} {v}" for k, v in ds.family_counts().items()),
+                        str(ds.path), f"{ds.path.stat().st_size / 2**20:.1f}")
+        console.print(tab)
+        console.print(f"built in {dt:.2f} s ({count / dt:,.0f} models/s incl. gravity and saving)")
+
+    @data_app.command("show")
+    def show(
+        path: Path = typer.Argument(..., help="A .npz written by 'gravbench data make' or build()."),
+        png: Path = typer.Option(None, "--png", help="Gallery PNG to write (default: PATH with .png)."),
+        per_family: int = typer.Option(3, "--per-family", help="Models shown per family."),
+    ):
+        """Print a data set's metadata and write a PNG gallery (models per family with gx/gz)."""
+        from . import UserError, console
+        from ..data import load
+        from ..data.gallery import dataset_gallery
+
+        if per_family < 1:
+            raise UserError(f"--per-family must be >= 1, got {per_family}")
+        ds = load(path)
+        console.print(_meta_table(ds, f"gravbench data show {path.name}"))
+        png = png or path.with_suffix(".png")
+        if png.parent and not png.parent.exists():
+            raise UserError(f"--png: directory {png.parent} does not exist")
+        dataset_gallery(png, ds, per_family=per_family)
+        console.print(f"gallery: {png}")
+
+    @data_app.command("standard")
+    def standard_cmd(
+        name: str = typer.Argument("paper-50", help="A standard set: paper-50, paper-25, paper-100, paper-200, "
+                                                    "small-16."),
+    ):
+        """Build a standard data set into the cache (if needed) and print where it lives."""
+        import time
+
+        from . import UserError, console
+        from ..data import STANDARD, cache_dir, ensure_built
+
+        if name not in STANDARD:
+            raise UserError(f"unknown standard data set {name!r}; choose from {', '.join(sorted(STANDARD))}")
+        t0 = time.perf_counter()
+        paths = ensure_built(name, progress=True)
+        console.print(f"{name}: {STANDARD[name].description}; cache {cache_dir()} ({time.perf_counter() - t0:.1f} s)")
+        for s, p in paths.items():
+            console.print(f"  {s:5s} {p}  ({p.stat().st_size / 2**20:.1f} MiB)")
+
+    @report_app.command("datasets")
+    def report_datasets(
+        out: Path = typer.Option(Path("reports"), "--out", help="Report directory (datasets.md, datasets/*.png)."),
+        timing: bool = typer.Option(True, "--timing/--no-timing",
+                                    help="Time a fresh paper-50 build (29,000 models, about 10-60 s)."),
+    ):
+        """Write reports/datasets.md and a gallery PNG per family."""
+        from . import console
+        from ..data.report import write_report
+
+        md = write_report(out, timing=timing, log=console.print)
+        console.print(f"wrote {md}")
