@@ -137,7 +137,8 @@ def _sha256(arrays):
     for name in _ARRAYS:
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(memoryview(a).cast("B"))
+        if a.size:
+            h.update(memoryview(a).cast("B"))
     return h.hexdigest()
 
 
@@ -217,14 +218,22 @@ def _check_count(count):
     return int(count)
 
 
-def _forward_batch(problem):
-    """A function ``rho (c, nz*nx) float64 -> g (c, 2m)``: dense GEMM when A fits, else operator matmat."""
-    nbytes = problem.n_data * problem.n_cells * 8
-    if nbytes <= DENSE_BUILD_MAX_BYTES:
-        op = problem.operator("dense")
-        AT = op.A.T
-        return (lambda R: R @ AT), "dense"
-    op = problem.operator("auto")
+def _forward_batch(problem, method=None):
+    """A function ``rho (c, nz*nx) float64 -> g (c, 2m)`` and the operator method used.
+
+    ``method=None``: one GEMM with the dense A when it takes at most
+    ``DENSE_BUILD_MAX_BYTES``, else ``problem.operator("auto")``; a method name
+    forces that operator. Operators with a stored ``A`` are applied by GEMM,
+    the others by ``matmat``.
+    """
+    if method is None:
+        nbytes = problem.n_data * problem.n_cells * 8
+        method = "dense" if nbytes <= DENSE_BUILD_MAX_BYTES else "auto"
+    op = problem.operator(method)
+    A = getattr(op, "A", None)
+    if A is not None:
+        AT = A.T
+        return (lambda R: R @ AT), op.method
     return (lambda R: np.asarray(op.matmat(R.T)).T), op.method
 
 
@@ -261,7 +270,8 @@ def _progress(progress, total, desc):
 
 
 def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_floor=0.0, noise_model="peak",
-          noise_seed=None, splits=None, out=None, name=None, params=None, chunk=2048, progress=False):
+          noise_seed=None, splits=None, out=None, name=None, params=None, method=None, chunk=2048,
+          progress=False):
     """Generate models, compute their gravity with the forward core, add noise, split and (optionally) save.
 
     Parameters
@@ -294,6 +304,9 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
         A label stored in the metadata (standard sets use their name).
     params : dict, optional
         ``{family: {parameter: value}}`` overrides (see ``families.PARAMS``).
+    method : {None, "auto", "dense", "matfree", "fft"}
+        Forward operator: ``None`` uses the dense A (one GEMM per chunk) when it
+        fits in ``DENSE_BUILD_MAX_BYTES`` (1 GiB), else ``problem.operator("auto")``.
     chunk : int
         Models generated and forward-modelled per batch (bounds temporary memory).
     progress : bool or callable
@@ -341,7 +354,7 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
         out.mkdir(parents=True, exist_ok=True)
 
     nz, nx = problem.shape
-    fwd, method = _forward_batch(problem)
+    fwd, method = _forward_batch(problem, method)
     total = sum(counts.values())
     result = {}
     start = 0

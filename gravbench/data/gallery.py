@@ -18,7 +18,7 @@ def _plt():
 
 def _model_axes(ax, rho, grid, vmax, title=""):
     ext = [grid.x_edges[0], grid.x_edges[-1], grid.z_edges[-1], grid.z_edges[0]]
-    im = ax.imshow(rho, extent=ext, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto", interpolation="nearest")
+    im = ax.imshow(rho, extent=ext, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="equal", interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
