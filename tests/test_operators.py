@@ -229,3 +229,29 @@ def test_fft_memory_is_small():
     dense_bytes = prob.n_data * prob.n_cells * 8
     assert op.nbytes < dense_bytes / 10
     assert isinstance(op, FFTOperator)
+
+
+def test_dense_single_thread_blas_path():
+    """Mid-sized A under parallel='auto' runs gemv on one BLAS thread: same numbers, threads restored."""
+    prob = gb.Problem.paper(n=40)  # 384,000 entries: above OpenBLAS's own single-thread size
+    A = prob.sensitivity()
+    op = DenseOperator(prob, A=A, parallel="auto")
+    assert op.parallel is False
+    libs = ops._blas_libs()
+    before = [lib.get_num_threads() for lib in libs]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(prob.n_cells), rng.standard_normal(prob.n_data)
+    np.testing.assert_allclose(op.matvec(x), A @ x, rtol=1e-12)
+    np.testing.assert_allclose(op.rmatvec(y), A.T @ y, rtol=1e-12)
+    np.testing.assert_allclose(op.normal_matvec(x), A.T @ (A @ x), rtol=1e-12)
+    np.testing.assert_allclose(op @ np.c_[x, 2 * x], np.c_[A @ x, 2 * (A @ x)], rtol=1e-12)
+    assert [lib.get_num_threads() for lib in libs] == before
+    assert DenseOperator(prob, A=A, parallel=True).parallel is True
+
+
+def test_parallel_argument():
+    prob = gb.Problem.paper(n=6)
+    with pytest.raises(ValueError, match="parallel must be True, False or 'auto'"):
+        prob.operator("fft", parallel="yes")
+    assert ops.resolve_parallel("auto", 0.0) is False
+    assert ops.resolve_parallel(True, 0.0) is True and ops.resolve_parallel(False, 1e9) is False

@@ -200,10 +200,67 @@ class _Adjoint(LinearOperator):
         return self.op.matvec(np.ravel(v))
 
 
+_BLAS = []
+
+
+def _blas_libs():
+    """numpy's BLAS libraries as threadpoolctl controllers (cached; empty without threadpoolctl)."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS.append([lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"])
+        except Exception:  # noqa: BLE001 - optional: without it BLAS keeps its own threading
+            _BLAS.append([])
+    return _BLAS[0]
+
+
+class _SingleThreadBlas:
+    """Context: run BLAS on one thread, then restore (a no-op when ``active`` is False)."""
+
+    __slots__ = ("libs", "saved")
+
+    def __init__(self, libs):
+        self.libs = libs
+        self.saved = None
+
+    def __enter__(self):
+        self.saved = [lib.get_num_threads() for lib in self.libs]
+        for lib in self.libs:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        for lib, n in zip(self.libs, self.saved):
+            lib.set_num_threads(n)
+        return False
+
+
+class _NoOp:
+    __slots__ = ()
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+#: Rough serial cost of one entry of a BLAS gemv (memory bound), seconds.
+COST_GEMV = 0.6e-9
+#: Below this many entries OpenBLAS runs gemv on one thread anyway (no need to ask).
+_BLAS_SINGLE_BELOW = 250_000
+
+
 class DenseOperator(GravityOperator):
     """The stored sensitivity matrix; products are BLAS calls.
 
     ``A`` is available as the attribute ``A`` (C-contiguous).
+
+    With ``parallel="auto"`` products on matrices whose gemv takes less than
+    :data:`PARALLEL_MIN_SECONDS` run BLAS on a single thread (through
+    threadpoolctl, when installed): OpenBLAS's threaded gemv on mid-sized
+    matrices was up to 100x slower than one thread when other processes shared
+    the cores, and no faster on an idle machine (reports/forward.md).
     """
 
     method = "dense"
@@ -212,24 +269,42 @@ class DenseOperator(GravityOperator):
         super().__init__(problem, dtype, check_inputs)
         if A is None:
             A = problem.sensitivity(parallel=parallel, dtype=self.dtype)
-        A = np.ascontiguousarray(A, dtype=self.dtype)
+        A = np.asarray(A)
         if A.shape != self.shape:
             raise ValueError(f"A must have shape {self.shape}, got {A.shape}")
-        self.A = A
+        self.A = np.ascontiguousarray(A, dtype=self.dtype)
+        threaded = resolve_parallel(parallel, self.A.size * COST_GEMV)
+        #: whether BLAS may use its threads for the products (the resolved ``parallel``)
+        self.parallel = threaded
+        libs = [] if threaded or self.A.size < _BLAS_SINGLE_BELOW else _blas_libs()
+        self._blas = _SingleThreadBlas(libs) if libs else _NoOp()
 
     def _apply(self, v):
-        return self.A @ v
+        with self._blas:
+            return self.A @ v
 
     def _apply_adjoint(self, u):
-        return u @ self.A
+        with self._blas:
+            return u @ self.A
+
+    def normal_matvec(self, v):
+        """``A^T A v`` (one application of each; the normal matrix is never formed)."""
+        a = self._vec(v, self.shape[1], "v")
+        self.n_matvec += 1
+        self.n_rmatvec += 1
+        A = self.A
+        with self._blas:
+            return (A @ a) @ A
 
     def _matmat(self, X):
         self.n_matvec += X.shape[1]
-        return self.A @ X
+        with self._blas:
+            return self.A @ X
 
     def _rmatmat(self, Y):
         self.n_rmatvec += Y.shape[1]
-        return self.A.T @ Y
+        with self._blas:
+            return self.A.T @ Y
 
     def todense(self):
         return self.A
