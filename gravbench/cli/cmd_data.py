@@ -84,6 +84,9 @@ def register(app, report_app):
         splits: str = typer.Option("0.9,0.05,0.05", "--splits",
                                    help="train,val,test fractions or counts; 'all' for one split."),
         kernel: str = typer.Option("exact", "--kernel", help="exact | midpoint."),
+        method: str = typer.Option(None, "--method",
+                                   help="Forward operator: dense | fft | matfree | auto (default: dense GEMM when A "
+                                        "fits in 1 GiB, else auto)."),
         out: Path = typer.Option(..., "--out", help="Output directory (one <split>.npz per split)."),
     ):
         """Generate models, compute gx/gz, add noise, split and save .npz files."""
@@ -99,13 +102,15 @@ def register(app, report_app):
             raise UserError(f"--n must be >= 2, got {n}")
         if count < 1:
             raise UserError(f"--count must be >= 1, got {count}")
+        if method not in (None, "auto", "dense", "fft", "matfree"):
+            raise UserError(f"--method must be dense, fft, matfree or auto, got {method!r}")
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} exists and is not a directory")
         prob = Problem.paper(n=n, kernel=kernel)
         t0 = time.perf_counter()
         sets = build(prob, _parse_families(families), count=count, seed=seed, noise=noise, noise_floor=noise_floor,
                      noise_model=noise_model, noise_seed=noise_seed, splits=_parse_splits(splits), out=out,
-                     progress=True)
+                     method=method, progress=True)
         dt = time.perf_counter() - t0
         tab = Table(title=f"gravbench data make  ({count:,} models, n = {n})")
         for col in ("split", "models", "families", "file", "MiB"):

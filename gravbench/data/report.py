@@ -60,6 +60,22 @@ def family_stats(family, shape=(50, 50), count=2000, seed=0):
     }
 
 
+def size_scaling(sizes=(25, 50, 100, 200, 400), family="mixed", seed=0):
+    """Generation speed of ``family`` across grid sizes: list of dicts (n, count, seconds, models/s, ns/cell)."""
+    from .families import generate
+
+    generate(family, 8, (8, 8), seed=seed + 1)
+    rows = []
+    for n in sizes:
+        count = max(50, int(2_000_000 // (n * n)))  # about 2e6 cells per size
+        t0 = time.perf_counter()
+        generate(family, count, (n, n), seed=seed)
+        dt = time.perf_counter() - t0
+        rows.append({"n": n, "count": count, "seconds": dt, "models_per_second": count / dt,
+                     "ns_per_cell": dt / (count * n * n) * 1e9})
+    return rows
+
+
 def time_paper50_build(out_dir=None, log=None):
     """Build the full paper-50 set (29,000 models) from scratch into a temporary directory and time it.
 
@@ -111,13 +127,15 @@ def write_report(out="reports", timing=True, log=None):
         log(f"family {fam}: gallery and statistics")
         family_gallery(figs / f"{fam}.png", fam, prob, count=6, seed=0)
         stats[fam] = family_stats(fam)
+    log("generation speed across sizes")
+    scaling = size_scaling()
     build_t = None
     if timing:
         log("timing a fresh paper-50 build (29,000 models)...")
         build_t = time_paper50_build()
     env = {"gravbench": __version__, "generator_version": GENERATOR_VERSION,
            "numba_threads": int(numba.get_num_threads()), "cpu_count": os.cpu_count()}
-    (out / "datasets.json").write_text(json.dumps({"env": env, "families": stats, "paper50_build": build_t},
+    (out / "datasets.json").write_text(json.dumps({"env": env, "families": stats, "size_scaling": scaling, "paper50_build": build_t},
                                                   indent=2) + "\n")
 
     L = []
@@ -144,6 +162,14 @@ def write_report(out="reports", timing=True, log=None):
         L.append(f"| {fam} | {s['min']:.0f} | {s['max']:.0f} | {s['nonzero_fraction']:.0%} | "
                  f"{s['abs_nonzero_p05']:.0f} / {s['abs_nonzero_median']:.0f} | "
                  f"{s['positive_fraction_of_nonzero']:.0%} | {s['models_per_second']:,.0f} |")
+    L.append("")
+    L.append("Generation speed of `mixed` across grid sizes (about 2e6 cells per size; time is linear in the "
+             "number of cells):\n")
+    L.append("| n | models | seconds | models/s | ns per cell |")
+    L.append("|---|---|---|---|---|")
+    for r in scaling:
+        L.append(f"| {r['n']} | {r['count']:,} | {r['seconds']:.3f} | {r['models_per_second']:,.0f} | "
+                 f"{r['ns_per_cell']:.1f} |")
     L.append("")
     for fam in BASE_FAMILIES:
         L.append(f"## `{fam}`\n")
