@@ -1,7 +1,7 @@
 """Generative adversarial network (GAN) generator of density models, and its training.
 
 The generator is the VAE's :class:`~gravbench.providers.vae.ConvDecoder`
-(``z ~ N(0, I)``, ``latent=16``, ``channels=(48, 24, 12, 8)`` by default,
+(``z ~ N(0, I)``, ``latent=16``, ``channels=(32, 16, 8, 4)`` by default,
 sigmoid output scaled to the training set's density range). The
 discriminator mirrors it (:class:`~gravbench.providers.vae.ConvEncoder`
 with spectral normalisation, one logit out).
@@ -32,7 +32,7 @@ from .vae import ConvDecoder, ConvEncoder, _bounds, _check_options, _command, mo
 __all__ = ["Generator", "Discriminator", "DEFAULTS", "train", "build", "project"]
 
 #: Default architecture options (``train``'s ``**model_options``).
-DEFAULTS = {"latent": 16, "channels": (48, 24, 12, 8), "proj_steps": 150, "proj_models": 64}
+DEFAULTS = {"latent": 16, "channels": (32, 16, 8, 4), "proj_steps": 100, "proj_models": 32}
 
 
 class Generator(ConvDecoder):
@@ -42,7 +42,7 @@ class Generator(ConvDecoder):
 class Discriminator(nn.Module):
     """``rho in [0, 1] (B, nz, nx) -> logit (B,)`` with spectral-normalised layers."""
 
-    def __init__(self, shape, channels=(48, 24, 12, 8)):
+    def __init__(self, shape, channels=(32, 16, 8, 4)):
         super().__init__()
         self.net = ConvEncoder(shape, channels, out=1, spectral=True)
 
@@ -103,8 +103,8 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     command : str, optional
         Command line recorded in the manifest.
     **model_options
-        ``latent`` (16), ``channels`` ((48, 24, 12, 8)), ``proj_steps`` (150),
-        ``proj_models`` (64): the validation projection used for model selection.
+        ``latent`` (16), ``channels`` ((32, 16, 8, 4)), ``proj_steps`` (100),
+        ``proj_models`` (32): the validation projection used for model selection.
 
     Returns
     -------
@@ -178,8 +178,8 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
                 optG.step()
                 if not (torch.isfinite(lossD) and torch.isfinite(lossG)):
                     raise FloatingPointError(f"GAN loss became non-finite at epoch {ep}; lower lr")
-                ld += float(lossD) * b
-                lg += float(lossG) * b
+                ld += float(lossD.detach()) * b
+                lg += float(lossG.detach()) * b
             _, rel = project(G, x_va.to(dev), steps=opts["proj_steps"], seed=seed)
             v = float(rel.mean())
             sec = time.perf_counter() - t0

@@ -15,7 +15,9 @@ never a distance to a true model. Methods (``method=``):
     Damped Gauss-Newton, ``dz = -(J^T J + lam I)^-1 (J^T r + lam z)``, which
     minimises ``phi + lam ||z||^2`` (``lam = 1``: a N(0, I) prior on ``z``),
     with the Jacobian ``J = W A dG/dz`` by central differences (step ``h``):
-    ``2 latent + 1`` forward runs per iteration (Laloy's variant).
+    ``2 latent`` forward runs per Jacobian (Laloy's variant). A backtracking
+    line search (halve the step until that objective decreases, one forward
+    run per trial; ``linesearch=0`` takes every full step as Laloy did).
 ``"gn-autodiff"``
     The same step with ``J`` by forward-mode automatic differentiation
     (``torch.func.jvp``): one forward run and ``latent`` tangent passes.
@@ -299,12 +301,11 @@ def _jacobian(mis, z, mode, h):
     return r, J, 1, d
 
 
-def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2):
+def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2, linesearch=8):
+    """Damped Gauss-Newton on ``||r(z)||^2 + lam ||z||^2`` with backtracking (step halved up to ``linesearch`` times)."""
     torch = _torch()
     S, d = z0.shape
     z = z0.clone()
-    active = torch.ones(S, dtype=torch.bool)
-    chi = torch.full((S,), float("inf"))
     fwd = np.zeros(S, dtype=np.int64)
     der = np.zeros(S, dtype=np.int64)
     reached = np.full(S, np.nan)
@@ -312,43 +313,60 @@ def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2):
     secs = np.zeros(S)
     hist = []
     eye = torch.eye(d, dtype=torch.float64)
-    for it in range(1, int(maxiter) + 2):
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        r = mis(z)
+    fwd += 1
+    chi = _Misfit.chi(r)
+    obj = r.double().pow(2).sum(-1) + lam * z.double().pow(2).sum(-1)
+    active = torch.ones(S, dtype=torch.bool)
+    secs += (time.perf_counter() - t0) / S
+    for it in range(1, int(maxiter) + 1):
+        t0 = time.perf_counter()
+        if target is not None:
+            done = active & (chi <= target)
+            dd = torch.nonzero(done).flatten().numpy()
+            reached[dd] = fwd[dd] + der[dd]
+            active &= ~done
         idx = torch.nonzero(active).flatten()
         if idx.numel() == 0:
             break
         ii = idx.numpy()
-        t0 = time.perf_counter()
-        za = z[idx]
-        if it == int(maxiter) + 1:  # misfit after the last step
+        _, J, nf, nd = _jacobian(mis, z[idx], mode, h)
+        fwd[ii] += nf - 1  # the residual at z is known
+        der[ii] += nd
+        Jd = J.double()
+        H = Jd.transpose(1, 2) @ Jd + lam * eye
+        rhs = Jd.transpose(1, 2) @ r[idx].double()[..., None] + lam * z[idx].double()[..., None]
+        dz = (-torch.linalg.solve(H, rhs)[..., 0]).to(z.dtype)
+        step = torch.ones(len(ii), dtype=z.dtype)
+        pending = torch.ones(len(ii), dtype=torch.bool)
+        for _ in range(int(linesearch) + 1):
+            pi = torch.nonzero(pending).flatten()
+            if pi.numel() == 0:
+                break
+            gi = idx[pi]
+            zt = z[gi] + step[pi, None] * dz[pi]
             with torch.no_grad():
-                c = _Misfit.chi(mis(za))
-            fwd[ii] += 1
-            chi[idx] = c
-            ok = (c <= target).numpy() if target is not None else np.zeros(len(ii), bool)
-            reached[ii[ok]] = fwd[ii[ok]] + der[ii[ok]]
-            secs[ii] += (time.perf_counter() - t0) / len(ii)
-            break
-        # check the current misfit first: a start that fits needs no Jacobian
-        with torch.no_grad():
-            c = _Misfit.chi(mis(za))
-        chi[idx] = c
-        fwd[ii] += 1
-        done = (c <= target) if target is not None else torch.zeros_like(c, dtype=torch.bool)
-        reached[ii[done.numpy()]] = fwd[ii[done.numpy()]] + der[ii[done.numpy()]]
-        active[idx[done]] = False
-        idx2 = idx[~done]
-        if idx2.numel():
-            r, J, nf, nd = _jacobian(mis, z[idx2], mode, h)
-            fwd[idx2.numpy()] += nf - 1  # the residual at z was just counted
-            der[idx2.numpy()] += nd
-            Jd = J.double()
-            H = Jd.transpose(1, 2) @ Jd + lam * eye
-            rhs = Jd.transpose(1, 2) @ r.double()[..., None] + lam * z[idx2].double()[..., None]
-            dz = -torch.linalg.solve(H, rhs)[..., 0]
-            z[idx2] = z[idx2] + dz.to(z.dtype)
-            niter[idx2.numpy()] = it
+                rt = mis(zt)
+            fwd[gi.numpy()] += 1
+            ot = rt.double().pow(2).sum(-1) + lam * zt.double().pow(2).sum(-1)
+            ok = (ot < obj[gi]) if linesearch else torch.ones(len(gi), dtype=torch.bool)
+            acc = gi[ok]
+            z[acc], r[acc], obj[acc] = zt[ok], rt[ok], ot[ok]
+            chi[acc] = _Misfit.chi(rt[ok])
+            pending[pi[ok]] = False
+            step[pi[~ok]] *= 0.5
+            if not linesearch:
+                break
+        stalled = idx[pending]  # no decrease along the Gauss-Newton direction: a stationary point
+        active[stalled] = False
+        niter[ii] = it
         secs[ii] += (time.perf_counter() - t0) / len(ii)
         hist.append(float(chi.min()))
+    if target is not None:
+        done = torch.nonzero(active & (chi <= target)).flatten().numpy()
+        reached[done] = fwd[done] + der[done]
     return z, chi.numpy(), fwd, der, reached, secs, niter, hist
 
 
@@ -401,7 +419,7 @@ def _de(mis, d, *, starts, seed, max_evals, target, bound, popsize, maxiter=None
 
 
 def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, seed=0, maxiter=None,
-           target=1.0, lr=0.01, lam=1.0, h=1e-2, max_evals=10_000, popsize=4, bound=3.0):
+           target=1.0, lr=0.01, lam=1.0, h=1e-2, linesearch=8, max_evals=10_000, popsize=4, bound=3.0):
     """Latent search on one data vector; see the module docstring.
 
     Parameters
@@ -431,6 +449,10 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         Gauss-Newton damping (1: N(0, I) prior on z, Laloy).
     h : float
         Central-difference step for ``"gn-fd"``.
+    linesearch : int
+        Gauss-Newton backtracking: halve the step up to this many times until
+        ``||r||^2 + lam ||z||^2`` decreases (0: take the full step once; a start
+        whose step never decreases it stops, at a stationary point).
     max_evals : int
         DE budget per run (forward runs) when ``maxiter`` is not given.
     popsize : int
@@ -480,8 +502,8 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         if method == "adam":
             out = _adam(mis, z0, lr=lr, maxiter=maxiter, target=target)
         else:
-            out = _gauss_newton(mis, z0, mode=method[3:] if method == "gn-fd" else "autodiff", lam=lam,
-                                maxiter=maxiter, target=target, h=h)
+            out = _gauss_newton(mis, z0, mode="fd" if method == "gn-fd" else "autodiff", lam=lam,
+                                maxiter=maxiter, target=target, h=h, linesearch=linesearch)
     z, chi, fwd, der, reached, secs, niter, hist = out
     return SearchResult(z=z.detach().cpu().numpy(), chi=np.asarray(chi, dtype=np.float64), forward=fwd,
                         derivs=der, reached=reached, seconds=secs, niter=niter, method=method, history=hist)
@@ -520,8 +542,8 @@ class _LatentProvider(Provider):
     learned = True
 
     def __init__(self, n=None, *, method="adam", starts=None, warm_start=None, maxiter=None, device="cpu",
-                 seed=0, weights=None, target=1.0, lr=0.01, lam=1.0, max_evals=10_000, popsize=4, bound=3.0,
-                 cnn_options=None):
+                 seed=0, weights=None, target=1.0, lr=0.01, lam=1.0, linesearch=8, max_evals=10_000, popsize=4,
+                 bound=3.0, cnn_options=None, warm_steps=300):
         from ._torchutil import require_torch
 
         require_torch()
@@ -535,9 +557,10 @@ class _LatentProvider(Provider):
             raise ValueError(f"target must be > 0 or None, got {target!r}")
         self.method, self.starts, self.warm_start = method, starts, warm_start
         self.maxiter, self.device, self.seed, self.weights = maxiter, device, seed, weights
-        self.opts = {"target": target, "lr": lr, "lam": lam, "max_evals": max_evals, "popsize": popsize,
-                     "bound": bound}
+        self.opts = {"target": target, "lr": lr, "lam": lam, "linesearch": linesearch, "max_evals": max_evals,
+                     "popsize": popsize, "bound": bound}
         self.cnn_options = dict(cnn_options or {})
+        self.warm_steps = int(warm_steps)
         self._cache = {}
         self._layers = {}
         if n is not None:  # fail early when the grid has no weights
@@ -593,7 +616,7 @@ class _LatentProvider(Provider):
                                 / (float(gen.hi) - float(gen.lo)), dtype=torch.float32)[None]
             with torch.no_grad():
                 z0 = enc.encode(x.to(gen.lo.device))[0].cpu().numpy()
-        return fit_to_model(gen, rho_cnn, z0=z0, seed=0 if seed is None else seed)
+        return fit_to_model(gen, rho_cnn, z0=z0, steps=self.warm_steps, seed=0 if seed is None else seed)
 
     def run(self, g, problem, sigma=None, seed=None):
         """The full :class:`SearchResult` for one data vector (the provider call returns ``G(z_best)``)."""
@@ -653,7 +676,7 @@ class VAEProvider(_LatentProvider):
         A weights file with its JSON manifest instead of the shipped one.
     target : float or None
         Stop at this RMS weighted residual (1.0 = the noise level).
-    lr, lam, max_evals, popsize, bound :
+    lr, lam, linesearch, max_evals, popsize, bound :
         Method settings (see :func:`search`).
     """
 

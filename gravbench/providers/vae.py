@@ -13,7 +13,7 @@ Decoder: ``Linear(latent -> c0 * s_z * s_x)`` with ``s = ceil(n / 2^k)``, then
 ``k`` blocks of [nearest upsample x2, 3x3 conv, LeakyReLU(0.2)], a 3x3 conv to
 one channel, a centre crop to ``(nz, nx)`` and ``lo + (hi - lo) * sigmoid``
 (``lo``, ``hi``: the training set's density range, kg/m^3). Defaults:
-``latent=16``, ``channels=(48, 24, 12, 8)`` (``k = 3``: 7 -> 14 -> 28 -> 56,
+``latent=16``, ``channels=(32, 16, 8, 4)`` (``k = 3``: 7 -> 14 -> 28 -> 56,
 cropped to 50). Encoder: the mirror image (pad to ``2^k s``, stride-2 3x3
 convs, linear to the mean and log-variance).
 
@@ -38,7 +38,7 @@ __all__ = ["ConvDecoder", "ConvEncoder", "VAE", "DEFAULTS", "train", "build", "t
            "weights_path", "model_config"]
 
 #: Default architecture options (also the keys ``train`` accepts as ``**model_options``).
-DEFAULTS = {"latent": 16, "channels": (48, 24, 12, 8), "beta": 1.0}
+DEFAULTS = {"latent": 16, "channels": (32, 16, 8, 4), "beta": 1.0}
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -65,7 +65,7 @@ class ConvDecoder(nn.Module):
         LeakyReLU negative slope.
     """
 
-    def __init__(self, latent, shape, channels=(48, 24, 12, 8), lo=0.0, hi=1.0, slope=0.2):
+    def __init__(self, latent, shape, channels=(32, 16, 8, 4), lo=0.0, hi=1.0, slope=0.2):
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if len(channels) < 2 or min(channels) < 1:
@@ -108,7 +108,7 @@ class ConvDecoder(nn.Module):
 class ConvEncoder(nn.Module):
     """``rho in [0, 1] (B, nz, nx) -> features (B, out)``: stride-2 3x3 convs mirroring :class:`ConvDecoder`."""
 
-    def __init__(self, shape, channels=(48, 24, 12, 8), out=32, slope=0.2, spectral=False):
+    def __init__(self, shape, channels=(32, 16, 8, 4), out=32, slope=0.2, spectral=False):
         super().__init__()
         channels = tuple(int(c) for c in channels)
         self.shape = (int(shape[0]), int(shape[1]))
@@ -132,7 +132,7 @@ class ConvEncoder(nn.Module):
 class VAE(nn.Module):
     """Encoder + :class:`ConvDecoder`; ``forward(x01)`` returns ``(recon01, mu, logvar)``."""
 
-    def __init__(self, shape, latent=16, channels=(48, 24, 12, 8), lo=0.0, hi=1.0, beta=1.0):
+    def __init__(self, shape, latent=16, channels=(32, 16, 8, 4), lo=0.0, hi=1.0, beta=1.0):
         super().__init__()
         self.latent = int(latent)
         self.beta = float(beta)
@@ -293,7 +293,7 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
     command : str, optional
         The command line recorded in the manifest (default: reconstructed).
     **model_options
-        ``latent`` (16), ``channels`` ((48, 24, 12, 8)), ``beta`` (1.0).
+        ``latent`` (16), ``channels`` ((32, 16, 8, 4)), ``beta`` (1.0).
 
     Returns
     -------
