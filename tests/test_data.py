@@ -426,3 +426,26 @@ def test_build_memory_is_proportional_to_the_set():
     A_bytes = p.n_data * p.n_cells * 8
     per_chunk = chunk * (p.n_cells * 8 + p.n_data * 8 * 3)
     assert peak <= set_bytes + 2 * A_bytes + 2 * per_chunk + (1 << 20), (peak, set_bytes)
+
+
+def test_splitmix64_stream_matches_reference():
+    """The numba stream is SplitMix64 (Steele et al. 2014): first output from state 0 is 0xE220A8397B1DCDAF."""
+    from gravbench.data import _kernels as K
+
+    M = (1 << 64) - 1
+
+    def ref(state, n):
+        out = []
+        for _ in range(n):
+            state = (state + 0x9E3779B97F4A7C15) & M
+            z = state
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+            out.append(z ^ (z >> 31))
+        return out
+
+    assert ref(0, 1)[0] == 0xE220A8397B1DCDAF
+    for seed in (0, 12345, (1 << 64) - 7):
+        st = np.array([seed], dtype=np.uint64)
+        got = [K._u01(st) for _ in range(5)]
+        assert got == [(z >> 11) * 2.0**-53 for z in ref(seed, 5)]
