@@ -42,6 +42,7 @@ def _parse_families(text):
 
 
 def _meta_table(ds, title):
+    import numpy as np
     from rich.table import Table
 
     m = ds.meta
@@ -54,8 +55,9 @@ def _meta_table(ds, title):
     t.add_row("families", ", ".join(f"{k} {v}" for k, v in ds.family_counts().items()))
     t.add_row("proportions", ", ".join(f"{k} {v:.3g}" for k, v in m.get("families", {}).items()))
     n = m.get("noise", {})
-    t.add_row("noise", f"{n.get('model')}: {n.get('level')} relative + {n.get('floor')} mGal floor, seed {n.get('seed')}"
-                       f"  (sigma median {float(__import__('numpy').median(ds.sigma)) if ds.sigma.size else 0:.3g} mGal)")
+    med = float(np.median(ds.sigma)) if ds.sigma.size else 0.0
+    t.add_row("noise", f"{n.get('model')}: {n.get('level')} relative + {n.get('floor')} mGal floor, "
+                       f"seed {n.get('seed')}  (sigma median {med:.3g} mGal)")
     t.add_row("seed", str(m.get("seed")))
     t.add_row("versions", f"gravbench {m.get('gravbench_version')}, generator {m.get('generator_version')}, "
                           f"format {m.get('format_version')}")

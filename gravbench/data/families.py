@@ -74,12 +74,12 @@ PARAMS = {
         "n_bodies": ((1, 4), "number of bodies (integer range)"),
         "size": ((0.08, 0.3), "half-length of a body's long axis, fraction of the grid"),
         "aspect": ((0.3, 1.0), "short / long axis ratio"),
-        "contrast": ((50.0, 1000.0), "|density contrast| of each body, kg/m^3"),
+        "contrast": ((50.0, 1000.0), "magnitude of each body's density contrast, kg/m^3"),
         "p_negative": (0.5, "probability that a body is lighter than the background"),
     },
     "layers": {
         "n_layers": ((3, 7), "number of layers (integer range)"),
-        "contrast": ((50.0, 800.0), "|density contrast| of each layer, kg/m^3"),
+        "contrast": ((50.0, 800.0), "magnitude of each layer's density contrast, kg/m^3"),
         "p_negative": (0.5, "probability that a layer's contrast is negative"),
         "amplitude": ((0.0, 0.08), "fold amplitude, fraction of the depth"),
         "wavelength": ((0.5, 2.0), "fold wavelength, fraction of the width"),
@@ -87,7 +87,7 @@ PARAMS = {
     },
     "faults": {
         "n_layers": ((3, 6), "number of layers (integer range)"),
-        "contrast": ((50.0, 800.0), "|density contrast| of each layer, kg/m^3"),
+        "contrast": ((50.0, 800.0), "magnitude of each layer's density contrast, kg/m^3"),
         "p_negative": (0.5, "probability that a layer's contrast is negative"),
         "amplitude": ((0.0, 0.04), "fold amplitude, fraction of the depth"),
         "wavelength": ((0.5, 2.0), "fold wavelength, fraction of the width"),
@@ -99,8 +99,8 @@ PARAMS = {
     },
     "intrusions": {
         "n_bodies": ((1, 2), "number of intrusions (integer range); type dome / dyke / sill with equal odds"),
-        "contrast": ((50.0, 1000.0), "|density contrast|, kg/m^3: domes negative (salt), dykes and sills "
-                                     "positive (mafic), unless flipped"),
+        "contrast": ((50.0, 1000.0), "magnitude of the density contrast, kg/m^3: domes negative (salt), "
+                                     "dykes and sills positive (mafic), unless flipped"),
         "p_flip": (0.1, "probability of the opposite sign"),
         "dome_width": ((0.04, 0.12), "half-width of a dome's stem"),
         "dome_top": ((0.08, 0.5), "depth of a dome's crest"),
@@ -115,7 +115,7 @@ PARAMS = {
         "amplitude": ((0.02, 0.1), "meander amplitude"),
         "wavelength": ((0.35, 1.2), "meander wavelength along the channel"),
         "angle": ((-25.0, 25.0), "channel direction, degrees from horizontal"),
-        "contrast": ((50.0, 1000.0), "|density contrast| of the channel fill (one per model), kg/m^3"),
+        "contrast": ((50.0, 1000.0), "magnitude of the channel fill's contrast (one per model), kg/m^3"),
         "p_negative": (0.5, "probability that the fill is lighter than the background"),
     },
     "smooth": {

@@ -29,7 +29,8 @@ DESCRIPTIONS = {
     "smooth": "Anisotropic Gaussian random fields with a Gaussian covariance, by the random Fourier mode "
               "(spectral) method, f = sqrt(2/M) sum_j cos(k_j . x + phi_j), k_j ~ N(0, diag(1/lx^2, 1/lz^2)); "
               "scaled to mean + std f and clipped to +-max_abs. Continuous in space, so the same seed gives "
-              "the same field at every resolution.",
+              "the same field at every resolution. Unlike the piecewise families its values pass through "
+              "zero, so small contrasts occur (the 50 kg/m^3 lower bound applies to the other families).",
 }
 
 
@@ -135,8 +136,8 @@ def write_report(out="reports", timing=True, log=None):
         build_t = time_paper50_build()
     env = {"gravbench": __version__, "generator_version": GENERATOR_VERSION,
            "numba_threads": int(numba.get_num_threads()), "cpu_count": os.cpu_count()}
-    (out / "datasets.json").write_text(json.dumps({"env": env, "families": stats, "size_scaling": scaling, "paper50_build": build_t},
-                                                  indent=2) + "\n")
+    record = {"env": env, "families": stats, "size_scaling": scaling, "paper50_build": build_t}
+    (out / "datasets.json").write_text(json.dumps(record, indent=2) + "\n")
 
     L = []
     L.append("# Synthetic density models and data sets\n")
@@ -187,7 +188,8 @@ def write_report(out="reports", timing=True, log=None):
     L.append("![mixed](datasets/mixed.png)\n")
     L.append("## Data sets\n")
     L.append("`gravbench.data.build(problem, families='mixed', count=..., seed=0, noise=0.01, noise_floor=0.0, "
-             "noise_model='peak', splits=(0.9, 0.05, 0.05), out=DIR)` renders the models in chunks, computes "
+             "noise_model='peak', splits=(0.9, 0.05, 0.05), out=DIR)` "
+             "(`splits` fractions or counts; without it one split named `all`) renders the models in chunks, computes "
              "`g = rho.reshape(N, -1) @ A.T` (one GEMM per chunk with the dense sensitivity when it fits in 1 GiB, "
              "otherwise the fastest operator's `matmat`), adds noise and writes one `<split>.npz` per split. "
              "Splits are contiguous ranges of the global sample index. CLI: `gravbench data make --n 50 --count "
