@@ -168,7 +168,7 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
                     raise FloatingPointError(f"training loss became {float(loss)} at epoch {ep}; lower lr")
                 loss.backward()
                 opt.step()
-                tot += float(loss) * int(idx.shape[0])
+                tot += float(loss.detach()) * int(idx.shape[0])
             v = evaluate()
             sec = time.perf_counter() - t0
             state["history"].append({"epoch": ep, "train": tot / n_train, "val": v, "lr": lr_at(ep), "seconds": sec})

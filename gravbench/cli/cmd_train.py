@@ -1,0 +1,73 @@
+"""``gravbench train MODEL``: train a learned provider (cnn, vae, gan) and write its weights + manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def _parse_options(items):
+    out = {}
+    for it in items or []:
+        k, sep, v = it.partition("=")
+        if not sep or not k:
+            from . import UserError
+
+            raise UserError(f"--option must look like key=value, got {it!r}")
+        k = k.replace("-", "_")
+        for conv in (int, float):
+            try:
+                out[k] = conv(v)
+                break
+            except ValueError:
+                pass
+        else:
+            out[k] = {"true": True, "false": False, "none": None}.get(v.lower(), v)
+    return out
+
+
+def register(app, report_app):
+    @app.command("train")
+    def train(
+        model: str = typer.Argument(..., help="cnn | vae | gan"),
+        dataset: str = typer.Option("paper-50", "--dataset", help="Standard data set name (paper-50, paper-100, ...) or a built training-set path."),
+        epochs: int = typer.Option(40, "--epochs", help="Maximum epochs (early stopping on the val split may end sooner)."),
+        batch_size: int = typer.Option(64, "--batch-size"),
+        lr: float = typer.Option(2e-3, "--lr", help="Adam learning rate (cosine decay to lr/20)."),
+        seed: int = typer.Option(0, "--seed"),
+        out: Optional[Path] = typer.Option(None, "--out", help="Weight file to write (default: the package's weights/<model>-<n>.pt)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out."),
+        device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+        threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+        option: Optional[List[str]] = typer.Option(None, "--option", "-o",
+                                                   help="Model option key=value (repeatable), e.g. -o arch=paper -o out_stride=2 -o max_seconds=840."),
+    ):
+        """Train a learned provider; seeded, resumable, early-stopped; writes <out>.pt and its manifest <out>.json."""
+        import importlib
+
+        from . import UserError, console
+
+        if model not in ("cnn", "vae", "gan"):
+            raise UserError(f"MODEL must be cnn, vae or gan, got {model!r}")
+        if epochs < 1 or batch_size < 1 or not lr > 0:
+            raise UserError("--epochs and --batch-size must be >= 1 and --lr > 0")
+        if out is not None and not out.parent.exists():
+            raise UserError(f"--out: directory {out.parent} does not exist")
+        opts = _parse_options(option)
+        try:
+            mod = importlib.import_module(f"gravbench.providers.{model}")
+        except ImportError as exc:
+            raise UserError(f"cannot train {model}: {exc}") from None
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        man = mod.train(dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out, resume=resume,
+                        device=device, progress=True, **opts)
+        console.print(f"[green]wrote[/green] {man.get('file')}  sha256 {man.get('sha256', '')[:12]}...  "
+                      f"{man.get('bytes', 0) / 1e6:.2f} MB")
+        metrics = {k: v for k, v in (man.get("metrics") or {}).items() if isinstance(v, (int, float))}
+        for k, v in metrics.items():
+            console.print(f"  {k}: {v:.4g}")

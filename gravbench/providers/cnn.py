@@ -1,0 +1,440 @@
+"""The CNN provider: direct inversion of a gx/gz profile into a density model.
+
+Input: ``g`` of length ``2m`` (``m = 3n`` stations, gx then gz, mGal) seen as a
+``(2, m)`` two-channel 1D signal. Output: an ``(nz, nx)`` model in kg/m^3.
+
+Architectures (``arch=``)
+-------------------------
+``"paper"``
+    The seed paper's network: Conv1D 32/64/128 (kernel 3, stride 2, ReLU),
+    flatten, dense ``hidden`` (ReLU), dense ``nz*nx``, sigmoid scaled to the
+    density range.
+``"unet1d"`` (default, shipped)
+    The same Conv1D front end kept fully convolutional in x, which the
+    physics allows (each depth row of A is a Toeplitz block: the data are
+    translation-equivariant in x): a stride-3 convolution takes the 3
+    stations above each cell column to one position (length ``nx``), a 1D
+    U-Net (two stride-2 levels, a dilated stack 1/2/4/8 at the bottom so the
+    receptive field covers the whole profile, skip connections), then a
+    per-column head that emits ``k`` depth profiles of length ``nz`` per x
+    position, refined by two 3x3 2D convolutions, sigmoid scaled to the
+    density range. About 10x fewer weights than ``"paper"`` and grid-size
+    independent except for the head.
+
+Normalisation (stored in the weights as buffers)
+------------------------------------------------
+``g_scale`` (2,): the RMS of gx and of gz over the noise-free training data;
+the network sees ``g / g_scale`` per channel. ``rho_lo``, ``rho_hi``: the
+training models' density range; the sigmoid output ``s`` becomes
+``rho_lo + (rho_hi - rho_lo) s``.
+
+Training (``gravbench train cnn``): Adam with cosine decay, loss = mean squared
+error of ``(rho_hat - rho) / (rho_hi - rho_lo)``, noise augmentation (each
+batch sees ``g_clean + u * noise * sigma_unit * e``, ``u ~ U(0, 1.5)``,
+``e ~ N(0, 1)``, so one network serves noise-free and noisy data), early
+stopping on the validation split's mean relative model error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .base import NoWeightsError, Provider
+
+__all__ = ["CNNProvider", "build_model", "train", "available", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def _train_cmd(n):
+    return f"gravbench train cnn --dataset paper-{n}"
+
+
+def available(weights_dir=None):
+    """``{n: path}`` of the CNN weight files shipped (``cnn-<n>.pt`` with a manifest)."""
+    d = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    out = {}
+    for m in sorted(d.glob("cnn-*.json")):
+        pt = m.with_suffix(".pt")
+        try:
+            man = json.loads(m.read_text())
+        except Exception:
+            continue
+        if pt.exists() and "n" in man:
+            out[int(man["n"])] = pt
+    return out
+
+
+def build_model(n_stations, nz, nx, *, arch="paper", width=32, hidden=256, head_k=4, out_stride=1,
+                g_scale=(1.0, 1.0), rho_lo=0.0, rho_hi=1.0):
+    """The network (a ``torch.nn.Module``); see the module docstring for ``arch``."""
+    from ._torchutil import require_torch
+
+    torch = require_torch()
+    nn = torch.nn
+
+    class _Base(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("g_scale", torch.as_tensor(np.asarray(g_scale, dtype=np.float32)))
+            self.register_buffer("rho_lo", torch.tensor(float(rho_lo)))
+            self.register_buffer("rho_hi", torch.tensor(float(rho_hi)))
+
+        def normalise(self, g):
+            return g.reshape(g.shape[0], 2, -1) / self.g_scale[None, :, None]
+
+        def unit(self, logits):
+            return torch.sigmoid(logits)
+
+        def forward(self, g):
+            """``g`` (B, 2m) mGal -> rho (B, nz, nx) kg/m^3."""
+            s = self.unit(self.logits(self.normalise(g)))
+            return self.rho_lo + (self.rho_hi - self.rho_lo) * s
+
+    if arch == "paper":
+        class Paper(_Base):
+            def __init__(self):
+                super().__init__()
+                L = n_stations
+                for _ in range(3):
+                    L = (L + 2 - 3) // 2 + 1
+                self.enc = nn.Sequential(
+                    nn.Conv1d(2, 32, 3, stride=2, padding=1), nn.ReLU(),
+                    nn.Conv1d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+                    nn.Conv1d(64, 128, 3, stride=2, padding=1), nn.ReLU())
+                self.hz, self.hx = -(-nz // out_stride), -(-nx // out_stride)
+                self.dec = nn.Sequential(nn.Flatten(), nn.Linear(128 * L, hidden), nn.ReLU(),
+                                         nn.Linear(hidden, self.hz * self.hx))
+
+            def logits(self, x):
+                y = self.dec(self.enc(x)).reshape(x.shape[0], 1, self.hz, self.hx)
+                if (self.hz, self.hx) != (nz, nx):
+                    y = torch.nn.functional.interpolate(y, size=(nz, nx), mode="bilinear", align_corners=False)
+                return y[:, 0]
+
+        return Paper()
+
+    if arch != "unet1d":
+        raise ValueError(f"arch must be 'unet1d' or 'paper', got {arch!r}")
+    if n_stations % nx != 0:
+        raise ValueError(f"arch='unet1d' needs a whole number of stations per cell column; got {n_stations} stations for nx={nx}")
+    per = n_stations // nx
+    c = int(width)
+
+    def block(ci, co, k=3, d=1, s=1):
+        return nn.Sequential(nn.Conv1d(ci, co, k, stride=s, padding=d * (k - 1) // 2 if s == 1 else (k - 1) // 2,
+                                       dilation=d), nn.GroupNorm(1, co), nn.GELU())
+
+    class UNet1D(_Base):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv1d(2, c, 5, padding=2), nn.GELU(),
+                                      nn.Conv1d(c, c, per, stride=per), nn.GELU())
+            self.e1 = block(c, c)
+            self.d1 = block(c, 2 * c, k=3, s=2)
+            self.d2 = block(2 * c, 4 * c, k=3, s=2)
+            self.mid = nn.Sequential(*[block(4 * c, 4 * c, d=d) for d in (1, 2, 4, 8)])
+            self.u2 = block(6 * c, 2 * c)
+            self.u1 = block(3 * c, c)
+            self.u0 = block(2 * c, 2 * c)
+            self.head = nn.Conv1d(2 * c, head_k * nz, 1)
+            self.ref = nn.Sequential(nn.Conv2d(head_k, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 1, 3, padding=1))
+            self.skip = nn.Conv2d(head_k, 1, 1)
+
+        def logits(self, x):
+            f = torch.nn.functional
+            x0 = self.e1(self.stem(x))            # (B, c, nx)
+            x1 = self.d1(x0)                       # (B, 2c, nx/2)
+            x2 = self.mid(self.d2(x1))             # (B, 4c, nx/4)
+            y = f.interpolate(x2, size=x1.shape[-1], mode="linear", align_corners=False)
+            y = self.u2(torch.cat([y, x1], 1))
+            y = f.interpolate(y, size=x0.shape[-1], mode="linear", align_corners=False)
+            y = self.u1(torch.cat([y, x0], 1))
+            y = self.u0(torch.cat([y, x0], 1))
+            h = self.head(y).reshape(x.shape[0], head_k, nz, nx)
+            return (self.ref(h) + self.skip(h))[:, 0]
+
+    return UNet1D()
+
+
+def _resolve_dataset(dataset, split, noise, val=None):
+    if hasattr(dataset, "rho") and hasattr(dataset, "g"):
+        if split == "train":
+            return dataset
+        if val is None:
+            raise ValueError("dataset given as a Dataset object: pass its validation set as val=")
+        return val
+    from .. import data as _data
+
+    p = Path(str(dataset))
+    if p.exists():
+        if split != "train":
+            vp = p.parent / (p.name.replace("train", split))
+            if vp.exists() and vp != p:
+                return _data.load(vp)
+            raise ValueError(f"dataset path {p} given; no '{split}' split found beside it (expected {vp})")
+        return _data.load(p)
+    return _data.standard(str(dataset), split=split, noise=noise)
+
+
+def _unit_sigma(ds, noise):
+    """Noise std per datum for a unit noise level (sigma / noise), mGal."""
+    sig = np.asarray(ds.sigma, dtype=np.float64)
+    if noise and np.all(np.isfinite(sig)) and np.any(sig > 0):
+        return sig / noise
+    # noise-free set: 1% of the per-sample max |g| per component (scaled to a unit level)
+    g = np.asarray(ds.g_clean, dtype=np.float64)
+    m = g.shape[1] // 2
+    s = np.empty_like(g)
+    s[:, :m] = np.abs(g[:, :m]).max(1, keepdims=True)
+    s[:, m:] = np.abs(g[:, m:]).max(1, keepdims=True)
+    return s
+
+
+def rel_errors(rho_hat, rho):
+    """Per-sample relative L2 model errors ``||rho_hat - rho|| / ||rho||``."""
+    a = np.asarray(rho_hat, dtype=np.float64).reshape(len(rho), -1)
+    b = np.asarray(rho, dtype=np.float64).reshape(len(rho), -1)
+    return np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), 1e-300)
+
+
+def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=None, resume=False, device="cpu",
+          progress=True, arch="paper", width=32, hidden=256, head_k=4, out_stride=1, noise=0.01, noise_aug=1.5, patience=6,
+          max_train=None, max_seconds=None, checkpoint=None, threads=None, val=None, loss="rel", **unknown):
+    """Train a CNN provider and write its weights and manifest.
+
+    Parameters
+    ----------
+    dataset : str or path
+        A standard data set name (``"paper-50"``, ``"paper-100"``; built by
+        :func:`gravbench.data.standard`) or the path of a training set built by
+        :func:`gravbench.data.build` (its ``val`` split must sit beside it),
+        or a ``Dataset`` object (then pass the validation set as ``val``).
+    epochs, batch_size, lr, seed : int, int, float, int
+        Training schedule; Adam with cosine decay from ``lr`` to ``lr/20``.
+    out : path, optional
+        Weight file to write (default: the package's ``weights/cnn-<n>.pt``);
+        the manifest is written beside it as ``.json``.
+    resume : bool
+        Continue from the checkpoint (``checkpoint`` or ``out`` + ``.ckpt``).
+    device : str
+        ``"cpu"``, ``"cuda"``, ...
+    progress : bool
+        Show a rich progress bar.
+    arch, width, hidden, head_k : model options (see :func:`build_model`).
+    noise : float
+        Noise level of the standard data set to load (its ``sigma`` sets the augmentation scale).
+    noise_aug : float
+        Upper end of the augmentation noise factor ``u ~ U(0, noise_aug)``
+        (times ``noise`` times the unit sigma); 0 trains on clean data.
+    patience : int
+        Early-stopping patience, epochs.
+    max_train : int, optional
+        Use only the first ``max_train`` training models.
+    max_seconds : float, optional
+        Stop after this much training time (the best epoch so far is kept).
+
+    Returns
+    -------
+    dict
+        The manifest written beside the weights.
+    """
+    if unknown:
+        raise ValueError(f"unknown option(s) for cnn: {', '.join(sorted(unknown))}")
+    if loss not in ("rel", "mse"):
+        raise ValueError(f"loss must be 'rel' or 'mse', got {loss!r}")
+    from ._torchutil import require_torch, seed_all
+    from ._train import command_line, fit, save_weights
+
+    torch = require_torch()
+    if threads:
+        torch.set_num_threads(int(threads))
+    seed_all(seed)
+    tr = _resolve_dataset(dataset, "train", noise, val)
+    va = _resolve_dataset(dataset, "val", noise, val)
+    prob = tr.problem
+    nz, nx = prob.shape
+    n_tr = len(tr.rho) if max_train is None else min(int(max_train), len(tr.rho))
+    rho_tr = np.asarray(tr.rho[:n_tr], dtype=np.float32)
+    gc_tr = np.asarray(tr.g_clean[:n_tr], dtype=np.float32)
+    su_tr = _unit_sigma(tr, noise)[:n_tr].astype(np.float32) * float(noise or 0.01)
+    m = gc_tr.shape[1] // 2
+    g_scale = (float(np.sqrt(np.mean(gc_tr[:, :m] ** 2))), float(np.sqrt(np.mean(gc_tr[:, m:] ** 2))))
+    lo, hi = float(min(0.0, rho_tr.min())), float(rho_tr.max())
+    if not hi > lo:
+        raise ValueError("training models have no density contrast (max == min)")
+    model = build_model(m, nz, nx, arch=arch, width=width, hidden=hidden, head_k=head_k,
+                        out_stride=out_stride, g_scale=g_scale, rho_lo=lo, rho_hi=hi)
+    scale = hi - lo
+    aug = float(noise_aug)
+
+    def loss_fn(net, g, s, rho):
+        if net.training and aug > 0:
+            u = torch.rand(g.shape[0], 1) * aug
+            g = g + u * s * torch.randn_like(g)
+        d = ((net(g) - rho) / scale).flatten(1)
+        if loss == "rel":  # squared relative error, the metric's square (floor: 5% of the range per cell)
+            den = (rho / scale).flatten(1).pow(2).mean(1).clamp_min(0.05 ** 2)
+            return torch.mean(d.pow(2).mean(1) / den)
+        return torch.mean(d ** 2)
+
+    def val_fn(net, g, s, rho):
+        pred = net(g)
+        e = torch.linalg.vector_norm((pred - rho).flatten(1), dim=1) / torch.linalg.vector_norm(rho.flatten(1), dim=1).clamp_min(1e-30)
+        return e.mean()
+
+    train_t = (torch.from_numpy(gc_tr), torch.from_numpy(su_tr), torch.from_numpy(rho_tr))
+    va_g = np.asarray(va.g, dtype=np.float32)  # noisy validation data, as at inference
+    val_t = (torch.from_numpy(va_g), torch.zeros_like(torch.from_numpy(va_g)), torch.from_numpy(np.asarray(va.rho, np.float32)))
+    n = nx if nx == nz else f"{nz}x{nx}"
+    if checkpoint:
+        ckpt = Path(checkpoint)
+    elif out:
+        ckpt = Path(out).with_name(Path(out).stem + ".ckpt")
+    else:  # never inside the package: the cache directory
+        from ..data import cache_dir
+
+        ckpt = cache_dir() / "checkpoints" / f"cnn-{n}.ckpt"
+    out = Path(out) if out else WEIGHTS_DIR / f"cnn-{n}.pt"
+    hist = fit(model, train_t, val_t, loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs), batch_size=int(batch_size),
+               lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume, device=device, progress=progress,
+               patience=int(patience), max_seconds=max_seconds, description=f"cnn-{n}")
+    model.eval().cpu()
+    # metrics on the validation split (float16 weights, as shipped)
+    half = build_model(m, nz, nx, arch=arch, width=width, hidden=hidden, head_k=head_k, out_stride=out_stride,
+                       g_scale=g_scale, rho_lo=lo, rho_hi=hi)
+    half.load_state_dict({k: (v.half().float() if v.is_floating_point() else v) for k, v in model.state_dict().items()})
+    half.eval()
+    with torch.no_grad():
+        pv = half(torch.from_numpy(va_g)).numpy()
+        pvc = half(torch.from_numpy(np.asarray(va.g_clean, np.float32))).numpy()
+    ev, evc = rel_errors(pv, va.rho), rel_errors(pvc, va.rho)
+    ds_name = str(dataset) if isinstance(dataset, (str, Path)) else f"<in-memory {type(dataset).__name__}>"
+    manifest = {
+        "model": "cnn",
+        "n": int(nx) if nx == nz else None,
+        "shape": [int(nz), int(nx)],
+        "problem": prob.to_dict(),
+        "config": {"arch": arch, "width": int(width), "hidden": int(hidden), "head_k": int(head_k),
+                   "out_stride": int(out_stride), "n_stations": int(m)},
+        "normalisation": {"g_scale_mgal": list(g_scale), "rho_lo": lo, "rho_hi": hi,
+                          "note": "input g/g_scale per channel (gx, gz RMS of the clean training data); "
+                                  "output rho_lo + (rho_hi - rho_lo) * sigmoid"},
+        "command": command_line(),
+        "dataset": {"name": ds_name, "train_count": int(n_tr), "val_count": int(len(va.rho)), "noise": noise,
+                    "meta": {k: v for k, v in (getattr(tr, "meta", {}) or {}).items()
+                             if isinstance(v, (str, int, float, bool))}},
+        "training": {"loss": loss, "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed),
+                     "noise_aug": aug, "patience": int(patience), "device": str(device),
+                     "epochs_run": hist["epochs_run"], "best_epoch": hist["best_epoch"], "stopped": hist["stopped"],
+                     "seconds": round(hist["seconds"], 1),
+                     "torch_threads": int(torch.get_num_threads())},
+        "metrics": {"val_model_error_mean": float(ev.mean()), "val_model_error_median": float(np.median(ev)),
+                    "val_model_error_p90": float(np.quantile(ev, 0.9)),
+                    "val_clean_model_error_mean": float(evc.mean()),
+                    "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()}
+                                for h in hist["history"]]},
+        "n_params": int(sum(p.numel() for p in model.parameters())),
+    }
+    man = save_weights(model.state_dict(), out, manifest, half=True)
+    return man
+
+
+class CNNProvider(Provider):
+    """A trained CNN: one network forward pass per model.
+
+    Parameters
+    ----------
+    n : int, optional
+        Load the weights for the ``n x n`` paper grid now (otherwise on the first call, from the problem).
+    device : str
+        Torch device.
+    weights : path, optional
+        A weight file (with its manifest beside it) instead of the shipped ones.
+    """
+
+    name = "cnn"
+    cost = "one network forward pass (no operator products)"
+    learned = True
+
+    def __init__(self, n=None, device="cpu", weights=None):
+        from ._torchutil import device as _device
+
+        self._device = _device(device)
+        self._weights = Path(weights) if weights else None
+        if self._weights is not None and not self._weights.exists():
+            raise ValueError(f"weights: file {self._weights} does not exist")
+        self._nets = {}
+        if n is not None:
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"n must be a positive integer, got {n!r}")
+            from ..geometry import Problem
+
+            self._net(Problem.paper(int(n)))
+
+    def grids(self):
+        if self._weights is not None:
+            man = json.loads(self._weights.with_suffix(".json").read_text())
+            return (tuple(man["shape"]),)
+        return tuple((n, n) for n in sorted(available()))
+
+    @property
+    def manifest(self):
+        """Manifests of the loaded networks, by grid shape."""
+        return {k: v[1] for k, v in self._nets.items()}
+
+    def _net(self, problem):
+        key = tuple(problem.shape)
+        if key in self._nets:
+            net, man = self._nets[key]
+            self._check_problem(problem, man)
+            return net, man
+        from ._train import load_weights
+
+        if self._weights is not None:
+            path = self._weights
+        else:
+            av = available()
+            nz, nx = problem.shape
+            if nz != nx or nx not in av:
+                have = ", ".join(f"{k}x{k}" for k in sorted(av)) or "none"
+                raise NoWeightsError(
+                    f"the cnn provider has no weights for a {nz}x{nx} grid (it has: {have}); "
+                    f"make them with: {_train_cmd(nx) if nz == nx else 'gravbench train cnn --dataset <your data set>'}")
+            path = av[nx]
+        sd, man = load_weights(path, map_location="cpu")
+        if tuple(man["shape"]) != key:
+            raise NoWeightsError(f"weights {path.name} are for a {man['shape'][0]}x{man['shape'][1]} grid, "
+                                 f"not {key[0]}x{key[1]}; make them with: {_train_cmd(key[1])}")
+        self._check_problem(problem, man)
+        cfg = man["config"]
+        nm = man["normalisation"]
+        net = build_model(cfg["n_stations"], key[0], key[1], arch=cfg["arch"], width=cfg["width"],
+                          hidden=cfg["hidden"], head_k=cfg["head_k"], out_stride=cfg.get("out_stride", 1), g_scale=nm["g_scale_mgal"],
+                          rho_lo=nm["rho_lo"], rho_hi=nm["rho_hi"])
+        net.load_state_dict(sd)
+        net.eval().to(self._device)
+        self._nets[key] = (net, man)
+        return net, man
+
+    @staticmethod
+    def _check_problem(problem, man):
+        want = man.get("problem")
+        if want is not None and problem.to_dict() != want:
+            raise NoWeightsError(
+                f"the cnn weights for {man['shape'][0]}x{man['shape'][1]} were trained for a different geometry "
+                f"(stations, extent or kernel); this problem is: {problem.describe()}; "
+                f"train for it with: gravbench train cnn --dataset <a data set built on this problem>")
+
+    def _batch(self, G, problem, sigma, seed):
+        from ._torchutil import require_torch
+
+        torch = require_torch()
+        net, _ = self._net(problem)
+        with torch.no_grad():
+            x = torch.as_tensor(G, dtype=torch.float32, device=self._device)
+            out = [net(x[i:i + 512]).cpu().numpy() for i in range(0, x.shape[0], 512)]
+        return np.concatenate(out, 0).astype(np.float64)
