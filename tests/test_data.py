@@ -449,3 +449,11 @@ def test_splitmix64_stream_matches_reference():
         st = np.array([seed], dtype=np.uint64)
         got = [K._u01(st) for _ in range(5)]
         assert got == [(z >> 11) * 2.0**-53 for z in ref(seed, 5)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_serial_equals_parallel(family):
+    a = generate(family, 24, (19, 21), seed=8, parallel=False)
+    b = generate(family, 24, (19, 21), seed=8, parallel=True)
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() == generate(family, 24, (19, 21), seed=8).tobytes()

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..forward._assemble import _twice
+
 # ----------------------------------------------------------------------------
 # random streams (SplitMix64) in numba
 # ----------------------------------------------------------------------------
@@ -28,6 +30,10 @@ _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0
 _TWO_PI = 2.0 * math.pi
+
+#: Below this many cells (or normals) a call runs the serial build: a parallel region costs
+#: milliseconds to wake threads on a busy machine, more than the work itself.
+PARALLEL_MIN_WORK = 200_000
 
 
 @njit(cache=True)
@@ -74,14 +80,16 @@ def _sign(st, p_neg):
     return -1.0 if _u01(st) < p_neg else 1.0
 
 
-@njit(parallel=True, cache=True)
-def _normals(keys, m, out):
+def _normals_impl(keys, m, out):
     """``out[j, :m]``: standard normals from the stream ``keys[j]`` (noise)."""
     for j in prange(keys.size):
         st = np.empty(1, np.uint64)
         st[0] = keys[j]
         for i in range(m):
             out[j, i] = _normal(st)
+
+
+_normals_ser, _normals_par = _twice(_normals_impl)
 
 
 def sample_keys(seed, index, salt):
@@ -97,7 +105,7 @@ def standard_normals(seed, index, m, salt=0xD1CE):
     keys = sample_keys(seed, index, salt)
     out = np.empty((keys.size, int(m)), dtype=np.float64)
     if keys.size:
-        _normals(keys, int(m), out)
+        (_normals_par if keys.size * m >= PARALLEL_MIN_WORK else _normals_ser)(keys, int(m), out)
     return out
 
 
@@ -117,8 +125,7 @@ def _in_polygon(px, pz, vx, vz, nv):
     return inside
 
 
-@njit(parallel=True, cache=True)
-def _render_blocks(keys, pos, nz, nx, p, out):
+def _render_blocks_impl(keys, pos, nz, nx, p, out):
     for j in prange(keys.size):
         st = np.empty(1, np.uint64)
         st[0] = keys[j]
@@ -203,8 +210,7 @@ def _layer_value(x, z, nl, d, vals, fold):
     return vals[li]
 
 
-@njit(parallel=True, cache=True)
-def _render_layers(keys, pos, nz, nx, p, out):
+def _render_layers_impl(keys, pos, nz, nx, p, out):
     for j in prange(keys.size):
         st = np.empty(1, np.uint64)
         st[0] = keys[j]
@@ -219,8 +225,7 @@ def _render_layers(keys, pos, nz, nx, p, out):
                 img[k, i] = _layer_value(x, (k + 0.5) / nz, nl, d, vals, fold)
 
 
-@njit(parallel=True, cache=True)
-def _render_faults(keys, pos, nz, nx, p, out):
+def _render_faults_impl(keys, pos, nz, nx, p, out):
     for j in prange(keys.size):
         st = np.empty(1, np.uint64)
         st[0] = keys[j]
@@ -261,8 +266,7 @@ def _render_faults(keys, pos, nz, nx, p, out):
 # ----------------------------------------------------------------------------
 # intrusions
 # ----------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def _render_intrusions(keys, pos, nz, nx, p, out):
+def _render_intrusions_impl(keys, pos, nz, nx, p, out):
     for j in prange(keys.size):
         st = np.empty(1, np.uint64)
         st[0] = keys[j]
@@ -336,8 +340,7 @@ def _render_intrusions(keys, pos, nz, nx, p, out):
 # ----------------------------------------------------------------------------
 # channels
 # ----------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def _render_channels(keys, pos, nz, nx, p, out):
+def _render_channels_impl(keys, pos, nz, nx, p, out):
     for j in prange(keys.size):
         st = np.empty(1, np.uint64)
         st[0] = keys[j]
@@ -374,8 +377,7 @@ def _render_channels(keys, pos, nz, nx, p, out):
 # ----------------------------------------------------------------------------
 # smooth Gaussian random fields (random Fourier modes, separable evaluation)
 # ----------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def _render_smooth(keys, pos, nz, nx, p, out):
+def _render_smooth_impl(keys, pos, nz, nx, p, out):
     for j in prange(keys.size):
         st = np.empty(1, np.uint64)
         st[0] = keys[j]
@@ -413,11 +415,12 @@ def _render_smooth(keys, pos, nz, nx, p, out):
                 img[k, i] = min(vmax, max(-vmax, v))
 
 
-_RENDER = {
-    "blocks": _render_blocks,
-    "layers": _render_layers,
-    "faults": _render_faults,
-    "intrusions": _render_intrusions,
-    "channels": _render_channels,
-    "smooth": _render_smooth,
-}
+#: family -> (serial, parallel) render loops (the same code compiled twice: identical results).
+_RENDER = {name: _twice(impl) for name, impl in (
+    ("blocks", _render_blocks_impl),
+    ("layers", _render_layers_impl),
+    ("faults", _render_faults_impl),
+    ("intrusions", _render_intrusions_impl),
+    ("channels", _render_channels_impl),
+    ("smooth", _render_smooth_impl),
+)}

@@ -49,7 +49,7 @@ import math
 
 import numpy as np
 
-from ._kernels import _RENDER, sample_keys, standard_normals
+from ._kernels import _RENDER, PARALLEL_MIN_WORK, sample_keys, standard_normals
 
 __all__ = ["FAMILIES", "BASE_FAMILIES", "PARAMS", "MIXED_PROPORTIONS", "GENERATOR_VERSION", "generate",
            "resolve_families", "assign_families", "render", "sample_keys", "standard_normals", "family_params"]
@@ -246,7 +246,7 @@ def _check_shape(shape):
     return nz, nx
 
 
-def render(codes, index, shape, seed, out=None, params=None):
+def render(codes, index, shape, seed, out=None, params=None, parallel="auto"):
     """Render models: sample ``j`` is family ``BASE_FAMILIES[codes[j]]`` drawn from stream ``(seed, index[j])``.
 
     Parameters
@@ -261,6 +261,9 @@ def render(codes, index, shape, seed, out=None, params=None):
         Written in place.
     params : dict, optional
         ``family -> parameter vector`` (:func:`family_params`); defaults otherwise.
+    parallel : {"auto", True, False}
+        Numba-parallel loop over samples; ``"auto"`` only when the work is
+        large (``PARALLEL_MIN_WORK`` cells). Results are identical either way.
 
     Returns
     -------
@@ -272,6 +275,8 @@ def render(codes, index, shape, seed, out=None, params=None):
     if out is None:
         out = np.empty((codes.size, nz, nx), dtype=np.float32)
     params = params or {}
+    if parallel not in ("auto", True, False):
+        raise ValueError(f"parallel must be 'auto', True or False, got {parallel!r}")
     for c in np.unique(codes):
         name = BASE_FAMILIES[int(c)]
         pos = np.flatnonzero(codes == c).astype(np.int64)
@@ -279,11 +284,12 @@ def render(codes, index, shape, seed, out=None, params=None):
         p = params.get(name)
         if p is None:
             p = family_params(name)
-        _RENDER[name](keys, pos, nz, nx, p, out)
+        par = (pos.size * nz * nx >= PARALLEL_MIN_WORK) if parallel == "auto" else parallel
+        _RENDER[name][1 if par else 0](keys, pos, nz, nx, p, out)
     return out
 
 
-def generate(family, count, shape, seed=0, *, return_codes=False, **params):
+def generate(family, count, shape, seed=0, *, return_codes=False, parallel="auto", **params):
     """Generate ``count`` density models of one family.
 
     Parameters
@@ -300,6 +306,8 @@ def generate(family, count, shape, seed=0, *, return_codes=False, **params):
         does not depend on ``count`` for a single family.
     return_codes : bool
         Also return the family code of every model (indices into :data:`BASE_FAMILIES`).
+    parallel : {"auto", True, False}
+        Numba-parallel rendering (``"auto"``: for large requests); identical results.
     **params
         Parameter overrides for a single family (see :data:`PARAMS`); a number
         or a ``(lo, hi)`` range.
@@ -324,5 +332,5 @@ def generate(family, count, shape, seed=0, *, return_codes=False, **params):
         raise ValueError(f"parameter overrides {sorted(params)} need a single family, got {family!r}")
     pvec = {name: family_params(name, **params) for name in props} if params else None
     codes = assign_families(props, int(count), seed)
-    rho = render(codes, np.arange(count), shape, seed, params=pvec)
+    rho = render(codes, np.arange(count), shape, seed, params=pvec, parallel=parallel)
     return (rho, codes) if return_codes else rho
