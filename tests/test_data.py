@@ -154,7 +154,7 @@ def test_thread_count_does_not_change_results(prob, tmp_path):
     """Same arrays with NUMBA_NUM_THREADS=1 and 2 (fresh processes)."""
     code = (
         "import hashlib, gravbench as gb\n"
-        "r = gb.data.generate('mixed', 240, (20, 26), seed=21)\n"
+        "r = gb.data.generate('mixed', 240, (20, 26), seed=21, parallel=True)\n"
         "s = gb.data.build(gb.Problem.paper(n=10), count=40, seed=2)['all']\n"
         "print(hashlib.sha256(r.tobytes() + s.rho.tobytes() + s.g.tobytes()).hexdigest())\n"
     )
@@ -165,7 +165,7 @@ def test_thread_count_does_not_change_results(prob, tmp_path):
         assert res.returncode == 0, res.stderr
         out.append(res.stdout.strip())
     assert out[0] == out[1] and len(out[0]) == 64
-    r = generate("mixed", 240, (20, 26), seed=21)
+    r = generate("mixed", 240, (20, 26), seed=21, parallel=False)
     s = build(gb.Problem.paper(n=10), count=40, seed=2)["all"]
     assert hashlib.sha256(r.tobytes() + s.rho.tobytes() + s.g.tobytes()).hexdigest() == out[0]
 
