@@ -67,7 +67,8 @@ def _by_n(rows):
 
 
 def rich_tables(records):
-    """One ``rich.table.Table`` per grid size, the pairs ranked by mean model error (means unless named).
+    """Renderables for the console: per grid size a ``rich.table.Table`` ranking the pairs by mean model error,
+    followed by a note for pairs without results (no weights: the train command; other failures: the error).
 
     Compact (fits 80 columns); the Markdown report has every statistic.
     """
@@ -94,7 +95,8 @@ def rich_tables(records):
                 if hint is not None:
                     msg, cmd = hint
                     t.add_row("-", label, "[yellow]no weights[/yellow]", *blank)
-                    note = f"{label}: no weights for n={n}" + (f"; train them with: {cmd}" if cmd else f" ({msg})")
+                    note = f"{r['provider']}: no weights for n={n}" + (f"; train them with: {cmd}" if cmd
+                                                                       else f" ({msg})")
                 else:
                     t.add_row("-", label, "[red]failed[/red]", *blank)
                     note = f"{label}: failed: {r['error']}"
@@ -109,10 +111,11 @@ def rich_tables(records):
             if errs:
                 cells.append(f"{r['errors']}/{r['cases']}" if r["errors"] else "0")
             t.add_row(*cells)
-        if notes:
-            t.caption = "\n".join(notes)
-            t.caption_justify = "left"
         tables.append(t)
+        if notes:
+            from rich.text import Text
+
+            tables.append(Text("\n".join(notes)))
     return tables
 
 

@@ -46,7 +46,8 @@ from .cases import NO_REFINER, Case, case_key
 from .metrics import RECORD_KEYS, evaluate
 
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
-           "default_get_provider", "default_refine", "test_set", "SweepMismatch", "atomic_write_text", "connect"]
+           "default_get_provider", "default_refine", "test_set", "clear_caches", "SweepMismatch",
+           "atomic_write_text", "connect"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,6 +96,8 @@ def default_load(n, samples, noise, seed):
             ds = None
     if ds is None or len(ds.rho) < samples:
         ds = data.build(prob, count=samples, seed=seed, noise=noise)
+        if isinstance(ds, dict):  # {split: Dataset}; one split "all" here
+            ds = ds["all"] if "all" in ds else next(iter(ds.values()))
         source = f"built: {samples} mixed models, seed {seed}"
     sig = getattr(ds, "sigma", None)
     sig = None if sig is None or noise == 0 else np.asarray(sig[:samples], dtype=np.float64)
@@ -104,13 +107,14 @@ def default_load(n, samples, noise, seed):
 
 
 def default_get_provider(name, n):
-    """``gravbench.providers.get(name, n=n)`` for providers that take a grid size, else ``get(name)``."""
+    """``gravbench.providers.get(name)``: providers pick their grid (and weights) from the problem at call time.
+
+    A learned provider without weights for grid ``n`` raises
+    ``gravbench.providers.NoWeightsError`` when called; the case records it.
+    """
     from .. import providers
 
-    try:
-        return providers.get(name, n=n)
-    except TypeError:
-        return providers.get(name)
+    return providers.get(name)
 
 
 def default_refine(name, op, g, x0, sigma):
@@ -175,6 +179,18 @@ class _Context:
 
 #: caches of this process (each Dask worker process has its own)
 _CTX = _Context()
+
+
+def clear_caches(data=True):
+    """Drop this process's cached provider outputs (and, with ``data``, providers, test sets and operators).
+
+    The per-process warm-up marks are kept, so nothing is compiled or warmed again.
+    """
+    _CTX.rho0.clear()
+    if data:
+        _CTX.providers.clear()
+        _CTX.sets.clear()
+        _CTX.ops.clear()
 
 
 def _err(exc):

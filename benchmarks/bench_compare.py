@@ -1,0 +1,93 @@
+"""One end-to-end ``gravbench compare`` case by grid size: provider -> refiner -> metrics.
+
+Runs :func:`gravbench.bench.runner.run_case` on test model 0 with classical
+pieces (provider ``tikhonov`` then refiner ``cgls``: always available, no
+weights needed). ``setup`` loads the test set, builds the operator and runs
+the case once, so numba compilation and data loading are never timed; the
+provider's cached output is dropped before every timed run so the provider is
+timed too. The ``track_`` metrics come from one run per size in ``setup_cache``.
+"""
+
+PROVIDER, REFINER = "tikhonov", "cgls"
+SIZES = [25, 50, 100, 200]
+
+
+def _case(n):
+    from gravbench.bench.cases import Case
+
+    return Case(n=n, noise=0.01, model=0, provider=PROVIDER, refiner=REFINER, seed=0, samples=1)
+
+
+class CompareCase:
+    """Time and peak memory of ``run_case`` (provider + refiner + metrics on one model)."""
+
+    params = [SIZES]
+    param_names = ["n"]
+    timeout = 600
+    number = 1
+    repeat = (3, 10, 60.0)
+
+    def setup(self, n):
+        from gravbench.bench import runner
+
+        self.runner = runner
+        self.tk = runner.Toolkit()
+        self.case = _case(n)
+        rec = runner.run_case(self.case, self.tk)  # warm: data, operator, numba, provider
+        if rec["error"] is not None:
+            raise NotImplementedError(f"case failed: {rec['error']}")
+
+    def _run(self):
+        self.runner.clear_caches(data=False)
+        return self.runner.run_case(self.case, self.tk)
+
+    def time_case(self, n):
+        """Wall time of provider + refiner + metrics on one model."""
+        self._run()
+
+    def peakmem_case(self, n):
+        """Peak resident memory of the process after the case."""
+        self._run()
+
+
+class CompareCaseMetrics:
+    """What the end-to-end case achieves: errors, operator applications, iterations."""
+
+    params = [SIZES]
+    param_names = ["n"]
+    timeout = 900
+
+    def setup_cache(self):
+        from gravbench.bench import runner
+
+        tk = runner.Toolkit()
+        return {n: runner.run_case(_case(n), tk) for n in SIZES}
+
+    def _get(self, records, n, key):
+        rec = records[n]
+        if rec["error"] is not None:
+            raise NotImplementedError(f"case failed: {rec['error']}")
+        return rec[key]
+
+    def track_model_error(self, records, n):
+        """||rho - rho_hat|| / ||rho||."""
+        return self._get(records, n, "model_error")
+
+    track_model_error.unit = "relative"
+
+    def track_data_misfit(self, records, n):
+        """||A rho_hat - g|| / ||g||."""
+        return self._get(records, n, "data_misfit")
+
+    track_data_misfit.unit = "relative"
+
+    def track_n_matvec(self, records, n):
+        """Operator applications (A v plus A^T u) by the refiner."""
+        return self._get(records, n, "n_matvec")
+
+    track_n_matvec.unit = "products"
+
+    def track_niter(self, records, n):
+        return self._get(records, n, "niter")
+
+    track_niter.unit = "iterations"
