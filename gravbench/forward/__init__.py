@@ -84,6 +84,47 @@ def _check_inputs(x_edges, z_edges, stations_x, stations_z):
     return grid, survey
 
 
+class _Toeplitz:
+    """Parameters of a regular survey's Toeplitz structure (see :func:`toeplitz_table`)."""
+
+    __slots__ = ("grid", "survey", "k", "D", "L", "xs", "kid")
+
+    def __init__(self, grid, survey, kernel):
+        k = survey.regular_spacing(grid)
+        if k is None:
+            raise ValueError(
+                "the survey is irregular for this grid: the Toeplitz/FFT path needs uniform columns, "
+                "stations at one height and station spacing dx / k for an integer k"
+            )
+        self.kid = _check_kernel(kernel)
+        m = survey.m
+        self.grid, self.survey, self.k = grid, survey, k
+        self.D = -(-m // k) - 1  # ceil(m / k) - 1
+        self.L = grid.nx + self.D
+        xs = np.ascontiguousarray(survey.x[:k])
+        if xs.size < k:  # fewer stations than phases: pad phases that no station uses
+            xs = survey.x[0] + np.arange(k) * (grid.dx / k)
+        self.xs = xs
+
+    def rows(self, k0, k1, out, parallel="auto"):
+        """Write the values of depth rows ``k0 <= kk < k1`` into ``out[:, :, :k1 - k0, :L]``.
+
+        ``out`` has shape ``(2, k, >= k1 - k0, >= L)`` (float64); entries past ``L``
+        are left untouched (zero padding for FFTs).
+        """
+        from . import _assemble
+        from .operators import COST_CORNER, resolve_parallel
+
+        grid = self.grid
+        ze = np.ascontiguousarray(grid.z_edges[k0:k1 + 1])
+        rows = k1 - k0
+        par = resolve_parallel(parallel, self.k * (rows + 1) * (self.L + 1) * COST_CORNER)
+        fn = _assemble.toeplitz_table_par if par else _assemble.toeplitz_table_ser
+        fn(float(grid.x_edges[0]), float(grid.dx), self.xs, float(self.survey.z[0]), ze, self.kid, TWO_G_MGAL,
+           self.D, self.L, max(1, min(rows, 16)), out)
+        return out
+
+
 def toeplitz_table(grid: Grid, survey: Survey, kernel="exact", *, parallel="auto"):
     """Distinct kernel values of a regular survey (the Toeplitz structure).
 
@@ -93,30 +134,10 @@ def toeplitz_table(grid: Grid, survey: Survey, kernel="exact", *, parallel="auto
 
     Raises ``ValueError`` when the survey does not have the structure.
     """
-    from . import _assemble
-
-    k = survey.regular_spacing(grid)
-    if k is None:
-        raise ValueError(
-            "the survey is irregular for this grid: the Toeplitz/FFT path needs uniform columns, "
-            "stations at one height and station spacing dx / k for an integer k"
-        )
-    kid = _check_kernel(kernel)
-    m = survey.m
-    D = -(-m // k) - 1  # ceil(m / k) - 1
-    L = grid.nx + D
-    xs = np.ascontiguousarray(survey.x[:k]) if m >= k else np.ascontiguousarray(survey.x)
-    if xs.size < k:  # fewer stations than phases: pad phases that no station uses
-        xs = survey.x[0] + np.arange(k) * (grid.dx / k)
-    from .operators import COST_CORNER, resolve_parallel
-
-    h = np.empty((2, k, grid.nz, L))
-    nchunks = max(1, min(grid.nz, 16))
-    par = resolve_parallel(parallel, k * (grid.nz + 1) * (L + 1) * COST_CORNER)
-    fn = _assemble.toeplitz_table_par if par else _assemble.toeplitz_table_ser
-    fn(float(grid.x_edges[0]), float(grid.dx), xs, float(survey.z[0]), grid.z_edges, kid, TWO_G_MGAL, D, L,
-       nchunks, h)
-    return h, k, D
+    t = _Toeplitz(grid, survey, kernel)
+    h = np.empty((2, t.k, grid.nz, t.L))
+    t.rows(0, grid.nz, h, parallel)
+    return h, t.k, t.D
 
 
 def sensitivity(x_edges, z_edges, stations_x, stations_z, *, kernel="exact", parallel="auto",

@@ -57,6 +57,17 @@ COST_MAC = 2e-9  # one complex multiply-add of the FFT contraction
 COST_COPY = 1e-9  # one entry of the dense matrix written (page faults included)
 
 
+def idle_cores():
+    """Cores not busy with other work: ``cpu_count - 1-min load average + 1`` (this process counts
+    as one), capped to ``[0, cpu_count]``; ``cpu_count`` when the load is unknown."""
+    n = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # pragma: no cover - not on this platform
+        return n
+    return max(0.0, min(float(n), n - load + 1.0))
+
+
 def resolve_parallel(parallel, seconds):
     """Decide whether to use the parallel build.
 
@@ -64,15 +75,18 @@ def resolve_parallel(parallel, seconds):
     ----------
     parallel : bool or "auto"
         ``True``/``False`` force the parallel/serial build; ``"auto"`` picks parallel
-        when the estimated serial time ``seconds`` exceeds :data:`PARALLEL_MIN_SECONDS`
-        and more than one thread is available.
+        when the estimated serial time ``seconds`` exceeds :data:`PARALLEL_MIN_SECONDS`,
+        more than one thread is available, and at least 1.5 cores are idle
+        (:func:`idle_cores`; on a machine whose cores are taken by other processes the
+        threads only wait for each other: measured slower than serial at every size,
+        reports/forward.md).
     seconds : float
         Estimated serial run time of the loop.
     """
     if isinstance(parallel, str):
         if parallel != "auto":
             raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
-        return seconds >= PARALLEL_MIN_SECONDS and _workers() > 1
+        return seconds >= PARALLEL_MIN_SECONDS and _workers() > 1 and idle_cores() >= 1.5
     if isinstance(parallel, (bool, np.bool_, int, np.integer)):
         return bool(parallel)
     raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
@@ -370,32 +384,39 @@ class FFTOperator(GravityOperator):
     method = "fft"
 
     def __init__(self, problem, dtype=np.float64, parallel="auto", check_inputs=True):
-        from . import _assemble, toeplitz_table
+        from . import _assemble, _Toeplitz
 
         super().__init__(problem, dtype, check_inputs)
         grid, survey = problem.grid, problem.survey
-        h, k, D = toeplitz_table(grid, survey, problem.kernel, parallel=parallel)
+        tp = _Toeplitz(grid, survey, problem.kernel)
         nx, nz, m = grid.nx, grid.nz, survey.m
+        k, D, L = tp.k, tp.D, tp.L
         self.k, self.D = k, D
-        L = nx + D
-        self.nfft = scipy.fft.next_fast_len(L, real=True)
-        parallel = resolve_parallel(parallel, 2 * k * nz * (self.nfft // 2 + 1) * COST_MAC)
+        self.nfft = nfft = scipy.fft.next_fast_len(L, real=True)
+        F = nfft // 2 + 1
+        par = resolve_parallel(parallel, 2 * k * nz * F * COST_MAC)
         cdt = np.complex128 if self.dtype == np.float64 else np.complex64
         self._fdt = np.float64 if self.dtype == np.float64 else np.float32
-        self.workers = _workers() if parallel else 1
-        # H[c*k + r, kk, f]
-        H = scipy.fft.rfft(h.reshape(2 * k, nz, L).astype(self._fdt, copy=False), n=self.nfft, axis=-1,
-                           workers=self.workers)
-        del h
-        self.Hf = np.ascontiguousarray(H, dtype=cdt)
+        self.workers = _workers() if par else 1
+        # Hf[c*k + r, kk, f]: the rFFT of each Toeplitz block's nx + D values, zero-padded to nfft.
+        # Built in chunks of depth rows so that peak memory stays near the size of Hf itself.
+        self.Hf = np.empty((2 * k, nz, F), dtype=cdt)
+        rows = int(max(1, min(nz, (32 << 20) // (2 * k * nfft * 8))))
+        buf = np.zeros((2, k, rows, nfft))
+        for k0 in range(0, nz, rows):
+            k1 = min(nz, k0 + rows)
+            tp.rows(k0, k1, buf, parallel)
+            blk = buf[:, :, : k1 - k0].reshape(2 * k, k1 - k0, nfft)
+            self.Hf[:, k0:k1] = scipy.fft.rfft(blk, axis=-1, workers=self.workers)
+        del buf
         s = np.arange(m)
         self._phase = s % k
         self._pos = D - s // k
-        self.parallel = bool(parallel)
-        self._fwd = _assemble.fft_contract_fwd_par if parallel else _assemble.fft_contract_fwd_ser
-        self._adj = _assemble.fft_contract_adj_par if parallel else _assemble.fft_contract_adj_ser
-        F = self.Hf.shape[-1]
-        self._nblocks = max(1, min(F // 64, 4 * self.workers)) if parallel else 1
+        #: the resolved choice (bool): parallel numba contractions and FFT workers, or serial
+        self.parallel = par
+        self._fwd = _assemble.fft_contract_fwd_par if par else _assemble.fft_contract_fwd_ser
+        self._adj = _assemble.fft_contract_adj_par if par else _assemble.fft_contract_adj_ser
+        self._nblocks = max(1, min(F // 16, 8 * self.workers)) if par else 1
 
     def _apply(self, v):
         grid = self.problem.grid
@@ -404,7 +425,9 @@ class FFTOperator(GravityOperator):
         V = scipy.fft.rfft(v.reshape(nz, nx).astype(self._fdt, copy=False), n=self.nfft, axis=-1,
                            workers=self.workers)
         Y = np.empty((2 * k, self.Hf.shape[-1]), dtype=self.Hf.dtype)
-        self._fwd(self.Hf, V.astype(self.Hf.dtype, copy=False), self._nblocks, Y)
+        V = np.ascontiguousarray(V, dtype=self.Hf.dtype)
+        rdt = self._fdt
+        self._fwd(self.Hf.view(rdt), V.view(rdt), self._nblocks, Y.view(rdt))
         y = scipy.fft.irfft(Y, n=self.nfft, axis=-1, workers=self.workers).reshape(2, k, self.nfft)
         out = np.empty(2 * m, dtype=self.dtype)
         out[:m] = y[0, self._phase, self._pos]
@@ -443,9 +466,11 @@ def _available_memory():
 
 
 #: ``auto`` uses the dense operator up to this many matrix entries when the
-#: survey also allows FFT (measured: dense gemv wins below about this size,
-#: see reports/forward.md).
-DENSE_AUTO_MAX_ENTRIES = 4_000_000
+#: survey also allows FFT. Measured (reports/forward.md, "auto: dense vs FFT
+#: crossover"): a single-threaded gemv pair beats the FFT product below about
+#: 200,000-300,000 entries (n ~ 32 in the paper's setup: 6 n^3 entries), the FFT
+#: product wins above it (2.5x at n = 50, 20x at n = 100) and builds faster too.
+DENSE_AUTO_MAX_ENTRIES = 250_000
 
 
 def make_operator(problem, method="auto", *, dtype=np.float64, parallel="auto", check_inputs=True):
