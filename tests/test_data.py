@@ -224,6 +224,16 @@ def test_build_bad_input(prob, tmp_path):
         build(prob, "blocks", count=10, params={"smooth": {"std": 10}})
 
 
+def test_build_only_some_splits_is_identical(prob):
+    full = build(prob, count=50, seed=6, splits=(30, 10, 10))
+    part = build(prob, count=50, seed=6, splits=(30, 10, 10), only=["test"])
+    assert list(part) == ["test"]
+    for name in ("rho", "g", "g_clean", "sigma", "family", "index"):
+        assert np.array_equal(getattr(part["test"], name), getattr(full["test"], name))
+    with pytest.raises(ValueError, match="only names splits"):
+        build(prob, count=50, splits=(30, 10, 10), only=["validation"])
+
+
 def test_build_fractions_and_params(prob):
     s = build(prob, "blocks", count=101, seed=0, splits=(0.8, 0.1, 0.1), params={"blocks": {"contrast": (70, 80)}})
     assert [len(s[k]) for k in ("train", "val", "test")] == [81, 10, 10]
@@ -353,8 +363,15 @@ def test_standard_builds_once_and_renoises(monkeypatch, tmp_path):
     assert len(te) == 6 and te.problem == gb.Problem.paper(n=8) and len(calls) == 1
     paths = gb.data.standard_paths("tiny-8")
     assert paths["test"].parent.parent == tmp_path / "cache" / "datasets"
+    assert paths["test"].is_file() and not paths["train"].exists()  # only the requested split was built
     tr = gb.data.standard("tiny-8", "train", progress=False)
-    assert len(tr) == 30 and len(calls) == 1  # reused, not rebuilt
+    assert len(tr) == 30 and len(calls) == 2
+    gb.data.standard("tiny-8", "train", progress=False)
+    gb.data.standard("tiny-8", "test", progress=False)
+    assert len(calls) == 2  # reused, not rebuilt
+    full = build(gb.Problem.paper(n=8), count=41, seed=4, splits=(30, 5, 6))
+    for k, d in (("test", te), ("train", tr)):
+        assert np.array_equal(d.rho, full[k].rho) and np.array_equal(d.g, full[k].g)
     te2 = gb.data.standard("tiny-8", "test", noise=0.05, progress=False)
     assert np.array_equal(te2.rho, te.rho) and not np.array_equal(te2.g, te.g)
     assert te2.noise["level"] == 0.05

@@ -270,7 +270,7 @@ def _progress(progress, total, desc):
 
 
 def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_floor=0.0, noise_model="peak",
-          noise_seed=None, splits=None, out=None, name=None, params=None, method=None, chunk=2048,
+          noise_seed=None, splits=None, only=None, out=None, name=None, params=None, method=None, chunk=2048,
           progress=False):
     """Generate models, compute their gravity with the forward core, add noise, split and (optionally) save.
 
@@ -298,6 +298,10 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
         or ``{name: count}``. ``None``: one split named ``"all"``. Splits are
         contiguous ranges of the global sample index; the family mix is
         stratified: every split has the requested proportions (exact counts).
+    only : sequence of str, optional
+        Build only these splits (the others are skipped, not rendered). Each
+        split depends only on its own index range, so a split built alone is
+        bitwise identical to the same split of a full build.
     out : path, optional
         Directory: one ``<split>.npz`` per split is written there (atomically).
     name : str, optional
@@ -353,13 +357,22 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
 
+    if only is not None:
+        only = [only] if isinstance(only, str) else list(only)
+        bad = [s for s in only if s not in counts]
+        if bad:
+            raise ValueError(f"only names splits {bad} that are not among the splits {list(counts)}")
+
     nz, nx = problem.shape
     fwd, method = _forward_batch(problem, method)
-    total = sum(counts.values())
+    total = sum(n for s, n in counts.items() if only is None or s in only)
     result = {}
     start = 0
     with _progress(progress, total, f"building {name or 'data set'} ({nz}x{nx}, {total:,} models)") as advance:
         for s_no, (split, n) in enumerate(counts.items()):
+            if only is not None and split not in only:
+                start += n
+                continue
             index = np.arange(start, start + n, dtype=np.int64)
             codes = assign_families(props, n, seed, salt=s_no + 1)
             rho = np.empty((n, nz, nx), dtype=np.float32)

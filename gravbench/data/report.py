@@ -212,7 +212,9 @@ def write_report(out="reports", timing=True, log=None):
     L.append("## Standard sets\n")
     L.append("`gravbench.data.standard(name, split='train'|'val'|'test', noise=0.01)` builds the set into "
              "`$GRAVBENCH_CACHE/datasets/<name>-g<generator version>/` (default `~/.cache/gravbench`) on first "
-             "use (with a progress bar and a file lock, so parallel processes build once) and loads it after. "
+             "use, one split at a time (a split built alone is bitwise the same as in a full build, so the "
+             "test split does not pay for the training set), with a progress bar and a file lock (parallel "
+             "processes build once), and loads it after. "
              "The files hold the models, the clean data and the data with 1 % peak noise (noise seed = seed); "
              "another noise level, floor, model or seed is applied at load time from the stored clean data. "
              "`gravbench data standard NAME` pre-builds a set.\n")
