@@ -7,7 +7,7 @@ import weakref
 
 import numpy as np
 
-from ..solvers._engine import check_int, check_tol, check_vector, make_result, pack_gravity
+from ..solvers._engine import blas_context, check_int, check_tol, check_vector, make_result, pack_gravity
 
 __all__ = ["Setup", "prepare", "finish", "column_sq_norms", "model_weights2"]
 
@@ -16,6 +16,11 @@ class Setup:
     """Validated inputs of one refiner run."""
 
     __slots__ = ("op", "P", "compiled", "g", "x0", "sigma", "wd", "N", "n", "shape", "t0", "gnorm", "start")
+
+    def call(self, kernel, *args):
+        """Run ``kernel`` (a Twin) compiled or in Python on the packed operator, under its BLAS limit."""
+        with blas_context(self.op):
+            return kernel(self.compiled, self.P, *args)
 
 
 def _shape_of(op):

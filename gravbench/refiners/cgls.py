@@ -129,6 +129,6 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     maxiter = check_int("maxiter", maxiter, prof["maxiter"], minimum=0)
     damp = check_tol("damp", damp)
     hist = hist_buffer(maxiter)
-    x, r, code, it, nh, nA, nAt = _cgls_loop(s.compiled, s.P, s.g, s.x0, s.wd, damp * damp, rtol,
+    x, r, code, it, nh, nA, nAt = s.call(_cgls_loop, s.g, s.x0, s.wd, damp * damp, rtol,
                                              discrepancy_target(s, chi), maxiter, hist)
     return finish(s, x, code, it, hist, nh, nA, nAt, {"profile": profile, "damp": damp}, r=r)

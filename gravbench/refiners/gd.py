@@ -144,7 +144,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     lo, hi, bounded = check_bounds(bounds, s.n)
     x = np.clip(s.x0, lo, hi) if bounded else s.x0.copy()
     hist = hist_buffer(maxiter)
-    x, r, code, it, nh, nA, nAt = _gd_loop(s.compiled, s.P, s.g, x, s.wd, 0.0 if step is None else float(step),
+    x, r, code, it, nh, nA, nAt = s.call(_gd_loop, s.g, x, s.wd, 0.0 if step is None else float(step),
                                            rtol, ftol, discrepancy_target(s, chi), maxiter, lo, hi, bounded, hist)
     info = {"profile": profile, "step": "line-search" if step is None else step, "bounded": bounded}
     return finish(s, x, code, it, hist, nh, nA, nAt, info, r=r)

@@ -212,8 +212,8 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     x = np.clip(s.x0, lo, hi) if bounded else s.x0.copy()
     hist = hist_buffer(maxiter)
     alphas = np.zeros(maxiter + 1)
-    x, r, code, it, nh, nA, nAt, alpha_end = _icg_loop(
-        s.compiled, s.P, s.g, x, xref, s.wd, wm2, alpha0, afrac, q, stall, discrepancy_target(s, chi), rtol, maxiter,
+    x, r, code, it, nh, nA, nAt, alpha_end = s.call(
+        _icg_loop, s.g, x, xref, s.wd, wm2, alpha0, afrac, q, stall, discrepancy_target(s, chi), rtol, maxiter,
         lo, hi, bounded, hist, alphas)
     info = {"profile": profile, "weighting": weighting, "alpha0": float(alphas[0]), "alpha": float(alpha_end),
             "alphas": alphas[:it + 1].copy(), "bounded": bounded, "q": q}

@@ -25,7 +25,7 @@ lgmres             GMRES augmented with error approximations      Baker, Jessup 
 steepest_descent   steepest descent with exact line search (SPD)  Saad, Iterative Methods, 2nd ed. (2003), 5.3
 =================  =============================================  ===========================================
 
-``gd`` is an alias of ``steepest_descent``. ``Result`` (frozen dataclass):
+``gd`` is an alias of ``steepest_descent`` (module :mod:`.descent`). ``Result`` (frozen dataclass):
 ``x, converged, niter, residuals, n_matvec, n_rmatvec, seconds, status, info``.
 """
 
@@ -41,8 +41,8 @@ def __getattr__(name):
     if name in ("cg", "gmres", "lgmres", "steepest_descent", "gd"):
         import importlib
 
-        mod = {"cg": "cg", "gmres": "gmres", "lgmres": "lgmres", "steepest_descent": "gd", "gd": "gd"}[name]
-        f = getattr(importlib.import_module(f".{mod}", __name__), "solve" if name != "gd" else "solve")
+        mod = {"cg": "cg", "gmres": "gmres", "lgmres": "lgmres", "steepest_descent": "descent", "gd": "descent"}[name]
+        f = getattr(importlib.import_module(f".{mod}", __name__), "solve")
         globals()[name] = f
         return f
     raise AttributeError(f"module 'gravbench.solvers' has no attribute {name!r}")

@@ -107,6 +107,6 @@ def solve(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, callback=None):
     if triv is not None:
         return triv
     hist = np.zeros(run.maxiter + 2)
-    x, code, it, nh, nmv = _cg_loop(run.compiled, run.P, run.b, run.x, run.tol, run.maxiter, run.sys.tmp,
+    x, code, it, nh, nmv = run.call(_cg_loop, run.b, run.x, run.tol, run.maxiter, run.sys.tmp,
                                     run.callback, hist)
     return run.result(x, code, it, hist, nh, nmv, {})

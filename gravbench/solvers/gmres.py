@@ -164,6 +164,6 @@ def solve(A, b, x0=None, *, rtol=1e-5, atol=0.0, restart=30, maxiter=None, callb
     if triv is not None:
         return triv
     hist = np.zeros(min(run.maxiter * restart, HIST_CAP) + 2)
-    x, code, it, nh, nmv = _gmres_loop(run.compiled, run.P, run.b, run.x, run.tol, restart, run.maxiter,
+    x, code, it, nh, nmv = run.call(_gmres_loop, run.b, run.x, run.tol, restart, run.maxiter,
                                        run.sys.tmp, run.callback, hist)
     return run.result(x, code, it, hist, nh, nmv, {"restart": restart})

@@ -186,6 +186,6 @@ def solve(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, callback=None, in
     if triv is not None:
         return triv
     hist = np.zeros(min(run.maxiter * inner_m, HIST_CAP) + 2)
-    x, code, it, nh, nmv = _lgmres_loop(run.compiled, run.P, run.b, run.x, run.tol, inner_m, outer_k,
+    x, code, it, nh, nmv = run.call(_lgmres_loop, run.b, run.x, run.tol, inner_m, outer_k,
                                         run.maxiter, run.sys.tmp, run.callback, hist)
     return run.result(x, code, it, hist, nh, nmv, {"inner_m": inner_m, "outer_k": outer_k})
