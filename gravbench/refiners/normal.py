@@ -50,8 +50,9 @@ def _refine(method, op, g, x0, sigma, rtol, maxiter, profile, **opts):
         if v is not None:
             prof[k] = v
     s = prepare(op, g, x0, sigma)
-    rtol = check_tol("rtol", prof.pop("rtol") if rtol is None else rtol)
-    maxiter = prof.pop("maxiter") if maxiter is None else maxiter
+    prof_rtol, prof_maxiter = prof.pop("rtol"), prof.pop("maxiter")
+    rtol = check_tol("rtol", prof_rtol if rtol is None else rtol)
+    maxiter = prof_maxiter if maxiter is None else maxiter
     w2 = None if s.sigma is None else s.wd ** 2
     gw = s.g if w2 is None else s.g * w2
     rhs = _apply(s.op, gw, adjoint=True)                  # A^T W^2 g: one A^T
