@@ -179,9 +179,11 @@ class Tikhonov(Provider):
     Parameters
     ----------
     engine : {"auto", "direct", "refiner"}
-        ``"refiner"`` calls ``gravbench.refiners.run("tikhonov", ...)`` per
-        data vector; ``"direct"`` solves a batch with one eigendecomposition;
-        ``"auto"`` picks ``"direct"`` when the dense A fits in 256 MiB, else the refiner.
+        ``"refiner"`` calls ``gravbench.refiners.run("tikhonov", op, g,
+        sigma=sigma, weighting="none")`` per data vector; ``"direct"`` solves
+        a batch here with one eigendecomposition per noise level (dense A up
+        to 256 MiB); ``"auto"`` uses the refiner when :mod:`gravbench.refiners`
+        has it, else ``"direct"``. Both give the same model (tested).
     chi : float
         Discrepancy target factor: ``||W_d r||^2 = chi * N``.
     **refiner_options
@@ -200,6 +202,7 @@ class Tikhonov(Provider):
         self.chi = float(chi)
         self.refiner_options = refiner_options
         self._cache = _DenseCache()
+        self._ops = {}
 
     def _weights(self, problem):
         return None
@@ -207,9 +210,9 @@ class Tikhonov(Provider):
     def _engine(self, problem):
         if self.engine != "auto":
             return self.engine
-        if 8 * problem.n_data * problem.n_cells <= _MAX_DENSE:
-            return "direct"
-        return "refiner"
+        if self._weights(problem) is None and _refiner_available():
+            return "refiner"
+        return "direct"
 
     def _batch(self, G, problem, sigma, seed):
         eng = self._engine(problem)
@@ -221,11 +224,14 @@ class Tikhonov(Provider):
                 raise ValueError("engine='refiner' needs gravbench.refiners with 'tikhonov'; use engine='direct'")
             from .. import refiners
 
-            op = problem.operator()
+            op = self._ops.get(problem)
+            if op is None:
+                op = self._ops[problem] = problem.operator()
+            opts = {"weighting": "none", "chi": self.chi, **self.refiner_options}
             out = np.empty((G.shape[0], problem.n_cells))
             for k in range(G.shape[0]):
                 s = None if sigma is None else sigma[k]
-                out[k] = np.asarray(refiners.run("tikhonov", op, G[k], sigma=s, **self.refiner_options).x).ravel()
+                out[k] = np.asarray(refiners.run("tikhonov", op, G[k], sigma=s, **opts).x).ravel()
             return out
         A = self._cache.A(problem)
         B = A if w is None else A / w[None, :]

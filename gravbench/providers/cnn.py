@@ -194,6 +194,20 @@ def _unit_sigma(ds, noise):
     return s
 
 
+#: The small fixed batch the shipped weights are checked on (tests compare with the manifest's metric).
+CHECK_BATCH = {"count": 64, "seed": 987_654, "noise": 0.01, "families": "mixed"}
+CHECK_BATCH_DOC = ("gravbench.data.build(problem, families='mixed', count=64, seed=987654, noise=0.01)['all']: "
+                   "fresh models (a seed no standard split uses), mean relative model error")
+
+
+def check_batch(problem):
+    """The fixed check batch for ``problem`` (see :data:`CHECK_BATCH`)."""
+    from .. import data as _data
+
+    c = CHECK_BATCH
+    return _data.build(problem, families=c["families"], count=c["count"], seed=c["seed"], noise=c["noise"])["all"]
+
+
 def rel_errors(rho_hat, rho):
     """Per-sample relative L2 model errors ``||rho_hat - rho|| / ||rho||``."""
     a = np.asarray(rho_hat, dtype=np.float64).reshape(len(rho), -1)
@@ -312,6 +326,9 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         pv = half(torch.from_numpy(va_g)).numpy()
         pvc = half(torch.from_numpy(np.asarray(va.g_clean, np.float32))).numpy()
     ev, evc = rel_errors(pv, va.rho), rel_errors(pvc, va.rho)
+    chk = check_batch(prob)
+    with torch.no_grad():
+        ec = rel_errors(half(torch.from_numpy(np.asarray(chk.g, np.float32))).numpy(), chk.rho)
     ds_name = str(dataset) if isinstance(dataset, (str, Path)) else f"<in-memory {type(dataset).__name__}>"
     manifest = {
         "model": "cnn",
@@ -335,6 +352,8 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         "metrics": {"val_model_error_mean": float(ev.mean()), "val_model_error_median": float(np.median(ev)),
                     "val_model_error_p90": float(np.quantile(ev, 0.9)),
                     "val_clean_model_error_mean": float(evc.mean()),
+                    "check_batch_model_error_mean": float(ec.mean()),
+                    "check_batch": CHECK_BATCH_DOC,
                     "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()}
                                 for h in hist["history"]]},
         "n_params": int(sum(p.numel() for p in model.parameters())),
