@@ -509,7 +509,8 @@ def _plot(res, path):
     ax.loglog([r["n"] for r in rows], [r["numpy_normal_s"] for r in rows], "k--", label="numpy A.T @ (A @ v)")
     b = res["big_fft"]
     if "normal_matvec_s" in b and b["n"] not in [r["n"] for r in res["operators"] if r["method"] == "fft"]:
-        ax.loglog([b["n"]], [b["normal_matvec_s"]], "s", color=colors["fft"])
+        ax.loglog([b["n"]], [b["normal_matvec_s"]], "s", color=colors["fft"],
+                  label=f"fft A^T A v, n={b['n']} (fresh process)")
     ax.set_xlabel("n (n x n cells, 3n stations)")
     ax.set_ylabel("time (s)")
     ax.set_title("operator products")

@@ -492,6 +492,20 @@ def make_operator(problem, method="auto", *, dtype=np.float64, parallel="auto", 
     check_inputs : bool
         Validate vectors (finite, right shape) on every product. ``False``
         times the numerics only.
+
+    Returns
+    -------
+    GravityOperator
+        ``shape = (2m, nz*nx)``, products in mGal per kg/m^3.
+
+    Examples
+    --------
+    >>> import gravbench as gb
+    >>> op = make_operator(gb.Problem.paper(n=60))
+    >>> op.method, op.shape
+    ('fft', (360, 3600))
+    >>> make_operator(gb.Problem.paper(n=10)).method
+    'dense'
     """
     from ..geometry import Problem
 
