@@ -112,6 +112,13 @@ def test_bad_methods(prob):
     _raises(lambda: DenseOperator(prob, A=np.zeros((3, 3))), "A must have shape")
 
 
+def test_dense_too_big_for_memory():
+    """A dense A larger than the available memory: a clear ValueError, not a MemoryError deep in numpy."""
+    big = gb.Problem.paper(n=3000)  # A would need 1.3 TB
+    _raises(lambda: big.sensitivity(), "GiB", "method='fft'")
+    _raises(lambda: big.operator("dense"), "GiB", "matfree")
+
+
 def test_no_silent_nan_at_singular_points():
     """Stations on corners, edges and at the surface: every entry finite (the limits of PHYSICS.md)."""
     grid = gb.Grid(nx=4, nz=3, width=40.0, depth=30.0)

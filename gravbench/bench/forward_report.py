@@ -482,6 +482,14 @@ def write(res, out_dir):
              f"{im['import_loads_torch_or_dask']}). `{im['help_command']}`: {im['help_s'] * 1e3:.0f} ms wall "
              f"including {im['python_startup_s'] * 1e3:.0f} ms of bare interpreter start-up (heavy modules loaded: "
              f"{im['help_heavy_modules']}).\n")
+    L.append("## Numba cache\n")
+    L.append("Every kernel is `@njit(cache=True)`. Numba writes its cache to `NUMBA_CACHE_DIR` if set, else to "
+             "`__pycache__` beside the sources, else (read-only install) to `~/.cache/numba`. With a read-only "
+             "install *and* no writable home numba refuses to define cached functions at import; gravbench then "
+             "sets `NUMBA_CACHE_DIR=<tempdir>/gravbench-numba-cache-<uid>` for the process "
+             "(`gravbench/forward/_cache.py`). `tests/test_kernels.py::test_numba_cache_read_only_install` runs a "
+             "read-only copy of the package in subprocesses (both cases) and checks that the second run loads "
+             "every function from the cache and compiles nothing.\n")
     L.append("## Reproduce\n")
     L.append("```\ngravbench report forward            # this page, forward.json, forward.png (a few minutes)\n"
              "asv run --bench bench_forward       # the asv suite\n"

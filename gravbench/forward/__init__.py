@@ -198,6 +198,15 @@ def sensitivity(x_edges, z_edges, stations_x, stations_z, *, kernel="exact", par
     else:
         grid, survey = _check_inputs(x_edges, z_edges, stations_x, stations_z)
     m = survey.m
+    nbytes = 2 * m * grid.size * dt.itemsize
+    from .operators import _available_memory
+
+    if nbytes > _available_memory():
+        raise ValueError(
+            f"the dense sensitivity matrix ({2 * m:,} x {grid.size:,}) would need {nbytes / 2**30:,.1f} GiB, more "
+            f"than the {_available_memory() / 2**30:,.1f} GiB available: use an operator that never forms it, "
+            "method='fft' (regular surveys) or 'matfree'"
+        )
     out = np.empty((2 * m, grid.size), dtype=dt)
     k = survey.regular_spacing(grid)
     if k is not None:
