@@ -13,7 +13,7 @@ Every operator is a :class:`scipy.sparse.linalg.LinearOperator` of shape
 =========  ==========================  ===================  ==================
 method     storage                     A v / A^T u          use
 =========  ==========================  ===================  ==================
-dense      A: 2m * nz*nx floats        BLAS gemv            small grids
+dense      A: 2m * nz*nx floats        BLAS gemv            small grids, any survey
 matfree    O(m + nx) beyond vectors    kernel on the fly    any survey, huge
 fft        2 k nz (nx + m/k) complex   nz FFTs of ~2n       regular surveys
 =========  ==========================  ===================  ==================
@@ -30,7 +30,7 @@ from scipy.sparse.linalg import LinearOperator
 from ..constants import TWO_G_MGAL
 
 __all__ = ["GravityOperator", "DenseOperator", "MatFreeOperator", "FFTOperator", "make_operator", "dot_test",
-           "METHODS"]
+           "METHODS", "DENSE_AUTO_MAX_ENTRIES", "PARALLEL_MIN_SECONDS", "resolve_parallel", "idle_cores"]
 
 METHODS = ("auto", "dense", "matfree", "fft")
 
