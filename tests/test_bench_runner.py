@@ -228,22 +228,36 @@ def test_build_cases_validates():
 
 
 def test_dask_local_cluster_gives_same_records(tmp_path):
+    """One LocalCluster (2 worker processes): stand-ins, then gravbench's own providers and refiners."""
     pytest.importorskip("dask.distributed")
     import cloudpickle
 
+    from gravbench.refiners import names as refiner_names
+
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    client = runner.connect("local:2")
     try:
         cases = _cases(providers=("zero", "flaky"), refiners=("none", "cgls3"))
         local = run_cases(cases, tmp_path / "local.jsonl", toolkit=TK)
         seen = []
-        dask_recs = run_cases(cases, tmp_path / "dask.jsonl", toolkit=TK, scheduler="local:2",
+        dask_recs = run_cases(cases, tmp_path / "dask.jsonl", toolkit=TK, scheduler=client,
                               on_record=lambda r, skipped: seen.append(r))
+        assert len(seen) == len(cases)
+        _same(local, dask_recs)
+        _same(local, read_records(tmp_path / "dask.jsonl"))
+        assert sum(r["error"] is not None for r in dask_recs) == 2  # flaky x model 1 x two refiners
+        # the real pieces: built test set, classical providers, a numba refiner
+        if "cgls" in refiner_names():
+            real = build_cases([12], ["zero", "tikhonov"], ["none", "cgls"], samples=2, noise=0.01, seed=3)
+            tk = Toolkit()
+            a = run_cases(real, None, toolkit=tk)
+            b = run_cases(real, None, toolkit=tk, scheduler=client)
+            assert all(r["error"] is None for r in a), [r["error"] for r in a]
+            _same(a, b)
     finally:
+        client.close()
+        client.cluster.close()
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    assert len(seen) == len(cases)
-    _same(local, dask_recs)
-    _same(local, read_records(tmp_path / "dask.jsonl"))
-    assert sum(r["error"] is not None for r in dask_recs) == 2  # flaky x model 1 x two refiners
 
 
 def test_unreachable_scheduler_is_a_clear_error():

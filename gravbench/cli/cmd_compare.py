@@ -15,7 +15,7 @@ import typer
 #: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache)
 DEFAULT_NS = (50, 100)
 DEFAULT_PROVIDERS = "zero,tikhonov,depth-weighted,cnn"
-DEFAULT_REFINERS = "none,gd,gmres,lgmres,icg,cgls"
+DEFAULT_REFINERS = "none,gd,cgls,gmres,lgmres,icg,tikhonov"
 DEFAULT_SAMPLES = 10
 DEFAULT_NOISE = 0.01
 DEFAULT_SEED = 0
