@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import op_A, op_At, twin
+from ..solvers._engine import axpy, op_A, op_At, twin, xpby
 from ._common import check_int, check_tol, discrepancy_target, finish, hist_buffer, prepare
 
 __all__ = ["refine"]
@@ -70,18 +70,17 @@ def _cgls_loop(P, g, x0, wd, shift, rtol, chi_target, maxiter, hist):
             code = 2
             break
         alpha = gamma / delta
-        y += alpha * p
+        axpy(alpha, p, y)
         r -= alpha * q
         t[:] = wd * r
         op_At(P, t, s)
         nAt += 1
         if shift > 0.0:
-            s -= shift * y
+            axpy(-shift, y, s)
         gamma_new = np.dot(s, s)
         beta = gamma_new / gamma
         gamma = gamma_new
-        p *= beta
-        p += s
+        xpby(s, beta, p)
         it += 1
         t[:] = r / wd
         hist[nh] = np.sqrt(np.dot(t, t)) / gnorm

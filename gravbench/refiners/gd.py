@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import op_A, op_At, twin
+from ..solvers._engine import axpy, op_A, op_At, twin
 from ._common import check_bounds, check_int, check_tol, discrepancy_target, finish, hist_buffer, prepare
 
 __all__ = ["refine", "refine_bounded", "DEFAULT_BOUNDS"]
@@ -65,7 +65,7 @@ def _gd_loop(P, g, x, wd, step, rtol, ftol, chi_target, maxiter, lo, hi, bounded
                 code = 6     # zero gradient or A d = 0: stationary
                 break
             tk = np.dot(d, d) / den
-        x -= tk * d
+        axpy(-tk, d, x)
         r -= tk * Ad
         if bounded:
             clipped = False

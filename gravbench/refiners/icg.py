@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import check_vector, op_A, op_At, twin
+from ..solvers._engine import add_reg, axpy, check_vector, op_A, op_At, twin, wdot, xpby
 from ._common import (check_bounds, check_int, check_tol, discrepancy_target, finish, hist_buffer, model_weights2,
                       prepare)
 
@@ -62,7 +62,7 @@ def _icg_loop(P, g, x, xref, wd, wm2, alpha0, afrac, q, stall, chi_target, rtol,
     t[:] = wd * r
     phi = np.dot(t, t)
     dm = x - xref
-    md = np.dot(wm2 * dm, dm)
+    md = wdot(wm2, dm, dm)
     alpha = alpha0
     if alpha < 0.0 and md > 0.0:
         alpha = afrac * phi / md
@@ -88,7 +88,7 @@ def _icg_loop(P, g, x, xref, wd, wm2, alpha0, afrac, q, stall, chi_target, rtol,
         op_At(P, t, l)
         nAt += 1
         if alpha > 0.0:
-            l += alpha * wm2 * (x - xref)
+            add_reg(alpha, wm2, x, xref, l)
         ll = np.dot(l, l)
         if ll == 0.0:
             code = 6
@@ -96,13 +96,12 @@ def _icg_loop(P, g, x, xref, wd, wm2, alpha0, afrac, q, stall, chi_target, rtol,
         if reset:
             p[:] = l
         else:
-            p *= ll / ll_prev
-            p += l
+            xpby(l, ll / ll_prev, p)
         op_A(P, p, Ap)
         nA += 1
         t[:] = wd * Ap
         dA = np.dot(t, t)
-        mp = np.dot(wm2 * p, p)
+        mp = wdot(wm2, p, p)
         if alpha < 0.0:                    # rho0 = rho_ref: Rayleigh ratio of the first direction
             alpha = afrac * dA / mp if mp > 0.0 else 0.0
             alphas[0] = alpha
@@ -111,7 +110,7 @@ def _icg_loop(P, g, x, xref, wd, wm2, alpha0, afrac, q, stall, chi_target, rtol,
             code = 2
             break
         k = np.dot(p, l) / den
-        x -= k * p
+        axpy(-k, p, x)
         r -= k * Ap
         reset = False
         if bounded:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, op_S, twin
+from ._engine import SquareRun, axpy, op_S, twin, xpby
 
 __all__ = ["solve"]
 
@@ -47,8 +47,7 @@ def _cg_loop(P, b, x, tol, maxiter, tmp, callback, hist):
             break
         rho = np.dot(r, r)
         if it > 0:
-            p *= rho / rho_prev
-            p += r
+            xpby(r, rho / rho_prev, p)
         else:
             p[:] = r
         op_S(P, p, q, tmp)
@@ -58,8 +57,8 @@ def _cg_loop(P, b, x, tol, maxiter, tmp, callback, hist):
             code = 3
             break
         alpha = rho / pq
-        x += alpha * p
-        r -= alpha * q
+        axpy(alpha, p, x)
+        axpy(-alpha, q, r)
         rho_prev = rho
         it += 1
         rn = np.sqrt(np.dot(r, r))

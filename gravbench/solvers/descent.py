@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, op_S, twin
+from ._engine import SquareRun, axpy, op_S, twin
 
 __all__ = ["solve", "steepest_descent"]
 
@@ -50,8 +50,8 @@ def _sd_loop(P, b, x, tol, maxiter, tmp, callback, hist):
             code = 3
             break
         alpha = rn * rn / rq
-        x += alpha * r
-        r -= alpha * q
+        axpy(alpha, r, x)
+        axpy(-alpha, q, r)
         it += 1
         rn = np.sqrt(np.dot(r, r))
         hist[nh] = rn / bnorm

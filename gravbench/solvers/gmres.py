@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, lartg, op_S, twin, upper_solve
+from ._engine import SquareRun, combine, lartg, mgs, op_S, twin, upper_solve
 
 __all__ = ["solve"]
 
@@ -62,10 +62,7 @@ def _gmres_loop(P, b, x, tol, restart, maxiter, tmp, callback, hist):
             op_S(P, V[col], w, tmp)
             nmv += 1
             h0 = np.sqrt(np.dot(w, w))
-            for k in range(col + 1):
-                t = np.dot(V[k], w)
-                h[k, col] = t
-                w -= t * V[k]
+            mgs(V, w, h, col)
             h1 = np.sqrt(np.dot(w, w))
             h[col + 1, col] = h1
             V[col + 1] = w
@@ -99,7 +96,7 @@ def _gmres_loop(P, b, x, tol, restart, maxiter, tmp, callback, hist):
         if h[col, col] == 0.0:
             S[col] = 0.0
         y = upper_solve(h, S, col + 1)
-        x += np.dot(y, V[:col + 1])
+        combine(y, V, col + 1, x)
         op_S(P, x, q, tmp)
         nmv += 1
         r[:] = b - q

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, check_int, lartg, op_S, twin, upper_solve
+from ._engine import SquareRun, axpy, check_int, combine, lartg, mgs, op_S, twin, upper_solve
 
 __all__ = ["solve"]
 
@@ -79,10 +79,7 @@ def _lgmres_loop(P, b, x, tol, inner_m, outer_k, maxiter, tmp, callback, hist):
                 nmv += 1
                 inner += 1
             w_norm = np.sqrt(np.dot(w, w))
-            for i in range(j + 1):
-                a = np.dot(V[i], w)
-                H[i, j] = a
-                w -= a * V[i]
+            mgs(V, w, H, j)
             hn = np.sqrt(np.dot(w, w))
             H[j + 1, j] = hn
             if hn > 0.0 and np.isfinite(1.0 / hn):
@@ -123,14 +120,16 @@ def _lgmres_loop(P, b, x, tol, inner_m, outer_k, maxiter, tmp, callback, hist):
             ptol_max_factor = min(1.0, 1.5 * ptol_max_factor)
         else:
             ptol_max_factor = max(1e-16, 0.25 * ptol_max_factor)
-        dx = np.dot(y, Z[:j + 1])
+        dx = np.zeros(n)
+        combine(y, Z, j + 1, dx)
         nx = np.sqrt(np.dot(dx, dx))
         if nx > 0.0 and outer_k > 0:
             hy = np.zeros(j + 2)
             for i in range(j + 2):
                 for k in range(j + 1):
                     hy[i] += H[i, k] * y[k]
-            ax = np.dot(hy, V[:j + 2])
+            ax = np.zeros(n)
+            combine(hy, V, j + 2, ax)
             if nout == outer_k:
                 for i in range(outer_k - 1):
                     OZ[i] = OZ[i + 1]
@@ -139,7 +138,7 @@ def _lgmres_loop(P, b, x, tol, inner_m, outer_k, maxiter, tmp, callback, hist):
             OZ[nout] = dx / nx
             OAZ[nout] = ax / nx
             nout += 1
-        x += dx
+        axpy(1.0, dx, x)
     return x, code, inner, nh, nmv
 
 
