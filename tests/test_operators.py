@@ -255,3 +255,11 @@ def test_parallel_argument():
         prob.operator("fft", parallel="yes")
     assert ops.resolve_parallel("auto", 0.0) is False
     assert ops.resolve_parallel(True, 0.0) is True and ops.resolve_parallel(False, 1e9) is False
+
+
+def test_single_thread_blas_context():
+    libs = ops._blas_libs()
+    before = [lib.get_num_threads() for lib in libs]
+    with ops.single_thread_blas():
+        assert all(lib.get_num_threads() == 1 for lib in libs)
+    assert [lib.get_num_threads() for lib in libs] == before

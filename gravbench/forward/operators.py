@@ -30,7 +30,8 @@ from scipy.sparse.linalg import LinearOperator
 from ..constants import TWO_G_MGAL
 
 __all__ = ["GravityOperator", "DenseOperator", "MatFreeOperator", "FFTOperator", "make_operator", "dot_test",
-           "METHODS", "DENSE_AUTO_MAX_ENTRIES", "PARALLEL_MIN_SECONDS", "resolve_parallel", "idle_cores"]
+           "METHODS", "DENSE_AUTO_MAX_ENTRIES", "PARALLEL_MIN_SECONDS", "resolve_parallel", "idle_cores",
+           "single_thread_blas"]
 
 METHODS = ("auto", "dense", "matfree", "fft")
 
@@ -247,6 +248,24 @@ class _SingleThreadBlas:
         for lib, n in zip(self.libs, self.saved):
             lib.set_num_threads(n)
         return False
+
+
+def single_thread_blas():
+    """Context manager: numpy's and scipy's OpenBLAS on one thread inside the block, restored after.
+
+    For code that calls BLAS on mid-sized matrices in a loop (``np.dot`` inside a
+    numba solver loop uses scipy's OpenBLAS): on a machine whose cores are shared,
+    OpenBLAS's threaded gemv was measured up to 100x slower than one thread at
+    n = 50 (reports/forward.md). A no-op when threadpoolctl is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with single_thread_blas():
+    ...     y = np.ones((300, 2500)) @ np.ones(2500)
+    """
+    libs = _blas_libs()
+    return _SingleThreadBlas(libs) if libs else _NoOp()
 
 
 class _NoOp:
