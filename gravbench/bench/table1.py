@@ -78,7 +78,7 @@ def _limits():
 
 
 def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_samples=10, noises=(0.01, 0.0),
-               providers=None, refiners=None, seed=0, progress=True, log=print):
+               providers=None, refiners=None, seed=0, progress=True, log=print, cnn_weights=None):
     """Evaluate providers and CNN + refiners on the test split; returns a JSON-able dict with raw arrays.
 
     Parameters
@@ -91,6 +91,8 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
         Noise levels (fraction of each component's peak; 0 = noise-free).
     providers, refiners : sequence of str, optional
         Restrict the rows (default: every available one).
+    cnn_weights : path, optional
+        A CNN weight file to use instead of the shipped one.
     """
     import gravbench as gb
 
@@ -127,7 +129,12 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
             for name in prov_names:
                 cnt = samples if name in _CHEAP else (latent_samples if name in _SLOW else refine_samples)
                 try:
-                    p = gb.providers.get(name, n=prob.grid.nx) if name in ("cnn", "vae", "gan") else gb.providers.get(name)
+                    if name == "cnn" and cnn_weights is not None:
+                        p = gb.providers.get("cnn", weights=cnn_weights)
+                    elif name in ("cnn", "vae", "gan"):
+                        p = gb.providers.get(name, n=prob.grid.nx)
+                    else:
+                        p = gb.providers.get(name)
                     if name == "cnn":  # load outside the timer
                         p.batch(G[:1], prob)
                     t0 = time.perf_counter()

@@ -33,9 +33,9 @@ def register(app, report_app):
     def train(
         model: str = typer.Argument(..., help="cnn | vae | gan"),
         dataset: str = typer.Option("paper-50", "--dataset", help="Standard data set name (paper-50, paper-100, ...) or a built training-set path."),
-        epochs: int = typer.Option(40, "--epochs", help="Maximum epochs (early stopping on the val split may end sooner)."),
-        batch_size: int = typer.Option(64, "--batch-size"),
-        lr: float = typer.Option(2e-3, "--lr", help="Adam learning rate (cosine decay to lr/20)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (early stopping on the val split may end sooner; default: the model's, cnn 40)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default: the model's (64)."),
+        lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: the model's; cnn 2e-3 with cosine decay to lr/20)."),
         seed: int = typer.Option(0, "--seed"),
         out: Optional[Path] = typer.Option(None, "--out", help="Weight file to write (default: the package's weights/<model>-<n>.pt)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out."),
@@ -51,7 +51,7 @@ def register(app, report_app):
 
         if model not in ("cnn", "vae", "gan"):
             raise UserError(f"MODEL must be cnn, vae or gan, got {model!r}")
-        if epochs < 1 or batch_size < 1 or not lr > 0:
+        if (epochs is not None and epochs < 1) or (batch_size is not None and batch_size < 1) or (lr is not None and not lr > 0):
             raise UserError("--epochs and --batch-size must be >= 1 and --lr > 0")
         if out is not None and not out.parent.exists():
             raise UserError(f"--out: directory {out.parent} does not exist")
@@ -64,8 +64,17 @@ def register(app, report_app):
             import torch
 
             torch.set_num_threads(int(threads))
-        man = mod.train(dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out, resume=resume,
-                        device=device, progress=True, **opts)
+        sched = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
+        parts = [f"gravbench train {model} --dataset {dataset}"]
+        parts += [f"--{k.replace('_', '-')} {v}" for k, v in sched.items()]
+        parts += [f"--seed {seed}"] + ([f"--out {out}"] if out else []) + (["--resume"] if resume else [])
+        parts += ([f"--device {device}"] if device != "cpu" else []) + ([f"--threads {threads}"] if threads else [])
+        parts += [f"-o {o}" for o in option or []]
+        opts["command"] = " ".join(parts)
+        try:
+            man = mod.train(dataset, **sched, seed=seed, out=out, resume=resume, device=device, progress=True, **opts)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UserError(str(exc)) from None
         console.print(f"[green]wrote[/green] {man.get('file')}  sha256 {man.get('sha256', '')[:12]}...  "
                       f"{man.get('bytes', 0) / 1e6:.2f} MB")
         metrics = {k: v for k, v in (man.get("metrics") or {}).items() if isinstance(v, (int, float))}

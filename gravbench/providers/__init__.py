@@ -23,11 +23,14 @@ dip
 
 Usage
 -----
->>> import gravbench as gb
+>>> import numpy as np, gravbench as gb
 >>> prob = gb.Problem.paper(n=10)
->>> p = gb.providers.get("zero")
->>> p(prob.forward(prob.grid.cell_areas() * 0 + 1.0), prob).shape
+>>> g = prob.forward(np.full(prob.shape, 100.0))     # mGal
+>>> p = gb.providers.get("tikhonov")
+>>> p(g, prob, sigma=0.01).shape
 (10, 10)
+>>> gb.providers.get("cnn", n=50).info.grids          # doctest: +SKIP
+((50, 50), (100, 100))
 
 Registering a third-party provider
 ----------------------------------

@@ -217,7 +217,7 @@ def rel_errors(rho_hat, rho):
 
 def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=None, resume=False, device="cpu",
           progress=True, arch="paper", width=32, hidden=256, head_k=4, out_stride=1, noise=0.01, noise_aug=1.5, patience=6,
-          max_train=None, max_seconds=None, checkpoint=None, threads=None, val=None, loss="rel", **unknown):
+          max_train=None, max_seconds=None, checkpoint=None, threads=None, val=None, loss="rel", command=None, **unknown):
     """Train a CNN provider and write its weights and manifest.
 
     Parameters
@@ -250,6 +250,16 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         Use only the first ``max_train`` training models.
     max_seconds : float, optional
         Stop after this much training time (the best epoch so far is kept).
+    loss : {"rel", "mse"}
+        ``"rel"``: mean over the batch of ``||rho_hat - rho||^2 / max(||rho||^2, (0.05 range)^2 N)``
+        in range units (the squared relative model error, the reported metric);
+        ``"mse"``: plain mean squared error.
+    threads : int, optional
+        ``torch.set_num_threads``.
+    val : Dataset, optional
+        Validation set when ``dataset`` is a ``Dataset`` object.
+    command : str, optional
+        The command recorded in the manifest (default: this process's command line).
 
     Returns
     -------
@@ -340,7 +350,7 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         "normalisation": {"g_scale_mgal": list(g_scale), "rho_lo": lo, "rho_hi": hi,
                           "note": "input g/g_scale per channel (gx, gz RMS of the clean training data); "
                                   "output rho_lo + (rho_hi - rho_lo) * sigmoid"},
-        "command": command_line(),
+        "command": command or command_line(),
         "dataset": {"name": ds_name, "train_count": int(n_tr), "val_count": int(len(va.rho)), "noise": noise,
                     "meta": {k: v for k, v in (getattr(tr, "meta", {}) or {}).items()
                              if isinstance(v, (str, int, float, bool))}},
