@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import axpy, op_A, op_At, twin
+from ..solvers._engine import axpy, op_A, op_At, project, twin
 from ._common import check_bounds, check_int, check_tol, discrepancy_target, finish, hist_buffer, prepare
 
 __all__ = ["refine", "refine_bounded", "DEFAULT_BOUNDS"]
@@ -68,15 +68,7 @@ def _gd_loop(P, g, x, wd, step, rtol, ftol, chi_target, maxiter, lo, hi, bounded
         axpy(-tk, d, x)
         r -= tk * Ad
         if bounded:
-            clipped = False
-            for j in range(n):
-                if x[j] < lo[j]:
-                    x[j] = lo[j]
-                    clipped = True
-                elif x[j] > hi[j]:
-                    x[j] = hi[j]
-                    clipped = True
-            if clipped:
+            if project(x, lo, hi):
                 op_A(P, x, r)
                 nA += 1
                 r -= g

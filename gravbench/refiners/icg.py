@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import add_reg, axpy, check_vector, op_A, op_At, twin, wdot, xpby
+from ..solvers._engine import add_reg, axpy, check_vector, op_A, op_At, project, twin, wdot, xpby
 from ._common import (check_bounds, check_int, check_tol, discrepancy_target, finish, hist_buffer, model_weights2,
                       prepare)
 
@@ -114,15 +114,7 @@ def _icg_loop(P, g, x, xref, wd, wm2, alpha0, afrac, q, stall, chi_target, rtol,
         r -= k * Ap
         reset = False
         if bounded:
-            clipped = False
-            for j in range(n):
-                if x[j] < lo[j]:
-                    x[j] = lo[j]
-                    clipped = True
-                elif x[j] > hi[j]:
-                    x[j] = hi[j]
-                    clipped = True
-            if clipped:
+            if project(x, lo, hi):
                 op_A(P, x, r)
                 nA += 1
                 r -= g

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._common import check_tol, finish, model_weights2, prepare
 
-__all__ = ["refine", "RULES", "data_space_matrix"]
+__all__ = ["refine", "RULES", "data_space_matrix", "clear_cache"]
 
 RULES = ("discrepancy", "gcv", "lcurve")
 
@@ -70,6 +70,11 @@ def _eig(s, winv2, weighting):
         per_op.clear()
     per_op[hash(key)] = (lam, U)
     return lam, U, nA, nAt
+
+
+def clear_cache():
+    """Forget the cached eigen-decompositions (each is kept per operator and weights for reuse)."""
+    _EIG_CACHE.clear()
 
 
 def _res2(a, lam, c):
@@ -160,7 +165,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     Returns
     -------
     Result
-        ``niter = 0``; ``info``: ``alpha``, ``rule``, ``lam_min``, ``lam_max`` (eigenvalues of K).
+        ``niter = 0``; ``info``: ``alpha``, ``rule``, ``lam_min``, ``lam_max`` (eigenvalues of K),
+        ``cached`` (True when K's eigen-decomposition was reused from an earlier call with the
+        same operator, sigma and weights: only then does a call cost 2 A + 1 A^T).
     """
     if profile not in ("default", "paper"):
         raise ValueError(f"profile must be one of ('default', 'paper'), got {profile!r}")
@@ -174,6 +181,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     w2 = model_weights2(s.op, s.n, weighting, beta)
     winv2 = 1.0 / w2
     lam, U, nA, nAt = _eig(s, winv2, weighting)
+    cached = nA == 0 and nAt == 0 and getattr(s.op, "A", None) is None and not isinstance(s.op, np.ndarray)
     r0 = (s.op @ s.x0 if isinstance(s.op, np.ndarray) else np.asarray(s.op.matvec(s.x0))) - s.g
     nA += 1
     d = -s.wd * r0
@@ -198,7 +206,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     hist = np.array([np.linalg.norm(r0) / s.gnorm, np.linalg.norm(r) / s.gnorm])
     code = 0 if np.all(np.isfinite(x)) else 5
     info = {"alpha": float(alpha), "rule": rule, "weighting": weighting, "lam_min": float(lam.min()),
-            "lam_max": float(lam.max())}
+            "lam_max": float(lam.max()), "cached": bool(cached)}
     if note:
         info["note"] = note
     s.compiled = False

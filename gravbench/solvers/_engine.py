@@ -597,3 +597,17 @@ def add_reg(alpha, w, x, xref, l):
     """l += alpha w (x - xref) (in place): the model term of a regularised gradient."""
     for i in range(l.size):
         l[i] += alpha * w[i] * (x[i] - xref[i])
+
+
+@njit(cache=True)
+def project(x, lo, hi):
+    """Clip x onto [lo, hi] in place; True when any entry moved."""
+    clipped = False
+    for j in range(x.size):
+        if x[j] < lo[j]:
+            x[j] = lo[j]
+            clipped = True
+        elif x[j] > hi[j]:
+            x[j] = hi[j]
+            clipped = True
+    return clipped
