@@ -52,6 +52,21 @@ def _timeit(fn, min_time=0.2, max_repeat=20, min_repeat=3):
     return float(min(ts)), float(np.median(ts))
 
 
+def _timeit_interleaved(fns, min_time=0.5, max_repeat=15, min_repeat=5):
+    """Like :func:`_timeit` for several functions, run in turn (round robin) so that they see the
+    same machine load; returns a list of (best, median) pairs."""
+    for fn in fns:
+        fn()
+    ts = [[] for _ in fns]
+    t_total = time.perf_counter()
+    while len(ts[0]) < max_repeat and (len(ts[0]) < min_repeat or time.perf_counter() - t_total < min_time):
+        for fn, acc in zip(fns, ts):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return [(float(min(a)), float(np.median(a))) for a in ts]
+
+
 def _loadavg():
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -80,10 +95,12 @@ def measure_assembly(sizes, log):
         p = gb.Problem.paper(n=n)
         args = (p.grid.x_edges, p.grid.z_edges, p.survey.x, p.survey.z)
         shape = (p.n_data, p.n_cells)
-        t_full = _timeit(lambda: np.full(shape, 1.0))
-        t_auto = _timeit(lambda: sensitivity(*args, disable_checks=True))
-        t_ser = _timeit(lambda: sensitivity(*args, disable_checks=True, parallel=False))
-        t_chk = _timeit(lambda: sensitivity(*args))
+        t_full, t_auto, t_ser, t_chk = _timeit_interleaved([
+            lambda: np.full(shape, 1.0),
+            lambda: sensitivity(*args, disable_checks=True),
+            lambda: sensitivity(*args, disable_checks=True, parallel=False),
+            lambda: sensitivity(*args),
+        ])
         rows.append({"n": n, "entries": shape[0] * shape[1], "assembly_s": t_auto[0], "assembly_median_s": t_auto[1],
                      "assembly_serial_s": t_ser[0], "assembly_checked_s": t_chk[0], "np_full_s": t_full[0],
                      "np_full_median_s": t_full[1], "ratio_to_full": t_auto[0] / t_full[0]})
@@ -129,8 +146,8 @@ def measure_simpeg(n, log):
         t0 = time.perf_counter()
         G = sim_G()
         t_s.append(time.perf_counter() - t0)
-    t_ours = _timeit(lambda: sensitivity(*args, disable_checks=True))
-    t_full = _timeit(lambda: np.full((p.n_data, p.n_cells), 1.0))
+    t_ours, t_full = _timeit_interleaved([lambda: sensitivity(*args, disable_checks=True),
+                                          lambda: np.full((p.n_data, p.n_cells), 1.0)])
     # SimPEG: rows interleave (gx, gz) per receiver, gz upward-positive, g/cc; columns from the bottom up
     m, nz, nx = p.survey.m, p.grid.nz, p.grid.nx
     Gr = np.vstack([G[0::2], -G[1::2]]).reshape(2 * m, nz, nx)[:, ::-1, :].reshape(2 * m, -1) * 1e-3
@@ -159,14 +176,18 @@ def measure_operators(sizes, log):
             kw = dict(min_time=0.0, max_repeat=3, min_repeat=2) if method == "matfree" else {}
             row = {"method": method, "n": n, "build_s": t_build, "nbytes": int(op.nbytes),
                    "parallel": bool(getattr(op, "parallel", True))}
-            for name, fn, x in (("matvec", op.matvec, v), ("rmatvec", op.rmatvec, u),
-                                ("normal_matvec", op.normal_matvec, v)):
+            for name, fn, x in (("matvec", op.matvec, v), ("rmatvec", op.rmatvec, u)):
                 row[name + "_s"], row[name + "_median_s"] = _timeit(lambda: fn(x), **kw)
             if method == "dense":
                 A = op.A
-                row["numpy_normal_s"], row["numpy_normal_median_s"] = _timeit(lambda: A.T @ (A @ v))
                 op_checked = type(op)(p, A=A, check_inputs=True)
-                row["normal_matvec_checked_s"] = _timeit(lambda: op_checked.normal_matvec(v))[0]
+                (row["normal_matvec_s"], row["normal_matvec_median_s"]), (
+                    row["numpy_normal_s"], row["numpy_normal_median_s"]), (row["normal_matvec_checked_s"], _) = \
+                    _timeit_interleaved([lambda: op.normal_matvec(v), lambda: A.T @ (A @ v),
+                                         lambda: op_checked.normal_matvec(v)])
+                row["blas_threads"] = "library default" if op.parallel else "1 (single_thread_blas)"
+            else:
+                row["normal_matvec_s"], row["normal_matvec_median_s"] = _timeit(lambda: op.normal_matvec(v), **kw)
             rows.append(row)
             del op
             log(f"{method} n={n}: A^T A v {row['normal_matvec_s'] * 1e3:.3f} ms")
@@ -181,7 +202,12 @@ n = int(sys.argv[1])
 # compile first (cache), then measure the resident set of the real work
 small = gb.Problem.paper(n=8)
 small.operator("fft").normal_matvec(np.ones(small.n_cells))
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # peak RSS of this process image (ru_maxrss would inherit the parent's across exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss0 = hwm()
 p = gb.Problem.paper(n=n)
 t0 = time.perf_counter()
 op = p.operator("fft", check_inputs=False)
@@ -193,7 +219,7 @@ for _ in range(5):
     t0, c0 = time.perf_counter(), time.process_time()
     op.normal_matvec(v)
     ts.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss = hwm()
 print(json.dumps({"n": n, "build_s": t_build, "normal_matvec_s": min(ts), "normal_matvec_median_s": float(np.median(ts)),
                   "normal_matvec_cpu_s": min(cpu),
                   "peak_rss_bytes": rss * 1024, "rss_before_bytes": rss0 * 1024, "operator_bytes": int(op.nbytes),
@@ -224,8 +250,8 @@ def measure_crossover(log):
         t0 = time.perf_counter()
         f = p.operator("fft", check_inputs=False)
         bf = time.perf_counter() - t0
-        td = _timeit(lambda: d.normal_matvec(v))[0]
-        tf = _timeit(lambda: f.normal_matvec(v))[0]
+        (td, _), (tf, _) = _timeit_interleaved([lambda: d.normal_matvec(v), lambda: f.normal_matvec(v)],
+                                               min_time=0.1)
         rows.append({"n": n, "entries": p.n_data * p.n_cells, "dense_s": td, "fft_s": tf, "dense_build_s": bd,
                      "fft_build_s": bf})
     log("crossover measured")
@@ -245,14 +271,17 @@ def measure_parallel(log):
             kw = dict(min_time=0.0, max_repeat=3, min_repeat=2) if method == "matfree" else {}
             row = {"method": method, "n": n}
             A = p.sensitivity() if method == "dense" else None
+            ops_ = {}
             for label, par in (("parallel", True), ("serial", False), ("auto", "auto")):
                 if method == "dense":
-                    op = DenseOperator(p, A=A, parallel=par, check_inputs=False)
+                    ops_[label] = DenseOperator(p, A=A, parallel=par, check_inputs=False)
                 else:
-                    op = p.operator(method, parallel=par, check_inputs=False)
-                row[label + "_s"] = _timeit(lambda: op.normal_matvec(v), **kw)[0]
-                if label == "auto":
-                    row["auto_choice"] = "parallel" if op.parallel else "serial"
+                    ops_[label] = p.operator(method, parallel=par, check_inputs=False)
+            row["auto_choice"] = "parallel" if ops_["auto"].parallel else "serial"
+            res = _timeit_interleaved([(lambda o: (lambda: o.normal_matvec(v)))(o) for o in ops_.values()],
+                                      **({"min_time": 0.0, "max_repeat": 3, "min_repeat": 2} if kw else {}))
+            for label, (best, _) in zip(ops_, res):
+                row[label + "_s"] = best
             rows.append(row)
     log("parallel vs serial measured")
     return rows
