@@ -366,7 +366,7 @@ class Problem:
         return self.survey.regular_spacing(self.grid)
 
     # --- forward modelling ----------------------------------------------------
-    def sensitivity(self, *, parallel=True, dtype=np.float64):
+    def sensitivity(self, *, parallel="auto", dtype=np.float64):
         """Dense sensitivity matrix ``A`` (``(2m, nz*nx)``, mGal per kg/m^3)."""
         from .forward import sensitivity
 
