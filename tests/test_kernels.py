@@ -418,3 +418,18 @@ def test_numba_cache_read_only_install(tmp_path, home_writable):
     assert runs[0]["sum"] == runs[1]["sum"]
     for p in [site, home, *site.rglob("*")]:  # let pytest clean up
         p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+@pytest.mark.parametrize("shift", [-7.5, 123.0, -1e3])
+def test_toeplitz_with_stations_off_the_grid(shift):
+    """A regular line that starts left of the grid or is offset by a non-multiple of the spacing."""
+    grid = gb.Grid(nx=6, nz=4, width=300.0, depth=120.0)
+    x = grid.x_edges[0] + shift + np.arange(17) * (grid.dx / 2)
+    survey = gb.Survey(x, np.full(x.size, -3.0))
+    assert survey.regular_spacing(grid) == 2
+    A = sensitivity(grid.x_edges, grid.z_edges, survey.x, survey.z)
+    R = reference_matrix(grid.x_edges, grid.z_edges, survey.x, survey.z)
+    np.testing.assert_allclose(A, R, rtol=1e-10, atol=1e-10 * np.abs(R).max())
+    op = gb.Problem(grid, survey).operator("fft")
+    v = np.random.default_rng(1).standard_normal(grid.size)
+    np.testing.assert_allclose(op.matvec(v), R @ v, rtol=1e-10, atol=1e-10 * np.abs(R @ v).max())
