@@ -3,7 +3,7 @@
 Matrix-free: the normal operator applies ``A`` then ``A^T`` (never formed;
 :func:`gravbench.solvers.NormalOperator`), and for dense / matrix-free
 gravbench operators the whole Krylov iteration runs in numba
-(:mod:`gravbench.solvers.gmres`, :mod:`gravbench.solvers.lgmres`). The seed
+(:func:`gravbench.solvers.gmres`, :func:`gravbench.solvers.lgmres`). The seed
 paper used SciPy's ``gmres`` / ``lgmres`` this way, from the CNN output.
 
 Profiles (``maxiter`` counts restart cycles / outer iterations, as SciPy):

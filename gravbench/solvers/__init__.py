@@ -25,24 +25,21 @@ lgmres             GMRES augmented with error approximations      Baker, Jessup 
 steepest_descent   steepest descent with exact line search (SPD)  Saad, Iterative Methods, 2nd ed. (2003), 5.3
 =================  =============================================  ===========================================
 
-``gd`` is an alias of ``steepest_descent`` (module :mod:`.descent`). ``Result`` (frozen dataclass):
+One private module per method (``_cg``, ``_gmres``, ``_lgmres``, ``_descent``; pyamg's layout);
+``gd`` is an alias of ``steepest_descent``. ``Result`` (frozen dataclass):
 ``x, converged, niter, residuals, n_matvec, n_rmatvec, seconds, status, info``.
 """
 
 from __future__ import annotations
 
+from ._cg import solve as cg
+from ._descent import solve as steepest_descent
 from ._engine import NormalOperator
+from ._gmres import solve as gmres
+from ._lgmres import solve as lgmres
 from ._result import Result
 
+#: alias of :func:`steepest_descent`
+gd = steepest_descent
+
 __all__ = ["Result", "NormalOperator", "cg", "gmres", "lgmres", "steepest_descent", "gd"]
-
-
-def __getattr__(name):
-    if name in ("cg", "gmres", "lgmres", "steepest_descent", "gd"):
-        import importlib
-
-        mod = {"cg": "cg", "gmres": "gmres", "lgmres": "lgmres", "steepest_descent": "descent", "gd": "descent"}[name]
-        f = getattr(importlib.import_module(f".{mod}", __name__), "solve")
-        globals()[name] = f
-        return f
-    raise AttributeError(f"module 'gravbench.solvers' has no attribute {name!r}")
