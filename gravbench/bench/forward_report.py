@@ -463,7 +463,7 @@ def write(res, out_dir):
                  f"{_ms(r['normal_matvec_s'])} | {_ms(r.get('numpy_normal_s'))} | {r['nbytes']:,} |")
     L.append("")
     L.append("Dense is measured up to n = 200 (A is 384 MB there; 3 GB at n = 400) and matrix-free up to n = 200 in "
-             "this sweep; the asv suite (`benchmarks/bench_forward.py`) and `pytest tests/bench --benchmark-only` "
+             "this sweep; the asv suite (`benchmarks/bench_forward.py`) and `pytest tests/bench --benchmark-enable --benchmark-only` "
              "cover n = 400 and beyond where they fit.\n")
     b = res["big_fft"]
     if "normal_matvec_s" in b:
@@ -522,7 +522,7 @@ def write(res, out_dir):
     L.append("## Reproduce\n")
     L.append("```\ngravbench report forward            # this page, forward.json, forward.png (a few minutes)\n"
              "asv run --bench bench_forward       # the asv suite\n"
-             "pytest tests/bench/test_bench_forward.py -o addopts='' --benchmark-only\n```\n")
+             "pytest tests/bench/test_bench_forward.py --benchmark-enable --benchmark-only\n```\n")
     md = out_dir / "forward.md"
     md.write_text("\n".join(L))
     return md, jpath, png

@@ -1,4 +1,4 @@
-"""pytest-benchmark cases of the forward core (``pytest tests/bench --benchmark-only``).
+"""pytest-benchmark cases of the forward core (``pytest tests/bench --benchmark-enable --benchmark-only``; the project config sets --benchmark-disable).
 
 The plain test run (``--benchmark-disable``) executes every case once on the
 small sizes only. Compilation happens in the fixtures, never in the timed call.
