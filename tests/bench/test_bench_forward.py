@@ -1,4 +1,8 @@
-"""pytest-benchmark cases of the forward core (``pytest tests/bench --benchmark-enable --benchmark-only``; the project config sets --benchmark-disable).
+"""pytest-benchmark cases of the forward core.
+
+Run them with ``pytest tests/bench --benchmark-enable --benchmark-only`` (the
+project configuration sets ``--benchmark-disable``; ``--benchmark-enable``
+overrides it).
 
 The plain test run (``--benchmark-disable``) executes every case once on the
 small sizes only. Compilation happens in the fixtures, never in the timed call.
