@@ -94,3 +94,28 @@ def test_bench_fft_build(benchmark, warm, n):
     benchmark.group = f"build n={n}"
     op = benchmark.pedantic(p.operator, args=("fft",), rounds=3 if n >= 1000 else 5, iterations=1)
     assert op.method == "fft"
+
+
+def test_forward_report_small(tmp_path):
+    """The report pieces on tiny sizes: real measurements, a Markdown table whose 'met' column can say NO."""
+    from gravbench.bench import forward_report as fr
+
+    log = lambda msg: None  # noqa: E731
+    res = {"meta": {"date_utc": "now", "cpus": 2, "numba": "x", "numba_threads": 1, "threading_layer": "omp",
+                    "numpy": "x", "scipy": "x", "seconds": 1.0, "loadavg_start": [0, 0, 0], "loadavg_end": [0, 0, 0],
+                    "DENSE_AUTO_MAX_ENTRIES": 250_000, "PARALLEL_MIN_SECONDS": 5e-3}}
+    res["assembly"] = fr.measure_assembly([6, 8], log)
+    res["simpeg"] = {"n": 8, "error": "skipped"}
+    res["operators"] = fr.measure_operators({"dense": [6, 8], "matfree": [6], "fft": [6, 8]}, log)
+    res["big_fft"] = {"n": 8, "error": "skipped"}
+    res["crossover"] = [{"n": 8, "entries": 3072, "dense_s": 1e-5, "fft_s": 2e-5, "dense_build_s": 1e-4,
+                         "fft_build_s": 1e-4}]
+    res["parallel"] = []
+    res["imports"] = {"import_s": 9.0, "import_loads_torch_or_dask": False, "help_s": 0.1, "help_exit_code": 0,
+                      "help_heavy_modules": "[]", "python_startup_s": 0.01, "help_command": "gravbench --help"}
+    md, js, png = fr.write(res, tmp_path)
+    text = md.read_text()
+    assert "| import gravbench | 9.000 s" in text and "| **NO** |" in text  # a 9 s import fails its target
+    assert png.stat().st_size > 1000 and js.exists()
+    ops = {(r["method"], r["n"]): r for r in res["operators"]}
+    assert ops[("dense", 8)]["numpy_normal_s"] > 0 and ops[("fft", 8)]["normal_matvec_s"] > 0
