@@ -221,26 +221,34 @@ def _series(rows, key):
         v = r[key]["mean"]
         if v is None or v <= 0:
             continue
-        out.setdefault(pair_label(r), []).append((r["n"], v))
+        out.setdefault((r["provider"], r["refiner"]), []).append((r["n"], v))
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 def _line_plot(series, path, ylabel, title, loglog):
+    """One line per (provider, refiner): colour = provider, marker and dash = refiner."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9.0, 5.2), constrained_layout=True)
-    cmap = plt.get_cmap("tab20")
+    cmap = plt.get_cmap("tab10")
+    provs = list(dict.fromkeys(p for p, _ in series))
+    refs = list(dict.fromkeys(r for _, r in series))
     marks = "osD^v<>ph*"
-    for i, (label, pts) in enumerate(series.items()):
+    dashes = ["-", "--", "-.", ":"]
+    for (p, r), pts in series.items():
         x, y = zip(*pts)
-        ax.plot(x, y, marker=marks[i % len(marks)], color=cmap(i % 20), label=label)
+        j = refs.index(r)
+        ax.plot(x, y, marker=marks[j % len(marks)], linestyle=dashes[j % len(dashes)],
+                color=cmap(provs.index(p) % 10), label=pair_label({"provider": p, "refiner": r}))
     ax.set_yscale("log")
     if loglog:
         ax.set_xscale("log")
-    ns = sorted({p[0] for pts in series.values() for p in pts})
+    ns = sorted({q[0] for pts in series.values() for q in pts})
     if ns:
         ax.set_xticks(ns)
         ax.set_xticklabels([str(n) for n in ns])
-        ax.minorticks_off()
+        from matplotlib.ticker import NullLocator
+
+        ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("grid size n (n x n cells)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
