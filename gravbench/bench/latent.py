@@ -27,13 +27,13 @@ __all__ = ["run", "SETTINGS", "QUICK"]
 SETTINGS = {
     "families": ("blocks", "layers", "intrusions", "channels"),  # one test model of each (first in the split)
     "starts": 25,  # random starts per test model for Adam and both Gauss-Newton variants (4 x 25 = 100)
-    "de_runs": 5,  # DE runs per test model (seeded)
+    "de_runs": 2,  # DE runs per test model (seeded)
     "success": 1.1,  # RMS weighted residual target
     "budget": 10_000,  # evaluations per search for the "within budget" column
-    "adam": {"lr": 0.01, "maxiter": 1000},
-    "gn": {"lam": 1.0, "maxiter": 30, "linesearch": 8},
+    "adam": {"lr": 0.01, "maxiter": 500},
+    "gn": {"lam": 1.0, "maxiter": 10, "linesearch": 8},
     "de": {"max_evals": 10_000, "popsize": 4, "bound": 3.0},
-    "warm": {"method": "adam", "maxiter": 1000, "warm_steps": 300},
+    "warm": {"method": "adam", "maxiter": 500, "warm_steps": 300},
 }
 
 #: A smoke-test version (seconds).
@@ -96,7 +96,7 @@ def _summ(rows, budget, success):
     }
 
 
-def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings=None, threads=None):
+def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings=None, threads=None, weights=None):
     """Run the experiment and write ``latent.md``, ``latent.json`` and PNGs to ``out``.
 
     Parameters
@@ -113,6 +113,8 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
         Override :data:`SETTINGS`.
     threads : int, optional
         ``torch.set_num_threads`` for the run.
+    weights : dict, optional
+        ``{kind: path}`` weights files to use instead of the shipped ones.
 
     Returns
     -------
@@ -143,7 +145,7 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
     examples = {}
     curves = {}
     for kind in kinds:
-        gen, man, _ = latent.load_generator(kind, prob.shape)
+        gen, man, _ = latent.load_generator(kind, prob.shape, (weights or {}).get(kind))
         rows = {m: [] for m in ("adam", "gn-fd", "gn-autodiff", "de", "warm")}
         for mi, (idx, fam) in enumerate(picks):
             g, sigma, rho_true = ds.g[idx], ds.sigma[idx], ds.rho[idx].astype(np.float64)
@@ -178,7 +180,8 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
             if cnn_ok:
                 w = S["warm"]
                 p = gb.providers.get(kind, method=w["method"], warm_start="cnn", starts=1, maxiter=w["maxiter"],
-                                     target=S["success"], warm_steps=w["warm_steps"], cnn_options={"n": 50})
+                                     target=S["success"], warm_steps=w["warm_steps"], cnn_options={"n": 50},
+                                     weights=(weights or {}).get(kind))
                 t0 = time.perf_counter()
                 res = p.run(g, prob, sigma, 0)
                 res.seconds = res.seconds + 0.0

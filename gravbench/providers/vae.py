@@ -248,19 +248,31 @@ def _check_options(options, defaults):
     out = dict(defaults)
     out.update(options)
     if "channels" in out:
-        out["channels"] = tuple(int(c) for c in out["channels"])
+        ch = out["channels"]
+        if isinstance(ch, str):  # from the command line: "32,16,8,4"
+            ch = [c for c in ch.replace(" ", "").split(",") if c]
+        try:
+            out["channels"] = tuple(int(c) for c in ch)
+        except (TypeError, ValueError):
+            raise ValueError(f"channels must be integers like 32,16,8,4, got {out['channels']!r}") from None
     if "latent" in out and (int(out["latent"]) != out["latent"] or int(out["latent"]) < 1):
         raise ValueError(f"latent must be a positive integer, got {out['latent']!r}")
     return out
 
 
-def _command(kind, dataset, epochs, batch_size, lr, seed, options, defaults):
+def _command(kind, dataset, epochs, batch_size, lr, seed, options, defaults, max_train=None):
+    """The ``gravbench train`` command line that reproduces a run (model options as ``-o key=value``)."""
+    import torch as _t
+
     ds = dataset if isinstance(dataset, str) else "<in-memory data set>"
-    cmd = f"gravbench train {kind} --dataset {ds} --epochs {epochs} --batch-size {batch_size} --lr {lr} --seed {seed}"
+    cmd = (f"gravbench train {kind} --dataset {ds} --epochs {epochs} --batch-size {batch_size} --lr {lr} "
+           f"--seed {seed} --threads {_t.get_num_threads()}")
+    if max_train is not None:
+        cmd += f" -o max_train={int(max_train)}"
     for k, v in options.items():
         if defaults.get(k) != v:
             val = ",".join(str(c) for c in v) if isinstance(v, tuple) else v
-            cmd += f" --{k.replace('_', '-')} {val}"
+            cmd += f" -o {k}={val}"
     return cmd
 
 
@@ -331,9 +343,9 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
         rel = (((rec - x) * (hi - lo)).flatten(1).norm(dim=1) / (x * (hi - lo) + lo).flatten(1).norm(dim=1).clamp_min(1e-12))
     manifest = {
         "kind": "vae",
-        "command": command or _command("vae", dataset, epochs, batch_size, lr, seed, opts, DEFAULTS),
+        "command": command or _command("vae", dataset, epochs, batch_size, lr, seed, opts, DEFAULTS, max_train),
         "python": (f"gravbench.providers.vae.train({name or 'dataset'!r}, epochs={epochs}, batch_size={batch_size}, "
-                   f"lr={lr}, seed={seed}, **{ {k: v for k, v in opts.items()} })"),
+                   f"lr={lr}, seed={seed}, max_train={max_train}, **{ {k: v for k, v in opts.items()} })"),
         "dataset": name or "in-memory",
         "n_train": int(rho_tr.shape[0]), "n_val": int(rho_va.shape[0]),
         "config": model_config("vae", shape, lo, hi, opts),
