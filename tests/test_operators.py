@@ -263,3 +263,32 @@ def test_single_thread_blas_context():
     with ops.single_thread_blas():
         assert all(lib.get_num_threads() == 1 for lib in libs)
     assert [lib.get_num_threads() for lib in libs] == before
+
+
+def test_single_thread_blas_nested_and_threads():
+    """Nested blocks restore once; worker threads leave BLAS alone (OpenBLAS ignores their increases)."""
+    import threading
+
+    libs = ops._blas_libs()
+    before = [lib.get_num_threads() for lib in libs]
+    with ops.single_thread_blas():
+        with ops.single_thread_blas():
+            assert all(lib.get_num_threads() == 1 for lib in libs)
+        assert all(lib.get_num_threads() == 1 for lib in libs)
+    assert [lib.get_num_threads() for lib in libs] == before
+    seen, errors = [], []
+
+    def work():
+        try:
+            with ops.single_thread_blas():
+                seen.append([lib.get_num_threads() for lib in libs])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and seen == [before] * 3
+    assert [lib.get_num_threads() for lib in libs] == before

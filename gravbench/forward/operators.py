@@ -22,6 +22,7 @@ fft        2 k nz (nx + m/k) complex   nz FFTs of ~2n       regular surveys
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import scipy.fft
@@ -231,22 +232,40 @@ def _blas_libs():
 
 
 class _SingleThreadBlas:
-    """Context: run BLAS on one thread, then restore (a no-op when ``active`` is False)."""
+    """Context: run BLAS on one thread, then restore.
 
-    __slots__ = ("libs", "saved")
+    Acts in the main thread only (OpenBLAS ignores ``openblas_set_num_threads``
+    increases from other threads, so a restore from a worker thread would leave
+    the library on one thread for good); elsewhere it is a no-op. Re-entrant:
+    the outermost block saves and restores.
+    """
+
+    __slots__ = ("libs",)
+    _depth = 0
+    _saved = None
 
     def __init__(self, libs):
         self.libs = libs
-        self.saved = None
 
     def __enter__(self):
-        self.saved = [lib.get_num_threads() for lib in self.libs]
-        for lib in self.libs:
-            lib.set_num_threads(1)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        cls = _SingleThreadBlas
+        if cls._depth == 0:
+            cls._saved = [(lib, lib.get_num_threads()) for lib in self.libs]
+            for lib in self.libs:
+                lib.set_num_threads(1)
+        cls._depth += 1
 
     def __exit__(self, *exc):
-        for lib, n in zip(self.libs, self.saved):
-            lib.set_num_threads(n)
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        cls = _SingleThreadBlas
+        cls._depth -= 1
+        if cls._depth == 0:
+            for lib, n in cls._saved:
+                lib.set_num_threads(n)
+            cls._saved = None
         return False
 
 
