@@ -44,7 +44,7 @@ def register(app, report_app):
         dataset: str = typer.Option("paper-50", "--dataset", help="Standard data set (its test split is used)."),
         samples: int = typer.Option(1000, "--samples", help="Test models for the cheap providers (zero, cnn)."),
         refine_samples: int = typer.Option(200, "--refine-samples", help="Test models for classical solvers and CNN + refiner rows."),
-        latent_samples: int = typer.Option(10, "--latent-samples", help="Test models for vae / gan / dip (slow searches)."),
+        latent_samples: int = typer.Option(3, "--latent-samples", help="Test models for vae / gan / dip (slow searches)."),
         out: Path = typer.Option(Path("reports"), "--out", help="Output directory."),
         seed: int = typer.Option(0, "--seed"),
     ):

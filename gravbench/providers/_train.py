@@ -8,7 +8,7 @@ Signatures
 ``fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=None,
 resume=False, device="cpu", progress=True, patience=10, min_delta=0.0,
 weight_decay=0.0, val_fn=None, optimizer=None, lr_schedule="cosine",
-max_seconds=None, description="training") -> dict``
+max_seconds=None, stop_after=None, description="training") -> dict``
 
     * ``model``: a ``torch.nn.Module``.
     * ``train``, ``val``: tuples of tensors with the same first dimension
@@ -28,8 +28,9 @@ max_seconds=None, description="training") -> dict``
       with ``weights_only=True``). ``resume=True`` continues from it.
     * Early stopping: stop when the validation loss has not improved by
       more than ``min_delta`` (relative) for ``patience`` epochs, or after
-      ``max_seconds``; the best-validation weights are loaded into
-      ``model`` at the end.
+      ``max_seconds``, or after ``stop_after`` epochs of the ``epochs``-long
+      schedule (reproduces a time-limited run exactly); the best-validation
+      weights are loaded into ``model`` at the end.
     * Returns ``{"best_epoch", "best_val", "epochs_run", "stopped",
       "history": [{"epoch", "train", "val", "lr", "seconds"}...],
       "seconds"}``.
@@ -82,7 +83,7 @@ def _progress(enabled, description, total):
 
 def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=None, resume=False,
         device="cpu", progress=True, patience=10, min_delta=0.0, weight_decay=0.0, val_fn=None,
-        optimizer=None, lr_schedule="cosine", max_seconds=None, description="training"):
+        optimizer=None, lr_schedule="cosine", max_seconds=None, stop_after=None, description="training"):
     """Train ``model`` on ``train``, early-stopping on ``val``; see the module docstring."""
     torch = require_torch()
     from ._torchutil import device as _device
@@ -150,7 +151,8 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
     n_batches = math.ceil(n_train / batch_size)
     with _progress(progress, description, epochs) as prog:
         task = prog.add_task(description, total=epochs, completed=state["epoch"], status="") if prog else None
-        while state["epoch"] < epochs and stopped == "epochs":
+        last = epochs if stop_after is None else min(epochs, int(stop_after))
+        while state["epoch"] < last and stopped == "epochs":
             ep = state["epoch"]
             t0 = time.perf_counter()
             for gparam in opt.param_groups:
@@ -190,6 +192,8 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
                 stopped = "early-stop"
             elif max_seconds is not None and time.perf_counter() - t_start > max_seconds:
                 stopped = "time-limit"
+            elif state["epoch"] >= last and last < epochs:
+                stopped = "stop-after"
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     return {

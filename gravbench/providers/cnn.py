@@ -217,7 +217,7 @@ def rel_errors(rho_hat, rho):
 
 def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=None, resume=False, device="cpu",
           progress=True, arch="paper", width=32, hidden=256, head_k=4, out_stride=1, noise=0.01, noise_aug=1.5, patience=6,
-          max_train=None, max_seconds=None, checkpoint=None, threads=None, val=None, loss="rel", command=None, **unknown):
+          max_train=None, max_seconds=None, checkpoint=None, threads=None, val=None, loss="rel", command=None, stop_after=None, **unknown):
     """Train a CNN provider and write its weights and manifest.
 
     Parameters
@@ -250,6 +250,9 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         Use only the first ``max_train`` training models.
     max_seconds : float, optional
         Stop after this much training time (the best epoch so far is kept).
+        The manifest's ``reproduce`` command replaces it by ``stop_after``.
+    stop_after : int, optional
+        Run only the first ``stop_after`` epochs of the ``epochs``-long schedule.
     loss : {"rel", "mse"}
         ``"rel"``: mean over the batch of ``||rho_hat - rho||^2 / max(||rho||^2, (0.05 range)^2 N)``
         in range units (the squared relative model error, the reported metric);
@@ -325,7 +328,7 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
     out = Path(out) if out else WEIGHTS_DIR / f"cnn-{n}.pt"
     hist = fit(model, train_t, val_t, loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs), batch_size=int(batch_size),
                lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume, device=device, progress=progress,
-               patience=int(patience), max_seconds=max_seconds, description=f"cnn-{n}")
+               patience=int(patience), max_seconds=max_seconds, stop_after=stop_after, description=f"cnn-{n}")
     model.eval().cpu()
     # metrics on the validation split (float16 weights, as shipped)
     half = build_model(m, nz, nx, arch=arch, width=width, hidden=hidden, head_k=head_k, out_stride=out_stride,
@@ -368,6 +371,14 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
                                 for h in hist["history"]]},
         "n_params": int(sum(p.numel() for p in model.parameters())),
     }
+    cmd = manifest["command"]
+    if hist["stopped"] == "time-limit":
+        import re
+
+        cmd = re.sub(r"(-o )?max_seconds=\S+", f"\\1stop_after={hist['epochs_run']}", cmd)
+        if "stop_after" not in cmd:
+            cmd += f"  (with stop_after={hist['epochs_run']})"
+    manifest["reproduce"] = cmd
     man = save_weights(model.state_dict(), out, manifest, half=True)
     return man
 
