@@ -42,7 +42,12 @@ class Refiners:
 
         _warm()
         self.prob, self.op, self.rho, self.g, self.sigma = _case(n)
-        self.run = lambda: gb.refiners.run(refiner, self.op, self.g, sigma=self.sigma)
+        def run():
+            if refiner == "tikhonov":    # cold: build and diagonalise K every time (no reuse across calls)
+                gb.refiners.tikhonov.clear_cache()
+            return gb.refiners.run(refiner, self.op, self.g, sigma=self.sigma)
+
+        self.run = run
         self._res = None
 
     def _result(self):

@@ -38,7 +38,12 @@ def test_refiner(benchmark, n, refiner):
     import gravbench as gb
 
     prob, op, rho, g, sigma = _case(n)
-    res = benchmark(lambda: gb.refiners.run(refiner, op, g, sigma=sigma))
+    def run():
+        if refiner == "tikhonov":        # cold: K built and diagonalised in every round
+            gb.refiners.tikhonov.clear_cache()
+        return gb.refiners.run(refiner, op, g, sigma=sigma)
+
+    res = benchmark(run)
     benchmark.extra_info.update(
         niter=res.niter, n_matvec=res.n_matvec, n_rmatvec=res.n_rmatvec, status=res.status,
         model_error=float(np.linalg.norm(res.x - rho) / np.linalg.norm(rho)), data_misfit=res.info["misfit"],
