@@ -16,7 +16,7 @@ import typer
 DEFAULT_NS = (50, 100)
 DEFAULT_PROVIDERS = "zero,tikhonov,depth-weighted,cnn"
 DEFAULT_REFINERS = "none,gd,cgls,gmres,lgmres,icg,tikhonov"
-DEFAULT_SAMPLES = 10
+DEFAULT_SAMPLES = 8
 DEFAULT_NOISE = 0.01
 DEFAULT_SEED = 0
 DEFAULT_OUT = Path("reports")
