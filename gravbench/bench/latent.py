@@ -31,7 +31,7 @@ SETTINGS = {
     "success": 1.1,  # RMS weighted residual target
     "budget": 10_000,  # evaluations per search for the "within budget" column
     "adam": {"lr": 0.01, "maxiter": 500},
-    "gn": {"lam": 1.0, "maxiter": 10, "linesearch": 8},
+    "gn": {"lam": 1.0, "maxiter": 20, "linesearch": 8},
     "de": {"max_evals": 10_000, "popsize": 4, "bound": 3.0},
     "warm": {"method": "adam", "maxiter": 500, "warm_steps": 300},
 }

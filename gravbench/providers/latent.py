@@ -20,7 +20,7 @@ never a distance to a true model. Methods (``method=``):
     run per trial; ``linesearch=0`` takes every full step as Laloy did).
 ``"gn-autodiff"``
     The same step with ``J`` by forward-mode automatic differentiation
-    (``torch.func.jvp``): one forward run and ``latent`` tangent passes.
+    (``torch.func.jacfwd`` vectorised with ``vmap``): ``latent`` tangent passes.
 ``"de"``
     Differential evolution (:func:`scipy.optimize.differential_evolution`,
     ``vectorized=True``: each generation's population goes through ``G`` and
@@ -276,7 +276,7 @@ def _adam(mis, z0, *, lr, maxiter, target, betas=(0.9, 0.999), eps=1e-8):
     return z, chi.numpy(), fwd, der, reached, secs, niter, hist
 
 
-def _jacobian(mis, z, mode, h):
+def _jacobian(mis, z, mode, h, need_r=True):
     """Weighted residual ``r (S, N)`` and Jacobian ``J (S, N, d)`` at ``z``; returns (r, J, n_fwd, n_der) per start."""
     torch = _torch()
     S, d = z.shape
@@ -285,20 +285,18 @@ def _jacobian(mis, z, mode, h):
         zp = (z[:, None, :] + h * eye).reshape(S * d, d)
         zm = (z[:, None, :] - h * eye).reshape(S * d, d)
         with torch.no_grad():
-            r = mis(z)
+            r = mis(z) if need_r else None
             rp = mis(zp).reshape(S, d, -1)
             rm = mis(zm).reshape(S, d, -1)
         J = ((rp - rm) / (2 * h)).transpose(1, 2)
         return r, J, 2 * d + 1, 0
-    from torch.func import jvp
+    from torch.func import jacfwd, vmap
 
-    zr = z.repeat_interleave(d, dim=0)
-    tang = torch.eye(d, dtype=z.dtype).repeat(S, 1)
     with torch.no_grad():
-        r_rep, Jt = jvp(mis, (zr,), (tang,))
-    r = r_rep.reshape(S, d, -1)[:, 0]
-    J = Jt.reshape(S, d, -1).transpose(1, 2)
-    return r, J, 1, d
+        r = mis(z) if need_r else None
+    # forward mode, vectorised over the latent directions and the starts (the primal is shared by the tangents)
+    J = vmap(jacfwd(lambda z1: mis(z1[None])[0]))(z)
+    return r, J.detach(), 1, d
 
 
 def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2, linesearch=8):
@@ -332,7 +330,7 @@ def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2, linesearch=8):
         if idx.numel() == 0:
             break
         ii = idx.numpy()
-        _, J, nf, nd = _jacobian(mis, z[idx], mode, h)
+        _, J, nf, nd = _jacobian(mis, z[idx], mode, h, need_r=False)
         fwd[ii] += nf - 1  # the residual at z is known
         der[ii] += nd
         Jd = J.double()
