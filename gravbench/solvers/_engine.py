@@ -29,7 +29,7 @@ import time
 import types
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..forward import _assemble as _asm
 from ._result import CONVERGED_CODES, STATUS, Result
@@ -64,37 +64,6 @@ _EMPTY2 = np.zeros((1, 1))
 # ----------------------------------------------------------------------------------
 # compiled hooks
 # ----------------------------------------------------------------------------------
-def _normal_fused(A, v, w2, nchunks, acc, out):
-    """out = A^T diag(w2) A v in ONE pass over A: ``sum_i a_i w2_i (a_i . v)``.
-
-    Each row is read from memory once and reused from cache for the update,
-    halving the memory traffic of two gemv calls (the product is memory
-    bound); ``A^T A`` is never formed. Rows are split into ``nchunks``
-    blocks, each accumulating into its own row of ``acc`` (nchunks, n).
-    """
-    N, n = A.shape
-    weighted = w2.size == N
-    for c in prange(nchunks):
-        i0 = (c * N) // nchunks
-        i1 = ((c + 1) * N) // nchunks
-        for j in range(n):
-            acc[c, j] = 0.0
-        for i in range(i0, i1):
-            s = np.dot(A[i], v)
-            if weighted:
-                s *= w2[i]
-            for j in range(n):
-                acc[c, j] += s * A[i, j]
-    for j in range(n):
-        out[j] = acc[0, j]
-    for c in range(1, nchunks):
-        for j in range(n):
-            out[j] += acc[c, j]
-
-
-normal_fused_ser, normal_fused_par = _asm._twice(_normal_fused)
-
-
 @njit(cache=True)
 def op_A(P, v, out):
     """out = A v."""
@@ -124,12 +93,6 @@ def op_S(P, v, out, tmp):
     """out = S v: the matrix itself (mode 0) or A^T (A v) (modes 1, 2)."""
     if P[0] == MODE_MATRIX:
         np.dot(P[1], v, out)
-    elif P[0] == MODE_DENSE and P[8] > 0:
-        acc = np.empty((P[8], v.size))
-        if P[9]:
-            normal_fused_par(P[1], v, P[10], P[8], acc, out)
-        else:
-            normal_fused_ser(P[1], v, P[10], P[8], acc, out)
     else:
         op_A(P, v, tmp)
         if P[10].size == tmp.size:
@@ -209,20 +172,9 @@ def pack_gravity(op, w2=None):
     return None
 
 
-#: dense matrices with at least this many entries use the parallel fused normal product
-#: (below it, starting threads costs more than it saves; measured at n = 50 on 2 cores).
-PARALLEL_MIN_ENTRIES = 4_000_000
-
-
 def _pack_dense(A, w2, parallel=None):
-    """Dense A: P[8] = row blocks of the fused normal product, P[9] = parallel build
-    (the operator's resolved ``parallel`` when it has one, else by size)."""
-    import numba
-
-    threads = int(numba.get_num_threads())
-    par = threads > 1 and (A.size >= PARALLEL_MIN_ENTRIES if parallel is None else bool(parallel))
-    P = pack_matrix(A, MODE_DENSE, w2)
-    return P[:8] + ((max(1, min(threads, A.shape[0])) if par else 1), par) + P[10:]
+    """Dense A: products are BLAS gemv calls from numba (one BLAS thread, see :class:`_OneBlasThread`)."""
+    return pack_matrix(A, MODE_DENSE, w2)
 
 
 _BLAS_LIBS = []
