@@ -33,6 +33,7 @@ def test_compare_writes_records_report_and_figures(tmp_path, standins, capsys):
     assert sum(r["error"] is not None for r in recs) == 2 * 2  # flaky on model 1, both refiners, both n
     md = (tmp_path / "compare-8-10.md").read_text()
     assert "gravbench compare --n 8 10" in md and "| 1 | zero | cgls3 |" in md
+    assert "- Most accurate: **zero -> cgls3**" in md
     for name in ("error", "seconds", "gallery"):
         png = tmp_path / f"compare-8-10-{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

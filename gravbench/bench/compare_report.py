@@ -142,6 +142,31 @@ def _md_table(n, rows):
     return "\n".join(lines), notes
 
 
+def _md_summary(rows):
+    """Lines naming the most accurate pair, the cheapest pair that fits the data, and the paper's path."""
+    ok = [r for r in rows if r["model_error"]["mean"] is not None]
+    if not ok:
+        return []
+    out = []
+    best = ok[0]  # rows are ranked by mean model error
+    out.append(f"- Most accurate: **{pair_label(best)}** (mean model error {best['model_error']['mean']:.3g}, "
+               f"{best['seconds']['mean']:.2g} s per model).")
+    fit = [r for r in ok if r["success_rate"] is not None and r["success_rate"] >= 0.9
+           and r["seconds"]["mean"] is not None]
+    if fit:
+        cheap = min(fit, key=lambda r: r["seconds"]["mean"])
+        out.append(f"- Cheapest pair that fits >= 90 % of the models to the noise level: **{pair_label(cheap)}** "
+                   f"({cheap['seconds']['mean']:.2g} s per model, mean model error "
+                   f"{cheap['model_error']['mean']:.3g}).")
+    lo = 2.0 - chi2_threshold(6 * ok[0]["n"])  # 1 - 2 sqrt(2/N): two standard deviations below the target
+    over = [r for r in ok if r["chi2"]["median"] is not None and r["chi2"]["median"] < lo]
+    if over:
+        out.append(f"- Fitting the noise (median chi2 < {lo:.3f}, two standard deviations below 1): "
+                   + ", ".join(f"{pair_label(r)} ({r['chi2']['median']:.2g})" for r in over) + ".")
+    out.append("")
+    return out
+
+
 def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=None, json_name=None,
              provider_notes=None):
     """The Markdown text of ``reports/compare-<n...>.md``."""
@@ -166,6 +191,7 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
         nd = 6 * n
         out.append(f"## n = {n}  ({n * n} cells, {nd} data; success when chi2 <= {chi2_threshold(nd):.3f})")
         out.append("")
+        out += _md_summary(nrows)
         tab, notes = _md_table(n, nrows)
         out.append(tab)
         out.append("")
@@ -189,8 +215,12 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
     if json_name:
         out.append(f"Per-case records (JSON Lines, one record per case, every metric): `{json_name}`.")
     if wall_seconds is not None:
+        try:
+            load = f" (1-minute load average at the end: {os.getloadavg()[0]:.1f})"
+        except (AttributeError, OSError):  # pragma: no cover - not on every platform
+            load = ""
         out.append(f"Wall time of the run that wrote this report: {wall_seconds:.0f} s on {os.cpu_count()} "
-                   "CPU cores.")
+                   f"CPU cores{load}, including the gallery re-runs and the report.")
     nerr = sum(r["error"] is not None for r in records)
     out.append(f"{len(records)} cases, {nerr} with an error.")
     out.append("")
