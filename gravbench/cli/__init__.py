@@ -92,7 +92,9 @@ def main(argv=None):
     if "--debug" in argv:
         state.debug = True
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)  # typer returns 130 on Ctrl-C and the code of typer.Exit(n)
+        if isinstance(rv, int) and not isinstance(rv, bool) and rv:
+            return rv
     except SystemExit as exc:  # typer.Exit inside standalone_mode=False
         return exc.code or 0
     except typer.Exit as exc:
