@@ -123,3 +123,20 @@ def test_subprocess_error_and_light_help():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "--scheduler" in p.stdout and p.stdout.strip().endswith("[]")
+
+
+def test_ctrl_c_then_resume_from_the_command_line(tmp_path, standins, monkeypatch, capsys):
+    """Ctrl-C mid-sweep exits 130 and names --resume; the resumed run ends with the uninterrupted records."""
+    args = ARGS + ["--no-gallery"]
+    assert main(args + ["--out", str(tmp_path / "full")]) == 0
+    full = read_records(tmp_path / "full" / "compare-8-10.jsonl")
+    stopper = T.Interrupting(4)
+    monkeypatch.setattr(cmd_compare, "make_toolkit", lambda: T.Toolkit(
+        load=T.fake_load, get_provider=T.fake_get_provider, refine=stopper, warmup=False))
+    assert main(args + ["--out", str(tmp_path / "part")]) == 130
+    assert "--resume" in capsys.readouterr().err
+    part = tmp_path / "part" / "compare-8-10.jsonl"
+    assert 0 < len(read_records(part)) < len(full)
+    monkeypatch.setattr(cmd_compare, "make_toolkit", lambda: T.TK)
+    assert main(args + ["--out", str(tmp_path / "part"), "--resume"]) == 0
+    T._same(full, read_records(part))

@@ -184,9 +184,9 @@ def register(app, report_app):
                 records = runner.run_cases(cases, jpath, resume=resume, toolkit=tk, scheduler=client,
                                            on_record=on_record)
         except KeyboardInterrupt:
-            err_console.print(f"[red]Interrupted.[/red] Finished cases are in {jpath}; rerun the same command with "
-                              "--resume to continue.")
-            raise typer.Exit(130)
+            err_console.print(f"Finished cases are in {jpath}; rerun the same command with --resume to continue.",
+                              highlight=False, soft_wrap=True)
+            raise  # gravbench.cli.main prints "Interrupted." and exits 130
         except runner.SweepMismatch as exc:
             raise UserError(str(exc)) from None
         finally:
