@@ -151,6 +151,10 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                 keep[(tag, name)] = (R, m)
                 if name == "cnn":
                     cnn_out = R
+                    if refine_samples < cnt:  # the same subset as the refiner rows, for like-for-like comparisons
+                        sub = {k: v[:refine_samples] for k, v in m.items()}
+                        rows[f"cnn [first {refine_samples}]"] = {"count": refine_samples, "seconds": sec,
+                                                                 **{k: _stats(v) for k, v in sub.items()}}
                 if log:
                     log(f"[noise {tag}] {name:16s} n={cnt:5d}  model err {rows[name]['model_error']['mean']:.4f}  "
                         f"misfit {rows[name]['misfit']['mean']:.3g}  {sec * 1e3:.2f} ms/model")
