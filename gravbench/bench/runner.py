@@ -387,7 +387,8 @@ def read_records(path):
 
 
 def _meta_path(path):
-    return Path(path).with_name(Path(path).name + ".meta.json")
+    """The sweep settings beside a record file: ``.<name>.meta.json`` (hidden)."""
+    return Path(path).with_name(f".{Path(path).name}.meta.json")
 
 
 def _sweep_settings(cases):
@@ -456,7 +457,7 @@ def run_cases(cases, path=None, *, resume=False, toolkit=None, scheduler=None, o
         fsynced). Without ``resume`` an existing file is replaced.
     resume : bool
         Keep the records already in ``path`` and skip their cases. The sweep
-        settings (seed, samples) are kept beside the file in ``<path>.meta.json``;
+        settings (seed, samples) are kept beside the file in ``.<name>.meta.json``;
         resuming with different settings raises :class:`SweepMismatch`.
     toolkit : Toolkit, optional
         Sources of test data, providers and refiners (default: gravbench's own).
