@@ -504,7 +504,14 @@ def write(res, out_dir):
              "cores, which made small products tens of times slower than serial. For `dense` the same rule decides "
              "whether OpenBLAS may use its threads for the gemv (one thread below the threshold, set through "
              "threadpoolctl): OpenBLAS's threaded gemv on mid-sized matrices (n = 50-100) is the slowest row of "
-             "the table when the cores are shared, and numpy's `A.T @ (A @ v)` pays it in full.\n")
+             "the table when the cores are shared, and numpy's `A.T @ (A @ v)` pays it in full. `auto` also needs "
+             "1.5 idle cores (from the 1-minute load average, `idle_cores()`)")
+    chose = [r["auto_choice"] for r in res["parallel"]]
+    if chose:
+        L[-1] += (f"; in this run it chose parallel for {chose.count('parallel')} of {len(chose)} rows "
+                  f"(load average {meta['loadavg_start'][0]} at the start).\n")
+    else:
+        L[-1] += ".\n"
     im = res["imports"]
     L.append("## Start-up\n")
     L.append(f"`import gravbench`: {im['import_s'] * 1e3:.0f} ms (in-process, best of 3; loads torch or dask: "
