@@ -113,7 +113,7 @@ def register(app, report_app):
         seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of built test sets and stochastic providers."),
         out: Path = typer.Option(DEFAULT_OUT, "--out", help="Directory for compare-<n...>.md and its PNGs."),
         json_path: Optional[Path] = typer.Option(None, "--json",
-                                                 help="JSON Lines record file [default: OUT/compare-<n...>.jsonl]."),
+                                                 help="JSON Lines record file (default: OUT/compare-<n...>.jsonl)."),
         resume: bool = typer.Option(False, "--resume", help="Keep the records in --json and skip their cases."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                                 help="Dask scheduler: tcp://host:port, or local:N for a LocalCluster."),
