@@ -322,3 +322,20 @@ def test_bad_inputs(trained, problem):
     p = gb.providers.get("vae", weights=trained["dir"] / "vae-12.pt")
     with pytest.raises(ValueError, match="shape"):
         p(np.zeros(7), problem)
+
+
+def test_restart_chains_pay_for_failed_starts():
+    """The derived restart-until-success searches of the report add up the recorded starts correctly."""
+    from gravbench.bench.latent import _restart_chains, _summ
+
+    def row(chi, evals, reached):
+        return {"model": 0, "family": "x", "chi": chi, "evals": evals, "forward": evals, "derivs": 0,
+                "reached": reached, "seconds": 1.0, "model_error": 0.5}
+
+    rows = [row(3.0, 400, float("nan")), row(1.0, 300, 300.0), row(2.0, 9_500, float("nan"))]
+    chains = _restart_chains(rows, budget=1_000)
+    assert [c["reached"] for c in chains[:2]] == [700.0, 300.0]  # 400 wasted, then success at 300
+    # the third chain starts with a 9,500-evaluation failure: over budget before its next start
+    assert np.isnan(chains[2]["reached"]) and chains[2]["evals"] == 1_000
+    s = _summ(chains, 1_000, 1.1)
+    assert s["success_within_budget"] == pytest.approx(2 / 3)

@@ -200,9 +200,9 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     G.eval().cpu()
     manifest = {
         "kind": "gan",
-        "command": command or _command("gan", dataset, epochs, batch_size, lr, seed, opts, DEFAULTS),
+        "command": command or _command("gan", dataset, epochs, batch_size, lr, seed, opts, DEFAULTS, max_train),
         "python": (f"gravbench.providers.gan.train({name or 'dataset'!r}, epochs={epochs}, batch_size={batch_size}, "
-                   f"lr={lr}, seed={seed}, **{ {k: v for k, v in opts.items()} })"),
+                   f"lr={lr}, seed={seed}, max_train={max_train}, **{ {k: v for k, v in opts.items()} })"),
         "dataset": name or "in-memory",
         "n_train": int(rho_tr.shape[0]), "n_val": int(x_va.shape[0]),
         "config": model_config("gan", shape, lo, hi, {k: opts[k] for k in ("latent", "channels")}),
