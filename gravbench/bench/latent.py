@@ -43,7 +43,53 @@ QUICK = {**SETTINGS, "families": ("blocks",), "starts": 4, "de_runs": 1, "adam":
 
 METHOD_LABELS = {"adam": "Adam (lr 0.01, Laloy)", "gn-fd": "Gauss-Newton, central-difference J",
                  "gn-autodiff": "Gauss-Newton, autodiff J", "de": "differential evolution",
-                 "warm": "CNN warm start + Adam"}
+                 "warm": "CNN warm start + Adam",
+                 "gn-fd+restart": "Gauss-Newton (fd J), restarted until success",
+                 "gn-autodiff+restart": "Gauss-Newton (autodiff J), restarted until success"}
+
+
+def _restart_chains(rows, budget):
+    """Restart-until-success searches built from recorded independent starts.
+
+    For each test model, the starts are taken in their recorded order beginning
+    at each start in turn (one chain per rotation); a chain runs start after
+    start, paying each one's full evaluations, until one succeeds (success when
+    the cumulative evaluations at that start's success are within ``budget``)
+    or the budget is spent. Exact for that strategy, since every start is an
+    independent deterministic search; chains of one model share starts.
+    """
+    out = []
+    by_model = {}
+    for r in rows:
+        by_model.setdefault((r["model"], r["family"]), []).append(r)
+    for (idx, fam), rs in by_model.items():
+        k = len(rs)
+        for i in range(k):
+            spent = fwd = der = sec = 0.0
+            hit = None
+            best = None
+            for j in range(k):
+                r = rs[(i + j) % k]
+                if spent >= budget:
+                    break
+                if np.isfinite(r["reached"]) and spent + r["reached"] <= budget:
+                    hit = r
+                    fwd += r["forward"]
+                    der += r["derivs"]
+                    sec += r["seconds"]
+                    spent += r["reached"]
+                    break
+                spent += r["evals"]
+                fwd += r["forward"]
+                der += r["derivs"]
+                sec += r["seconds"]
+                if spent <= budget and (best is None or r["chi"] < best["chi"]):
+                    best = r  # only starts that finished within the budget count
+            last = hit or best or {"chi": float("inf"), "model_error": float("nan")}
+            out.append({"model": idx, "family": fam, "chi": last["chi"], "evals": int(min(spent, budget) if hit is None else spent),
+                        "forward": int(fwd), "derivs": int(der), "reached": float(spent) if hit else float("nan"),
+                        "seconds": float(sec), "model_error": last["model_error"]})
+    return out
 
 
 def _pick(ds, families):
@@ -146,7 +192,7 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
     curves = {}
     for kind in kinds:
         gen, man, _ = latent.load_generator(kind, prob.shape, (weights or {}).get(kind))
-        rows = {m: [] for m in ("adam", "gn-fd", "gn-autodiff", "de", "warm")}
+        rows = {m: [] for m in ("adam", "gn-fd", "gn-autodiff", "de", "warm")}  # + restart chains, below
         for mi, (idx, fam) in enumerate(picks):
             g, sigma, rho_true = ds.g[idx], ds.sigma[idx], ds.rho[idx].astype(np.float64)
             gn_ = torch.Generator().manual_seed(1000 + idx)
@@ -188,6 +234,8 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
                 collect("warm", res)
                 rows["warm"][-1]["seconds"] = time.perf_counter() - t0  # includes the CNN and the projection
                 log(f"{kind} model {idx} ({fam}) warm start: chi {res.chi[0]:.2f}")
+        for m in ("gn-fd", "gn-autodiff"):
+            rows[m + "+restart"] = _restart_chains(rows[m], S["budget"])
         summ = {m: _summ(r, S["budget"], S["success"]) for m, r in rows.items() if r}
         results["generators"][kind] = {"manifest": {k: man.get(k) for k in ("command", "dataset", "metrics", "config",
                                                                            "sha256")},
@@ -297,6 +345,11 @@ def _markdown(R, S, figs, quick):
                  "seconds include the CNN and the projection.")
     else:
         L.append(f"- **CNN warm start**: not run: the CNN provider has no usable weights here ({R['cnn_unavailable_reason']}).")
+    L.append("- **Gauss-Newton restarted until success** (derived, no new searches): a Gauss-Newton start usually "
+             "stops early at a stationary point, far below the budget, so a search may restart from a new random z. "
+             "Built from the recorded starts of each test model: one chain per rotation of the start order, running "
+             "start after start (paying each one's evaluations) until one succeeds within 10,000 evaluations. Chains "
+             "of one model share starts, so they are not independent.")
     L.append("- **Evaluations** = forward runs (a latent vector through G then A) + derivative passes (a reverse-mode "
              "gradient or one forward-mode tangent). Seconds are wall time on this machine's shared CPU; Adam and "
              "Gauss-Newton run their starts as one batch and split its time equally, so their seconds per search are "
@@ -341,6 +394,21 @@ def _markdown(R, S, figs, quick):
     goal = "met" if top[0] >= 0.9 else "NOT met"
     L.append(f"Goal (some method reaches >= 90% success within 10,000 evaluations per search): **{goal}** -- best: "
              f"{METHOD_LABELS.get(top[2], top[2])} in the {top[1].upper()} with {100 * top[0]:.0f}%.\n")
+    for kind, G in R["generators"].items():
+        per = {}
+        for m, rows in G["rows"].items():
+            for r in rows:
+                per.setdefault((r["model"], r["family"]), []).append(r["chi"])
+        hard = [(idx, fam, min(c)) for (idx, fam), c in per.items() if min(c) > S["success"]]
+        if hard:
+            L.append(f"- {kind.upper()}: no search fitted test model(s) "
+                     + ", ".join(f"#{i} ({f}; best RMS(r/sigma) {c:.2f})" for i, f, c in hard)
+                     + ": the generator cannot represent a model that fits those data to the noise level, so no "
+                       "search method can succeed there; this caps every success rate.")
+        rates = {m: s["success_within_budget"] for m, s in G["summary"].items()}
+        L.append(f"- {kind.upper()}: " + "; ".join(f"{METHOD_LABELS[m]} {100 * v:.0f}%" for m, v in rates.items())
+                 + " (success within 10,000 evaluations).")
+    L.append("")
     L.append("Laloy et al. (linear GPR tomography, channelised GAN, 100 random starts on one model) found Adam "
              "(10,000 iterations) successful in 13% of starts, Gauss-Newton with a finite-difference Jacobian in none, "
              "and differential evolution always, at a much larger cost. What gravity shows here is in the tables above; "
