@@ -71,10 +71,6 @@ def reference_matrix(xe, ze, sx, sz):
     return A
 
 
-def _rel(a, b):
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-
-
 def _random_case(seed, nx=7, nz=5, m=11):
     rng = np.random.default_rng(seed)
     xe = np.cumsum(np.r_[-180.0, rng.uniform(10.0, 60.0, nx)])
