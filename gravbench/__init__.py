@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import importlib
 
+from ._cache import ensure_cache_dir
 from .geometry import Grid, Problem, Survey
+
+ensure_cache_dir()  # numba needs a writable cache even from a read-only install (see _cache.py)
 
 __version__ = "0.1.0"
 

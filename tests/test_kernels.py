@@ -373,7 +373,7 @@ def test_numba_cache_read_only_install(tmp_path, home_writable):
 
     With a writable HOME numba falls back to its user-wide cache
     (``~/.cache/numba``); with no writable HOME either, gravbench falls back
-    to ``<tempdir>/gravbench-numba-cache-<uid>`` (gravbench/forward/_cache.py).
+    to ``<tempdir>/gravbench-numba-cache-<uid>`` (gravbench/_cache.py).
     Either way the second run compiles nothing (cache hits, no misses).
     """
     site = tmp_path / "site"

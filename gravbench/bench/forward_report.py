@@ -523,7 +523,7 @@ def write(res, out_dir):
              "`__pycache__` beside the sources, else (read-only install) to `~/.cache/numba`. With a read-only "
              "install *and* no writable home numba refuses to define cached functions at import; gravbench then "
              "sets `NUMBA_CACHE_DIR=<tempdir>/gravbench-numba-cache-<uid>` for the process "
-             "(`gravbench/forward/_cache.py`). `tests/test_kernels.py::test_numba_cache_read_only_install` runs a "
+             "(`gravbench/_cache.py`). `tests/test_kernels.py::test_numba_cache_read_only_install` runs a "
              "read-only copy of the package in subprocesses (both cases) and checks that the second run loads "
              "every function from the cache and compiles nothing.\n")
     L.append("## Reproduce\n")

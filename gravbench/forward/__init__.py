@@ -15,9 +15,6 @@ import numpy as np
 
 from ..constants import TWO_G_MGAL
 from ..geometry import Grid, Survey, _as_edges
-from ._cache import ensure_cache_dir
-
-ensure_cache_dir()  # a writable numba cache even from a read-only install (see _cache.py)
 
 __all__ = [
     "sensitivity",
