@@ -282,7 +282,14 @@ def write_report(res, out_dir="reports", stem="table1", command="gravbench repor
          "the misfit of the true density. Refiners run as `gravbench.refiners.run(name, op, g, x0=cnn, "
          "sigma=sigma)` (default settings, discrepancy stop with sigma); without noise `sigma=None` and "
          "`profile=\"paper\"` (the paper's tolerances and iteration caps). Seconds are wall time per model on a "
-         "shared 2-core CPU, one BLAS thread (CNN: batched inference).", ""]
+         "shared 2-core CPU, one BLAS thread (CNN: batched inference).", "",
+         "Reading it: the vae / gan / dip rows use only a handful of models (their searches take seconds to "
+         "minutes each); `reports/latent.md` has their full study. gravbench's test models come from six "
+         "families (blocks, layers, faults, intrusions, channels, smooth random fields; see "
+         "`reports/datasets.md`), most with a non-zero background whose laterally uniform part gravity barely "
+         "constrains, so every method's relative model error is far above the seed paper's (its data set "
+         "cannot be downloaded; its numbers are shown for reference only). 'paper model err / misfit' "
+         "are the paper's Table I values, not a run of gravbench.", ""]
     for tag, rows in res["rows"].items():
         L += [f"## Noise {float(tag) * 100:g} %", "",
               "| method | n | model err mean | median | p90 | misfit mean | median | p90 | chi2 median | s / model | paper model err | paper misfit |",
