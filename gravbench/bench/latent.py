@@ -55,7 +55,8 @@ def _restart_chains(rows, budget):
     at each start in turn (one chain per rotation); a chain runs start after
     start, paying each one's full evaluations, until one succeeds (success when
     the cumulative evaluations at that start's success are within ``budget``)
-    or the budget is spent. Exact for that strategy, since every start is an
+    or the budget is spent (a start begun under the budget runs to its end, so a
+    failed chain's evaluations may pass the budget slightly). Exact for that strategy, since every start is an
     independent deterministic search; chains of one model share starts.
     """
     out = []
@@ -86,7 +87,7 @@ def _restart_chains(rows, budget):
                 if spent <= budget and (best is None or r["chi"] < best["chi"]):
                     best = r  # only starts that finished within the budget count
             last = hit or best or {"chi": float("inf"), "model_error": float("nan")}
-            out.append({"model": idx, "family": fam, "chi": last["chi"], "evals": int(min(spent, budget) if hit is None else spent),
+            out.append({"model": idx, "family": fam, "chi": last["chi"], "evals": int(spent),
                         "forward": int(fwd), "derivs": int(der), "reached": float(spent) if hit else float("nan"),
                         "seconds": float(sec), "model_error": last["model_error"]})
     return out
