@@ -432,8 +432,10 @@ def test_build_memory_is_proportional_to_the_set():
 
     p = gb.Problem.paper(n=16)
     p.sensitivity()
-    build(p, count=8, seed=0)  # warm-up outside the trace
     chunk = 256
+    # warm-up outside the trace with the same call: the serial/parallel choice depends on the
+    # work size and machine load, and a first-time numba compilation would be traced otherwise
+    build(p, count=3000, seed=0, splits=(2800, 100, 100), chunk=chunk)
     tracemalloc.start()
     s = build(p, count=3000, seed=0, splits=(2800, 100, 100), chunk=chunk)
     _, peak = tracemalloc.get_traced_memory()
