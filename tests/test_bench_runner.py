@@ -266,3 +266,17 @@ def test_unreachable_scheduler_is_a_clear_error():
         runner.connect("tcp://127.0.0.1:9", timeout=1.0)
     with pytest.raises(ValueError, match="local:N"):
         runner.connect("local:0")
+
+
+def test_clear_caches_levels():
+    c = _cases(refiners=("cgls2",))[0]
+    runner.run_case(c, TK)
+    ctx = runner._CTX
+    assert ctx.rho0 and ctx.providers and ctx.ops and ctx.sets
+    runner.clear_caches(data=False)
+    assert not ctx.rho0 and ctx.providers and ctx.ops and ctx.sets
+    runner.run_case(c, TK)
+    runner.clear_caches(data=False, objects=True)
+    assert not ctx.providers and not ctx.ops and ctx.sets
+    runner.clear_caches()
+    assert not ctx.sets

@@ -181,16 +181,25 @@ class _Context:
 _CTX = _Context()
 
 
-def clear_caches(data=True):
-    """Drop this process's cached provider outputs (and, with ``data``, providers, test sets and operators).
+def clear_caches(data=True, objects=None):
+    """Drop this process's cached provider outputs, and more on request.
+
+    Parameters
+    ----------
+    data : bool
+        Also drop the test sets (and, unless ``objects=False``, providers and operators).
+    objects : bool, optional
+        Drop the provider objects and operators (with whatever they cache inside, such as
+        factorisations), so the next case builds them again. Default: ``data``.
 
     The per-process warm-up marks are kept, so nothing is compiled or warmed again.
     """
     _CTX.rho0.clear()
-    if data:
+    if data if objects is None else objects:
         _CTX.providers.clear()
-        _CTX.sets.clear()
         _CTX.ops.clear()
+    if data:
+        _CTX.sets.clear()
 
 
 def _err(exc):
