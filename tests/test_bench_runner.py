@@ -272,11 +272,25 @@ def test_clear_caches_levels():
     c = _cases(refiners=("cgls2",))[0]
     runner.run_case(c, TK)
     ctx = runner._CTX
-    assert ctx.rho0 and ctx.providers and ctx.ops and ctx.sets
+    assert ctx.rho0 and ctx.providers and ctx.sets
     runner.clear_caches(data=False)
-    assert not ctx.rho0 and ctx.providers and ctx.ops and ctx.sets
+    assert not ctx.rho0 and ctx.providers and ctx.sets
     runner.run_case(c, TK)
     runner.clear_caches(data=False, objects=True)
-    assert not ctx.providers and not ctx.ops and ctx.sets
+    assert not ctx.providers and ctx.sets
     runner.clear_caches()
     assert not ctx.sets
+
+
+def test_each_case_gets_a_fresh_operator():
+    """A refiner's per-operator cache must not be lent from one pair to the next (fair seconds)."""
+    seen = []
+
+    def refine(name, op, g, x0, sigma):
+        seen.append(op)
+        return fake_refine(name, op, g, x0, sigma)
+
+    tk = Toolkit(load=fake_load, get_provider=fake_get_provider, refine=refine, warmup=True)
+    run_cases(_cases(refiners=("cgls1", "cgls2")), None, toolkit=tk)
+    assert len(seen) == 2 * SAMPLES + 2  # + one warm-up per refiner
+    assert len({id(op) for op in seen}) == len(seen)

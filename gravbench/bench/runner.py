@@ -171,13 +171,12 @@ class _LRU(OrderedDict):
 @dataclass
 class _Context:
     sets: _LRU = field(default_factory=lambda: _LRU(4))
-    ops: _LRU = field(default_factory=lambda: _LRU(4))
     providers: _LRU = field(default_factory=lambda: _LRU(16))
     rho0: _LRU = field(default_factory=lambda: _LRU(64))
     warm: set = field(default_factory=set)
 
 
-#: caches of this process (each Dask worker process has its own)
+#: caches of this process (each Dask worker process has its own); operators are built per case
 _CTX = _Context()
 
 
@@ -187,17 +186,17 @@ def clear_caches(data=True, objects=None):
     Parameters
     ----------
     data : bool
-        Also drop the test sets (and, unless ``objects=False``, providers and operators).
+        Also drop the test sets (and, unless ``objects=False``, the provider objects).
     objects : bool, optional
-        Drop the provider objects and operators (with whatever they cache inside, such as
-        factorisations), so the next case builds them again. Default: ``data``.
+        Drop the provider objects (with whatever they cache inside, such as weights or
+        factorisations), so the next case builds them again. Default: ``data``. (Operators
+        are never kept between cases.)
 
     The per-process warm-up marks are kept, so nothing is compiled or warmed again.
     """
     _CTX.rho0.clear()
     if data if objects is None else objects:
         _CTX.providers.clear()
-        _CTX.ops.clear()
     if data:
         _CTX.sets.clear()
 
@@ -268,18 +267,23 @@ class _Peak:
 
 
 def _solve(case, tk, ts, ctx):
-    """Provider + refiner of one case: (estimate, record fields) or raises."""
-    op = ctx.ops.get_or((tk.method, case.n, ts.problem), lambda: ts.problem.operator(method=tk.method))
+    """Provider + refiner of one case: (estimate, record fields, operator) or raises.
+
+    Every case gets a fresh operator object (about a millisecond to build), so whatever a
+    refiner caches per operator (e.g. a factorisation for one noise level) is paid by the
+    case that needs it and never lent to the next pair on the same model.
+    """
+    op = ts.problem.operator(method=tk.method)
     rho0, t_prov, mb_prov, exc = _provide(case, tk, ts, ctx)
     if exc is not None:
         raise exc
     g = ts.g[case.model]
     s = None if ts.sigma is None else ts.sigma[case.model]
     if case.refiner == NO_REFINER:
-        return rho0, {"seconds": t_prov, "n_matvec": 0, "niter": 0, "peak_mb": mb_prov}
+        return rho0, {"seconds": t_prov, "n_matvec": 0, "niter": 0, "peak_mb": mb_prov}, op
     wkey = ("refiner", case.refiner, getattr(op, "method", ""), case.n)
     if tk.warmup and wkey not in ctx.warm:
-        tk.refine(case.refiner, op, g, rho0.copy(), s)
+        tk.refine(case.refiner, ts.problem.operator(method=tk.method), g, rho0.copy(), s)  # its own operator
         ctx.warm.add(wkey)
     if hasattr(op, "reset_counters"):
         op.reset_counters()
@@ -294,7 +298,7 @@ def _solve(case, tk, ts, ctx):
         nmv = (_ints(getattr(res, "n_matvec", None)) or 0) + (_ints(getattr(res, "n_rmatvec", None)) or 0)
     x = np.asarray(res.x, dtype=np.float64).reshape(ts.problem.shape)
     return x, {"seconds": t_prov + secs, "n_matvec": nmv, "niter": _ints(getattr(res, "niter", None)),
-               "peak_mb": max(mb_prov, pk.mb)}
+               "peak_mb": max(mb_prov, pk.mb)}, op
 
 
 def _testset(case, tk, ctx):
@@ -315,7 +319,7 @@ def estimate(case, toolkit=None):
     """Run one case and return ``(rho_true, rho_hat)`` (both ``(nz, nx)``, kg/m^3); raises on failure."""
     tk = toolkit or Toolkit()
     ts = _testset(case, tk, _CTX)
-    x, _ = _solve(case, tk, ts, _CTX)
+    x, _, _ = _solve(case, tk, ts, _CTX)
     return np.asarray(ts.rho[case.model], dtype=np.float64), x
 
 
@@ -327,10 +331,9 @@ def run_case(case, toolkit=None):
         ts = _testset(case, tk, _CTX)
         if not 0 <= case.model < len(ts.rho):
             raise ValueError(f"model index {case.model} is outside the test set of {len(ts.rho)} models")
-        x, fields = _solve(case, tk, ts, _CTX)
+        x, fields, op = _solve(case, tk, ts, _CTX)
         if not np.all(np.isfinite(x)):
             raise FloatingPointError("the estimate contains NaN or inf")
-        op = _CTX.ops.get_or((tk.method, case.n, ts.problem), lambda: ts.problem.operator(method=tk.method))
         s = None if ts.sigma is None else ts.sigma[case.model]
         met = evaluate(op, ts.rho[case.model], x, ts.g[case.model], s)
         rec.update(met)
