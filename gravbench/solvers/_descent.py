@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, axpy, op_S, twin
+from ._engine import SquareRun, axpy, op_S, square_start, square_stop, twin
 
 __all__ = ["solve", "steepest_descent"]
 
@@ -20,28 +20,12 @@ def _sd_loop(P, b, x, tol, maxiter, tmp, callback, hist):
     n = b.size
     r = np.empty(n)
     q = np.empty(n)
-    nmv = 0
-    if np.any(x != 0.0):
-        op_S(P, x, q, tmp)
-        nmv += 1
-        r[:] = b - q
-    else:
-        r[:] = b
-    bnorm = np.sqrt(np.dot(b, b))
-    rn = np.sqrt(np.dot(r, r))
-    hist[0] = rn / bnorm
+    nmv, bnorm, rn = square_start(P, b, x, r, q, tmp, hist)
     nh = 1
-    code = 1
     it = 0
     while True:
-        if not np.isfinite(rn):
-            code = 5
-            break
-        if rn < tol:
-            code = 0
-            break
-        if it >= maxiter:
-            code = 1
+        code = square_stop(rn, tol, it, maxiter)
+        if code >= 0:
             break
         op_S(P, r, q, tmp)
         nmv += 1

@@ -146,6 +146,18 @@ def twin(impl):
     return Twin(impl)
 
 
+def hooked(impl):
+    """Decorator for a loop helper that applies the operator (calls ``op_A`` / ``op_At`` / ``op_S``).
+
+    Returns the ``njit(cache=True)`` build, which the compiled loops call; its Python
+    twin (hooks substituted, as in :class:`Twin`) joins the hooks under the same name,
+    so the Python twin of a loop calling the helper applies ``P.matvec`` / ``P.rmatvec``.
+    """
+    t = Twin(impl)
+    _PY_HOOKS[impl.__name__] = t.py
+    return t.jit
+
+
 # ----------------------------------------------------------------------------------
 # packing operators
 # ----------------------------------------------------------------------------------
@@ -563,3 +575,39 @@ def project(x, lo, hi):
             x[j] = hi[j]
             clipped = True
     return clipped
+
+
+# ----------------------------------------------------------------------------------
+# prologue and stop tests of the loops (both twins)
+# ----------------------------------------------------------------------------------
+@hooked
+def square_start(P, b, x, r, q, tmp, hist):
+    """Start of a square-system loop: ``r = b - S x`` (``r = b`` without a product when x == 0,
+    ``q`` holds ``S x``) and ``hist[0] = ||r|| / ||b||``.
+
+    Returns ``(nmv, bnorm, rn)``: products used (0 or 1), ``||b||`` and ``||r||``.
+    """
+    nmv = 0
+    if np.any(x != 0.0):
+        op_S(P, x, q, tmp)
+        nmv = 1
+        r[:] = b - q
+    else:
+        r[:] = b
+    bnorm = np.sqrt(np.dot(b, b))
+    rn = np.sqrt(np.dot(r, r))
+    hist[0] = rn / bnorm
+    return nmv, bnorm, rn
+
+
+@njit(cache=True)
+def square_stop(rn, tol, it, maxiter):
+    """Test before an iteration of a square-system loop: the status code to stop with
+    (5 ``rn`` not finite, 0 ``rn < tol``, 1 ``it >= maxiter``), else -1 (go on)."""
+    if not np.isfinite(rn):
+        return 5
+    if rn < tol:
+        return 0
+    if it >= maxiter:
+        return 1
+    return -1

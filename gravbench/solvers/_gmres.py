@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, combine, lartg, mgs, op_S, twin, upper_solve
+from ._engine import SquareRun, combine, lartg, mgs, op_S, square_start, square_stop, twin, upper_solve
 
 __all__ = ["solve"]
 
@@ -32,22 +32,12 @@ def _gmres_loop(P, b, x, tol, restart, maxiter, tmp, callback, hist):
     w = np.empty(n)
     q = np.empty(n)
     r = np.empty(n)
-    bnorm = np.sqrt(np.dot(b, b))
-    nmv = 0
-    if np.any(x != 0.0):
-        op_S(P, x, q, tmp)
-        nmv += 1
-        r[:] = b - q
-    else:
-        r[:] = b
-    rnorm = np.sqrt(np.dot(r, r))
-    hist[0] = rnorm / bnorm
+    nmv, bnorm, rnorm = square_start(P, b, x, r, q, tmp, hist)
     nh = 1
     inner = 0
-    if not np.isfinite(rnorm):
-        return x, 5, inner, nh, nmv
-    if rnorm < tol:
-        return x, 0, inner, nh, nmv
+    code = square_stop(rnorm, tol, 0, maxiter)     # maxiter == 0: no cycle, status 1 as below
+    if code >= 0:
+        return x, code, inner, nh, nmv
     ptol_max_factor = 1.0
     ptol = bnorm * min(1.0, tol / bnorm)
     presid = 0.0
