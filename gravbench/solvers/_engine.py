@@ -490,6 +490,30 @@ def lartg(f, g):
 
 
 @njit(cache=True)
+def givens_column(R, cs, sn, S, j):
+    """Givens step of the GMRES least-squares update, in place on column ``j`` of the Hessenberg ``R``.
+
+    Applies the earlier rotations ``(cs[k], sn[k])``, ``k < j``, to the column, makes the
+    rotation that zeroes ``R[j + 1, j]`` (kept in ``cs[j]``, ``sn[j]``) and rotates the
+    right-hand side ``S``. Returns ``|S[j + 1]|``, the residual estimate.
+    """
+    for k in range(j):
+        n0 = R[k, j]
+        n1 = R[k + 1, j]
+        R[k, j] = cs[k] * n0 + sn[k] * n1
+        R[k + 1, j] = -sn[k] * n0 + cs[k] * n1
+    c, s, mag = lartg(R[j, j], R[j + 1, j])
+    cs[j] = c
+    sn[j] = s
+    R[j, j] = mag
+    R[j + 1, j] = 0.0
+    t = -s * S[j]
+    S[j] = c * S[j]
+    S[j + 1] = t
+    return abs(t)
+
+
+@njit(cache=True)
 def upper_solve(R, rhs, k):
     """Solve the leading ``k x k`` upper-triangular system ``R[:k, :k] y = rhs[:k]``; a zero pivot gives 0."""
     y = np.zeros(k)

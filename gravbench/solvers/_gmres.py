@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, combine, lartg, mgs, op_S, square_start, square_stop, twin, upper_solve
+from ._engine import (SquareRun, combine, givens_column, mgs, op_S, square_start, square_stop, twin,
+                      upper_solve)
 
 __all__ = ["solve"]
 
@@ -61,20 +62,7 @@ def _gmres_loop(P, b, x, tol, restart, maxiter, tmp, callback, hist):
                 breakdown = True
             else:
                 V[col + 1] *= 1.0 / h1
-            for k in range(col):
-                n0 = h[k, col]
-                n1 = h[k + 1, col]
-                h[k, col] = cs[k] * n0 + sn[k] * n1
-                h[k + 1, col] = -sn[k] * n0 + cs[k] * n1
-            c, s, mag = lartg(h[col, col], h[col + 1, col])
-            cs[col] = c
-            sn[col] = s
-            h[col, col] = mag
-            h[col + 1, col] = 0.0
-            t = -s * S[col]
-            S[col] = c * S[col]
-            S[col + 1] = t
-            presid = abs(t)
+            presid = givens_column(h, cs, sn, S, col)
             inner += 1
             if nh < hist.size:
                 hist[nh] = presid / bnorm

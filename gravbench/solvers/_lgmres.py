@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, axpy, check_int, combine, lartg, mgs, op_S, twin, upper_solve
+from ._engine import SquareRun, axpy, check_int, combine, givens_column, mgs, op_S, twin, upper_solve
 
 __all__ = ["solve"]
 
@@ -89,20 +89,7 @@ def _lgmres_loop(P, b, x, tol, inner_m, outer_k, maxiter, tmp, callback, hist):
             V[j + 1] = w
             for i in range(j + 2):
                 R[i, j] = H[i, j]
-            for i in range(j):
-                n0 = R[i, j]
-                n1 = R[i + 1, j]
-                R[i, j] = cs[i] * n0 + sn[i] * n1
-                R[i + 1, j] = -sn[i] * n0 + cs[i] * n1
-            c, s, mag = lartg(R[j, j], R[j + 1, j])
-            cs[j] = c
-            sn[j] = s
-            R[j, j] = mag
-            R[j + 1, j] = 0.0
-            t = -s * S[j]
-            S[j] = c * S[j]
-            S[j + 1] = t
-            res = abs(t)
+            res = givens_column(R, cs, sn, S, j)
             if j < m - nout and nh < hist.size:
                 hist[nh] = res * r_norm / bnorm
                 nh += 1
