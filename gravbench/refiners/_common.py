@@ -91,6 +91,26 @@ def finish(s, x, code, niter, hist, nh, nA, nAt, info, r=None, push=True):
     return make_result(x, code, niter, hist, nh, nA, nAt, s.t0, info)
 
 
+def profile_settings(profiles, profile):
+    """The settings dict ``profiles[profile]`` (ValueError naming the known profiles)."""
+    if profile not in profiles:
+        raise ValueError(f"profile must be one of {tuple(profiles)}, got {profile!r}")
+    return profiles[profile]
+
+
+def budget(prof, rtol, maxiter):
+    """``(rtol, maxiter)`` of a run: the given values checked, the profile's where None."""
+    return (check_tol("rtol", prof["rtol"] if rtol is None else rtol),
+            check_int("maxiter", maxiter, prof["maxiter"], minimum=0))
+
+
+def start_model(s, bounds):
+    """``(x, lo, hi, bounded)``: a copy of ``s.x0`` (clipped onto ``bounds`` when given) and the bounds."""
+    lo, hi, bounded = check_bounds(bounds, s.n)
+    x = np.clip(s.x0, lo, hi) if bounded else s.x0.copy()
+    return x, lo, hi, bounded
+
+
 def hist_buffer(maxiter):
     return np.zeros(int(maxiter) + 2)
 
@@ -197,4 +217,4 @@ def check_bounds(bounds, n):
 
 
 __all__ += ["check_bounds", "check_int", "check_tol", "discrepancy_target", "hist_buffer", "account",
-            "WEIGHTINGS"]
+            "WEIGHTINGS", "profile_settings", "budget", "start_model"]

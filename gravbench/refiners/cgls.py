@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import axpy, op_A, op_At, twin, xpby
-from ._common import check_int, check_tol, discrepancy_target, finish, hist_buffer, prepare
+from ..solvers._engine import axpy, misfit_stop, op_A, op_At, twin, xpby
+from ._common import budget, check_tol, discrepancy_target, finish, hist_buffer, prepare, profile_settings
 
 __all__ = ["refine"]
 
@@ -46,21 +46,13 @@ def _cgls_loop(P, g, x0, wd, shift, rtol, chi_target, maxiter, hist):
     t[:] = r / wd
     hist[0] = np.sqrt(np.dot(t, t)) / gnorm
     nh = 1
-    code = 1
     it = 0
     while True:
-        phi = np.dot(r, r)
-        if not np.isfinite(phi) or not np.isfinite(gamma):
+        if not np.isfinite(gamma):
             code = 5
             break
-        if chi_target >= 0.0 and phi <= chi_target:
-            code = 4
-            break
-        if np.sqrt(gamma) <= rtol * snorm0:
-            code = 0
-            break
-        if it >= maxiter:
-            code = 1
+        code = misfit_stop(np.dot(r, r), chi_target, np.sqrt(gamma), rtol * snorm0, it, maxiter)
+        if code >= 0:
             break
         op_A(P, p, q)
         nA += 1
@@ -120,12 +112,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     Result
         ``info["damp"]``; the model is ``Result.x`` (kg/m^3, flat).
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
-    prof = PROFILES[profile]
+    prof = profile_settings(PROFILES, profile)
     s = prepare(op, g, x0, sigma)
-    rtol = check_tol("rtol", prof["rtol"] if rtol is None else rtol)
-    maxiter = check_int("maxiter", maxiter, prof["maxiter"], minimum=0)
+    rtol, maxiter = budget(prof, rtol, maxiter)
     damp = check_tol("damp", damp)
     hist = hist_buffer(maxiter)
     x, r, code, it, nh, nA, nAt = s.call(_cgls_loop, s.g, s.x0, s.wd, damp * damp, rtol,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import axpy, op_A, op_At, project, twin
-from ._common import check_bounds, check_int, check_tol, discrepancy_target, finish, hist_buffer, prepare
+from ..solvers._engine import axpy, misfit_start, misfit_stop, op_A, op_At, project, twin
+from ._common import (budget, check_tol, discrepancy_target, finish, hist_buffer, prepare, profile_settings,
+                      start_model)
 
 __all__ = ["refine", "refine_bounded", "DEFAULT_BOUNDS"]
 
@@ -27,29 +28,16 @@ def _gd_loop(P, g, x, wd, step, rtol, ftol, chi_target, maxiter, lo, hi, bounded
     Ad = np.empty(N)
     d = np.empty(n)
     t = np.empty(N)
-    op_A(P, x, r)
+    gnorm = misfit_start(P, g, x, r, hist)
     nA = 1
     nAt = 0
-    r -= g
-    gnorm = np.sqrt(np.dot(g, g))
-    hist[0] = np.sqrt(np.dot(r, r)) / gnorm
     nh = 1
     rw = wd * r
     phi = np.dot(rw, rw)
-    code = 1
     it = 0
     while True:
-        if not np.isfinite(phi):
-            code = 5
-            break
-        if chi_target >= 0.0 and phi <= chi_target:
-            code = 4
-            break
-        if hist[nh - 1] <= rtol:
-            code = 0
-            break
-        if it >= maxiter:
-            code = 1
+        code = misfit_stop(phi, chi_target, hist[nh - 1], rtol, it, maxiter)
+        if code >= 0:
             break
         t[:] = wd * rw
         op_At(P, t, d)
@@ -125,16 +113,12 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     -------
     Result
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
-    prof = PROFILES[profile]
+    prof = profile_settings(PROFILES, profile)
     s = prepare(op, g, x0, sigma)
     step = prof["step"] if step is None else check_tol("step", step, positive=True)
-    rtol = check_tol("rtol", prof["rtol"] if rtol is None else rtol)
+    rtol, maxiter = budget(prof, rtol, maxiter)
     ftol = check_tol("ftol", prof["ftol"] if ftol is None else ftol)
-    maxiter = check_int("maxiter", maxiter, prof["maxiter"], minimum=0)
-    lo, hi, bounded = check_bounds(bounds, s.n)
-    x = np.clip(s.x0, lo, hi) if bounded else s.x0.copy()
+    x, lo, hi, bounded = start_model(s, bounds)
     hist = hist_buffer(maxiter)
     x, r, code, it, nh, nA, nAt = s.call(_gd_loop, s.g, x, s.wd, 0.0 if step is None else float(step),
                                            rtol, ftol, discrepancy_target(s, chi), maxiter, lo, hi, bounded, hist)

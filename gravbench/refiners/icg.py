@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import add_reg, axpy, check_vector, op_A, op_At, project, twin, wdot, xpby
-from ._common import (check_bounds, check_int, check_tol, discrepancy_target, finish, hist_buffer, model_weights2,
-                      prepare)
+from ..solvers._engine import (add_reg, axpy, check_vector, misfit_start, misfit_stop, op_A, op_At, project, twin,
+                               wdot, xpby)
+from ._common import (budget, check_tol, discrepancy_target, finish, hist_buffer, model_weights2, prepare,
+                      profile_settings, start_model)
 
 __all__ = ["refine", "refine_bounded", "DEFAULT_BOUNDS"]
 
@@ -51,13 +52,10 @@ def _icg_loop(P, g, x, xref, wd, wm2, alpha0, afrac, q, stall, chi_target, rtol,
     t = np.empty(N)
     l = np.empty(n)
     p = np.zeros(n)
-    op_A(P, x, r)
+    gnorm = misfit_start(P, g, x, r, hist)
     nA = 1
     nAt = 0
-    r -= g
     wd2 = wd * wd
-    gnorm = np.sqrt(np.dot(g, g))
-    hist[0] = np.sqrt(np.dot(r, r)) / gnorm
     nh = 1
     t[:] = wd * r
     phi = np.dot(t, t)
@@ -69,20 +67,10 @@ def _icg_loop(P, g, x, xref, wd, wm2, alpha0, afrac, q, stall, chi_target, rtol,
     alphas[0] = alpha
     reset = True
     ll_prev = 1.0
-    code = 1
     it = 0
     while True:
-        if not np.isfinite(phi):
-            code = 5
-            break
-        if chi_target >= 0.0 and phi <= chi_target:
-            code = 4
-            break
-        if hist[nh - 1] <= rtol:
-            code = 0
-            break
-        if it >= maxiter:
-            code = 1
+        code = misfit_stop(phi, chi_target, hist[nh - 1], rtol, it, maxiter)
+        if code >= 0:
             break
         t[:] = wd2 * r
         op_At(P, t, l)
@@ -185,12 +173,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     Result
         ``info``: ``alpha0``, ``alpha`` (final), ``alphas`` (history), ``weighting``.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
-    prof = PROFILES[profile]
+    prof = profile_settings(PROFILES, profile)
     s = prepare(op, g, x0, sigma)
-    rtol = check_tol("rtol", prof["rtol"] if rtol is None else rtol)
-    maxiter = check_int("maxiter", maxiter, prof["maxiter"], minimum=0)
+    rtol, maxiter = budget(prof, rtol, maxiter)
     q = check_tol("q", prof["q"] if q is None else q, positive=True)
     if q >= 1.0:
         raise ValueError(f"q must be in (0, 1), got {q!r}")
@@ -199,8 +184,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     alpha0 = -1.0 if alpha is None else check_tol("alpha", alpha)
     xref = s.x0.copy() if rho_ref is None else check_vector("rho_ref", rho_ref, s.n, allow_2d=s.shape)
     wm2 = model_weights2(s.op, s.n, weighting, beta, z0)
-    lo, hi, bounded = check_bounds(bounds, s.n)
-    x = np.clip(s.x0, lo, hi) if bounded else s.x0.copy()
+    x, lo, hi, bounded = start_model(s, bounds)
     hist = hist_buffer(maxiter)
     alphas = np.zeros(maxiter + 1)
     x, r, code, it, nh, nA, nAt, alpha_end = s.call(

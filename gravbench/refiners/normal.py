@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import solvers as _solvers
 from ..solvers._engine import NormalOperator
-from ._common import check_tol, finish, prepare
+from ._common import check_tol, finish, prepare, profile_settings
 
 __all__ = ["refine_gmres", "refine_lgmres"]
 
@@ -42,10 +42,7 @@ def _apply(op, v, adjoint=False):
 
 
 def _refine(method, op, g, x0, sigma, rtol, maxiter, profile, **opts):
-    table = PROFILES[method]
-    if profile not in table:
-        raise ValueError(f"profile must be one of {tuple(table)}, got {profile!r}")
-    prof = dict(table[profile])
+    prof = dict(profile_settings(PROFILES[method], profile))
     for k, v in opts.items():
         if v is not None:
             prof[k] = v

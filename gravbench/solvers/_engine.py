@@ -635,3 +635,32 @@ def square_stop(rn, tol, it, maxiter):
     if it >= maxiter:
         return 1
     return -1
+
+
+@hooked
+def misfit_start(P, g, x, r, hist):
+    """Start of a refiner loop: ``r = A x - g`` (one ``A``) and ``hist[0] = ||r|| / ||g||``.
+
+    Returns ``||g||``.
+    """
+    op_A(P, x, r)
+    r -= g
+    gnorm = np.sqrt(np.dot(g, g))
+    hist[0] = np.sqrt(np.dot(r, r)) / gnorm
+    return gnorm
+
+
+@njit(cache=True)
+def misfit_stop(phi, chi_target, relres, rtol, it, maxiter):
+    """Test before a refiner iteration: the status code to stop with (5 the weighted misfit
+    ``phi`` not finite, 4 ``phi <= chi_target`` when the discrepancy target is on
+    (``chi_target >= 0``), 0 ``relres <= rtol``, 1 ``it >= maxiter``), else -1 (go on)."""
+    if not np.isfinite(phi):
+        return 5
+    if chi_target >= 0.0 and phi <= chi_target:
+        return 4
+    if relres <= rtol:
+        return 0
+    if it >= maxiter:
+        return 1
+    return -1
