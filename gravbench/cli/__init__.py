@@ -42,9 +42,13 @@ app.add_typer(report_app, name="report")
 
 
 def _consoles():
+    import os
+
     from rich.console import Console
 
-    return Console(), Console(stderr=True)
+    # rich falls back to 80 columns when output is piped or logged; the ranking tables need more.
+    width = None if (sys.stdout.isatty() or os.environ.get("COLUMNS")) else 160
+    return Console(width=width), Console(stderr=True, width=width)
 
 
 class _LazyConsole:
