@@ -9,7 +9,9 @@ Quick start
 
 Submodules (loaded on first use, so ``import gravbench`` stays light and never
 imports torch or dask): ``forward``, ``solvers``, ``refiners``, ``providers``,
-``data``, ``bench``, ``constants``.
+``data``, ``bench``, ``constants``; ``Problem`` too (it lives in
+``gravbench.problem``, above the forward core). Conventions, formulas and the
+layer picture: the ``docs/`` folder of the repository.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import importlib
 
 from ._cache import ensure_cache_dir
-from .geometry import Grid, Problem, Survey
+from .geometry import Grid, Survey
 
 ensure_cache_dir()  # numba needs a writable cache even from a read-only install (see _cache.py)
 
@@ -29,6 +31,10 @@ __all__ = ["Grid", "Survey", "Problem", "__version__", *_SUBMODULES]
 
 
 def __getattr__(name):
+    if name == "Problem":  # lazy: gravbench.problem imports the forward core (numba, SciPy)
+        mod = importlib.import_module(".problem", __name__)
+        globals()[name] = mod.Problem
+        return mod.Problem
     if name in _SUBMODULES:
         mod = importlib.import_module(f".{name}", __name__)
         globals()[name] = mod

@@ -81,7 +81,7 @@ def default_load(n, samples, noise, seed):
         Seed of a built set (the standard sets have their own fixed seeds).
     """
     from .. import data
-    from ..geometry import Problem
+    from ..problem import Problem
 
     prob = Problem.paper(n)
     ds = None

@@ -21,7 +21,6 @@ fft        2 k nz (nx + m/k) complex   nz FFTs of ~2n       regular surveys
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -29,6 +28,19 @@ import scipy.fft
 from scipy.sparse.linalg import LinearOperator
 
 from ..constants import TWO_G_MGAL
+from ..geometry import Grid, Survey
+from . import _assemble
+from ._parallel import (  # noqa: F401 - re-exported: the policy's public home is this module
+    COST_COPY,
+    COST_CORNER,
+    COST_MAC,
+    PARALLEL_MIN_SECONDS,
+    _available_memory,
+    _workers,
+    idle_cores,
+    resolve_parallel,
+)
+from ._sensitivity import _KERNEL_ID, _check_dtype, _Toeplitz, dense_matrix
 
 __all__ = ["GravityOperator", "DenseOperator", "MatFreeOperator", "FFTOperator", "make_operator", "dot_test",
            "METHODS", "DENSE_AUTO_MAX_ENTRIES", "PARALLEL_MIN_SECONDS", "resolve_parallel", "idle_cores",
@@ -37,71 +49,12 @@ __all__ = ["GravityOperator", "DenseOperator", "MatFreeOperator", "FFTOperator",
 METHODS = ("auto", "dense", "matfree", "fft")
 
 
-def _workers():
-    try:
-        import numba
-
-        return max(1, int(numba.get_num_threads()))
-    except Exception:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
-#: ``parallel="auto"`` runs a loop on all cores only when its serial run would take
-#: longer than this (seconds, estimated from the work count and the per-item costs
-#: below). A numba parallel region costs tens of microseconds on an idle machine, but
-#: up to a scheduler time slice (several ms) per region when other processes share
-#: the cores: small products are faster serial (see reports/forward.md).
-PARALLEL_MIN_SECONDS = 5e-3
-
-#: Rough serial costs per work item (seconds), used only for the parallel decision.
-COST_CORNER = 40e-9  # one (log, atan2) corner term
-COST_MAC = 2e-9  # one complex multiply-add of the FFT contraction
-COST_COPY = 1e-9  # one entry of the dense matrix written (page faults included)
-
-
-def idle_cores():
-    """Cores not busy with other work: ``cpu_count - 1-min load average + 1`` (this process counts
-    as one), capped to ``[0, cpu_count]``; ``cpu_count`` when the load is unknown."""
-    n = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # pragma: no cover - not on this platform
-        return n
-    return max(0.0, min(float(n), n - load + 1.0))
-
-
-def resolve_parallel(parallel, seconds):
-    """Decide whether to use the parallel build.
-
-    Parameters
-    ----------
-    parallel : bool or "auto"
-        ``True``/``False`` force the parallel/serial build; ``"auto"`` picks parallel
-        when the estimated serial time ``seconds`` exceeds :data:`PARALLEL_MIN_SECONDS`,
-        more than one thread is available, and at least 1.5 cores are idle
-        (:func:`idle_cores`; on a machine whose cores are taken by other processes the
-        threads only wait for each other: measured slower than serial at every size,
-        reports/forward.md).
-    seconds : float
-        Estimated serial run time of the loop.
-    """
-    if isinstance(parallel, str):
-        if parallel != "auto":
-            raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
-        return seconds >= PARALLEL_MIN_SECONDS and _workers() > 1 and idle_cores() >= 1.5
-    if isinstance(parallel, (bool, np.bool_, int, np.integer)):
-        return bool(parallel)
-    raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
-
-
 class GravityOperator(LinearOperator):
     """Base class: shape, dtype, counters and the checks shared by all methods."""
 
     method = "base"
 
     def __init__(self, problem, dtype=np.float64, check_inputs=True):
-        from . import _check_dtype
-
         dt = _check_dtype(dtype)
         super().__init__(dtype=dt, shape=(problem.n_data, problem.n_cells))
         self.problem = problem
@@ -191,8 +144,9 @@ class GravityOperator(LinearOperator):
         return LinearOperator((n, n), matvec=self.normal_matvec, rmatvec=self.normal_matvec, dtype=self.dtype)
 
     def todense(self):
-        """The dense matrix ``A`` (built with :func:`gravbench.forward.sensitivity`)."""
-        return self.problem.sensitivity(dtype=self.dtype)
+        """The dense matrix ``A`` (built like :func:`gravbench.forward.sensitivity`)."""
+        p = self.problem
+        return dense_matrix(p.grid, p.survey, p.kernel, dtype=self.dtype)
 
     @property
     def nbytes(self):
@@ -320,7 +274,7 @@ class DenseOperator(GravityOperator):
     def __init__(self, problem, dtype=np.float64, parallel="auto", A=None, check_inputs=True):
         super().__init__(problem, dtype, check_inputs)
         if A is None:
-            A = problem.sensitivity(parallel=parallel, dtype=self.dtype)
+            A = dense_matrix(problem.grid, problem.survey, problem.kernel, parallel=parallel, dtype=self.dtype)
         A = np.asarray(A)
         if A.shape != self.shape:
             raise ValueError(f"A must have shape {self.shape}, got {A.shape}")
@@ -376,8 +330,6 @@ class MatFreeOperator(GravityOperator):
     method = "matfree"
 
     def __init__(self, problem, dtype=np.float64, parallel="auto", check_inputs=True):
-        from . import _KERNEL_ID, _assemble
-
         super().__init__(problem, dtype, check_inputs)
         self._kid = _KERNEL_ID[problem.kernel]
         self._xe = np.ascontiguousarray(problem.grid.x_edges)
@@ -422,8 +374,6 @@ class FFTOperator(GravityOperator):
     method = "fft"
 
     def __init__(self, problem, dtype=np.float64, parallel="auto", check_inputs=True):
-        from . import _assemble, _Toeplitz
-
         super().__init__(problem, dtype, check_inputs)
         grid, survey = problem.grid, problem.survey
         tp = _Toeplitz(grid, survey, problem.kernel)
@@ -491,24 +441,22 @@ class FFTOperator(GravityOperator):
         return self.Hf.nbytes
 
 
-# ----------------------------------------------------------------------------------
-def _available_memory():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:  # pragma: no cover
-        pass
-    return 4 * 1024**3
-
-
 #: ``auto`` uses the dense operator up to this many matrix entries when the
 #: survey also allows FFT. Measured (reports/forward.md, "auto: dense vs FFT
 #: crossover"): a single-threaded gemv pair beats the FFT product below about
 #: 200,000-300,000 entries (n ~ 32 in the paper's setup: 6 n^3 entries), the FFT
 #: product wins above it (2.5x at n = 50, 20x at n = 100) and builds faster too.
 DENSE_AUTO_MAX_ENTRIES = 250_000
+
+
+def _is_problem(problem):
+    """Whether ``problem`` is a forward problem: a :class:`Grid`, a :class:`Survey` and a known kernel.
+
+    Checked by what the operators use rather than by class, because
+    :class:`gravbench.Problem` lives in the layer above (:mod:`gravbench.problem`).
+    """
+    return (isinstance(getattr(problem, "grid", None), Grid) and isinstance(getattr(problem, "survey", None), Survey)
+            and getattr(problem, "kernel", None) in _KERNEL_ID)
 
 
 def make_operator(problem, method="auto", *, dtype=np.float64, parallel="auto", check_inputs=True):
@@ -545,9 +493,7 @@ def make_operator(problem, method="auto", *, dtype=np.float64, parallel="auto", 
     >>> make_operator(gb.Problem.paper(n=10)).method
     'dense'
     """
-    from ..geometry import Problem
-
-    if not isinstance(problem, Problem):
+    if not _is_problem(problem):
         raise ValueError(f"problem must be a gravbench.Problem, got {type(problem).__name__}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

@@ -35,6 +35,8 @@ except ImportError as exc:  # pragma: no cover
         "install it with pip install 'gravbench[ml]'  (or: pip install torch)"
     ) from exc
 
+from .operators import _is_problem
+
 __all__ = ["GravityLayer", "apply_operator", "DEFAULT_MAX_BYTES"]
 
 #: Largest dense A (bytes, at the requested dtype) the layer keeps as a tensor.
@@ -105,13 +107,11 @@ class GravityLayer(torch.nn.Module):
 
     def __init__(self, source, engine="auto", dtype=torch.float64, device="cpu", max_bytes=DEFAULT_MAX_BYTES):
         super().__init__()
-        from ..geometry import Problem
-
         if engine not in ("auto", "dense", "operator"):
             raise ValueError(f"engine must be 'auto', 'dense' or 'operator', got {engine!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        if isinstance(source, Problem):
+        if _is_problem(source):
             problem, op = source, None
         elif hasattr(source, "matvec") and hasattr(source, "rmatvec") and hasattr(source, "problem"):
             problem, op = source.problem, source

@@ -49,7 +49,7 @@ class ProviderInfo:
 
 
 def check_problem(problem):
-    from ..geometry import Problem
+    from ..problem import Problem
 
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a gravbench.Problem, got {type(problem).__name__}")

@@ -411,7 +411,7 @@ class CNNProvider(Provider):
         if n is not None:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"n must be a positive integer, got {n!r}")
-            from ..geometry import Problem
+            from ..problem import Problem
 
             self._net(Problem.paper(int(n)))
 
