@@ -120,7 +120,7 @@ def test_dense_too_big_for_memory():
 
 
 def test_no_silent_nan_at_singular_points():
-    """Stations on corners, edges and at the surface: every entry finite (the limits of PHYSICS.md)."""
+    """Stations on corners, edges and at the surface: every entry finite (the limits of docs/physics.md)."""
     grid = gb.Grid(nx=4, nz=3, width=40.0, depth=30.0)
     x = np.r_[grid.x_edges, grid.x_centers]
     for kernel in ("exact",):

@@ -1,4 +1,4 @@
-"""Physics of the 2D forward kernels (PHYSICS.md sections 1-2).
+"""Physics of the 2D forward kernels (docs/conventions.md, docs/physics.md).
 
 Every check compares against something the package did not compute: the
 closed form written out again here (with ``atan(X/Z)`` and ``atan(Z/X)``
@@ -32,7 +32,7 @@ NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
 # ------------------------------------------------------------------------------------------
-# The closed form of PHYSICS.md section 2, written independently in plain Python
+# The closed form of docs/physics.md, written independently in plain Python
 # ------------------------------------------------------------------------------------------
 def _t_atan(t, a):
     """``t * atan(a / t)`` with the limit 0 at ``t = 0``."""
@@ -45,7 +45,7 @@ def _a_ln_r(a, r):
 
 
 def reference_cell(x1, x2, z1, z2, x0, z0):
-    """(gx, gz) in mGal per kg/m^3 of the cell [x1, x2] x [z1, z2] at (x0, z0), from PHYSICS.md."""
+    """(gx, gz) in mGal per kg/m^3 of the cell [x1, x2] x [z1, z2] at (x0, z0), from docs/physics.md."""
     gx = gz = 0.0
     for i, xi in ((1, x1), (2, x2)):
         for j, zj in ((1, z1), (2, z2)):
@@ -198,7 +198,7 @@ def test_symmetry_about_centre_line(kernel):
 
 @pytest.mark.parametrize("kernel", ["exact", "midpoint"])
 def test_sign_conventions(kernel):
-    """PHYSICS.md section 1: gz > 0 for mass below, gx > 0 toward a mass on the right; units mGal."""
+    """docs/conventions.md: gz > 0 for mass below, gx > 0 toward a mass on the right; units mGal."""
     #      station left of the cell, right of it, above it
     sx = np.array([-50.0, 150.0, 50.0])
     A = sensitivity([40.0, 60.0], [10.0, 30.0], sx, np.zeros(3), kernel=kernel)

@@ -15,7 +15,7 @@ with 1 % noise and without noise:
 reporting model error ``||rho_hat - rho|| / ||rho||`` and data misfit
 ``||A rho_hat - g|| / ||g||`` (mean, median, 90th percentile), the reduced
 chi-squared, and wall seconds per model, beside the seed paper's numbers
-(PHYSICS.md section 3). ``write_report`` renders ``reports/table1.md``, a
+(docs/paper.md). ``write_report`` renders ``reports/table1.md``, a
 JSON file and PNG figures like the paper's figures 8-11.
 
 Sample counts: the cheap providers (``zero``, ``cnn``) see ``samples``
@@ -34,7 +34,7 @@ import numpy as np
 
 __all__ = ["run_table1", "write_report", "PAPER"]
 
-#: The seed paper's Table I (PHYSICS.md section 3): model error, data misfit on its test set.
+#: The seed paper's Table I (docs/paper.md): model error, data misfit on its test set.
 PAPER = {
     "cnn": (0.049, 0.0027),
     "vae": (0.121, 9.2e-5),

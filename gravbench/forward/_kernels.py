@@ -1,6 +1,6 @@
 """Scalar Numba kernels of the 2D forward problem, in SI units.
 
-Layer 1 of the numerics (see DESIGN.md, house style 1): plain functions of
+Layer 1 of the numerics (see docs/architecture.md, house style): plain functions of
 floats, no objects, no allocation, no checks. They return accelerations per
 unit density *without* the ``2 G`` prefactor and the mGal conversion; the
 loops in :mod:`gravbench.forward._assemble` apply both once.
@@ -15,12 +15,12 @@ a signed sum over the four corners ``(X_i, Z_j)``::
     gz = 2 G rho sum_ij s_ij [ X_i ln r_ij + Z_j atan(X_i / Z_j) ]
     gx = 2 G rho sum_ij s_ij [ Z_j ln r_ij + X_i atan(Z_j / X_i) ]
 
-with ``s_22 = s_11 = +1`` and ``s_12 = s_21 = -1`` (PHYSICS.md section 2).
+with ``s_22 = s_11 = +1`` and ``s_12 = s_21 = -1`` (docs/physics.md).
 Here each corner needs a single ``log`` and a single ``atan2``: for
 ``Z >= 0``, ``Z atan(X/Z) = Z atan2(X, Z)`` and
 ``X atan(Z/X) = |X| pi/2 - X atan2(X, Z)``; the ``|X| pi/2`` part cancels in
 the signed sum over ``j`` (it does not depend on ``Z``), so the corner term of
-``gx`` is ``Z ln r - X atan2(X, Z)``. Both limits of PHYSICS.md
+``gx`` is ``Z ln r - X atan2(X, Z)``. Both limits of docs/physics.md
 (``t atan(./t) := 0`` at ``t = 0``, ``a ln r := 0`` at ``a = 0``) hold, so a
 station on an edge or corner gets the finite limit value.
 """

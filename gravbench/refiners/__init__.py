@@ -21,13 +21,13 @@ pgd         ``gd`` with bounds (projected gradient)                          :mo
 cgls        CGLS with damping and discrepancy stop (= LSQR iterates)         :mod:`.cgls`
 gmres       GMRES on the normal equations A^T W A x = A^T W g                :mod:`.normal`
 lgmres      LGMRES on the normal equations                                   :mod:`.normal`
-icg         regularised weighted CG with adaptive alpha (PHYSICS.md 4)       :mod:`.icg`
+icg         regularised weighted CG with adaptive alpha (docs/algorithms.md) :mod:`.icg`
 picg        ``icg`` with bounds (projected ICG)                              :mod:`.icg`
 tikhonov    data-space Tikhonov, alpha by discrepancy / GCV / L-curve        :mod:`.tikhonov`
 ==========  ===============================================================  ==========================
 
 ``profile="paper"`` uses the seed paper's settings where it gives them
-(PHYSICS.md 3): GD lr 1e-5, tol 1e-6, 100 iterations; GMRES rtol 1e-6, 5000
+(docs/algorithms.md): GD lr 1e-5, tol 1e-6, 100 iterations; GMRES rtol 1e-6, 5000
 iterations; LGMRES inner 30, outer 50, rtol 1e-6, 5000; ICG 100 iterations,
 residual 1e-6, q = 0.25.
 
@@ -121,7 +121,7 @@ def run(name, op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="d
     rtol, maxiter : optional
         Tolerance and iteration budget (each refiner's default, or the profile's).
     profile : {"default", "paper"}
-        ``paper``: the seed paper's settings (PHYSICS.md 3).
+        ``paper``: the seed paper's settings (docs/algorithms.md).
     **options_
         Refiner-specific options (see :func:`options`); unknown names raise ``ValueError``.
 

@@ -1,4 +1,4 @@
-"""ICG: the regularised, weighted conjugate gradient with adaptive alpha (PHYSICS.md 4).
+"""ICG: the regularised, weighted conjugate gradient with adaptive alpha (docs/algorithms.md).
 
 After Zhdanov's re-weighted regularised CG (Zhdanov, *Geophysical Inverse
 Theory and Regularization Problems*, 2002, ch. 5): minimises
