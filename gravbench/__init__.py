@@ -43,4 +43,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBMODULES))
+    return sorted(set(globals()) | set(_SUBMODULES) | {"Problem"})
