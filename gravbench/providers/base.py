@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Provider", "ProviderInfo", "NoWeightsError", "check_data"]
+__all__ = ["Provider", "ProviderInfo", "NoWeightsError", "NotApplicable", "check_data"]
 
 
-class NoWeightsError(ValueError):
+class NotApplicable(ValueError):
+    """The method cannot run on this problem by design (too large for it, a grid it does not support).
+
+    Benchmark sweeps record such a case as skipped, with the message as the reason.
+    """
+
+
+class NoWeightsError(NotApplicable):
     """A learned provider has no weights for the requested grid.
 
     The message names the grids it has and the ``gravbench train ...`` command

@@ -158,7 +158,9 @@ class _DenseCache:
         if A is None:
             nbytes = 8 * problem.n_data * problem.n_cells
             if nbytes > _MAX_DENSE:
-                raise ValueError(
+                from .base import NotApplicable
+
+                raise NotApplicable(
                     f"problem too large for the direct engine ({nbytes / 2**20:.0f} MiB for A); use engine='refiner'")
             A = self._A[problem] = problem.sensitivity()
         return A
