@@ -136,9 +136,6 @@ def register(app, report_app):
 
         if per_family < 1:
             raise UserError(f"--per-family must be >= 1, got {per_family}")
-        if not path.is_file():
-            raise UserError(f"PATH: {path} " + ("is a directory; expected" if path.is_dir() else "does not exist;"
-                                                 " expected") + " a .npz written by 'gravbench data make'")
         ds = load(path)
         console.print(_meta_table(ds, f"gravbench data show {path.name}"))
         png = png or path.with_suffix(".png")
