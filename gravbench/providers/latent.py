@@ -167,9 +167,11 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
     cfg = man.get("config")
     if not isinstance(cfg, dict) or cfg.get("kind") != kind:
         raise ValueError(f"weights file {path} is not a {kind} generator (manifest config: {cfg!r})")
-    if shape is not None and tuple(cfg.get("shape") or ()) != tuple(shape):
+    have = tuple(cfg.get("shape") or ())
+    if shape is not None and have != tuple(shape):
+        grid = "x".join(str(v) for v in have) or "unknown"
         raise NoWeightsError(
-            f"weights file {path} is for the {cfg.get('shape')} grid, not {shape[0]}x{shape[1]}; "
+            f"weights file {path} is for the {grid} grid, not {shape[0]}x{shape[1]}; "
             f"train matching weights with: gravbench train {kind} --dataset paper-{shape[1]}")
     from ._train import load_state
 
