@@ -6,11 +6,13 @@ a fixed random 24 x 16 forward matrix, seeded test models, a zero provider, a
 files, lock and resume logic are gravbench's own.
 
 ``python -m tests._faultsweep PATH`` runs the sweep with ``resume=True`` into
-PATH, printing ``ready`` once imported (the parent starts its kill timer then).
+PATH; ``python -m tests._faultsweep --forkserver PATH`` runs it in a forked child
+per ``go`` read from stdin (see :func:`forkserver`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import types
@@ -90,5 +92,33 @@ def main(path):
     print("done", flush=True)
 
 
+def forkserver(path):
+    """Import once, then run the sweep in a forked child per ``go`` line read from stdin.
+
+    For each ``go``: prints the child's pid, waits for it (finished or killed by the
+    parent) and prints ``exit <waitstatus> <seconds>``. ``quit`` ends the server. A fork
+    costs milliseconds, so the parent can kill many sweeps without paying Python's start-up.
+    """
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        t0 = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:  # the sweep; never returns into the server loop
+            code = 0
+            try:
+                run_cases(cases(), path, resume=True, toolkit=TK)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            os._exit(code)
+        print(pid, flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {status} {time.perf_counter() - t0:.4f}", flush=True)
+
+
 if __name__ == "__main__":  # pragma: no cover - run by tests/test_reliability.py
-    main(sys.argv[1])
+    if sys.argv[1] == "--forkserver":
+        forkserver(sys.argv[2])
+    else:
+        main(sys.argv[1])
