@@ -208,19 +208,25 @@ def test_item3_noise_inf_and_reruns_keep_earlier_records(tmp_path, standins, mon
     # --noise inf: a usage error before anything is touched
     assert main(BASE + ["--out", str(out), "--noise", "inf"]) == 2
     assert "--noise must be a finite number" in _one_line_err(capsys)
-    # a rerun without --resume or --overwrite is refused, not a truncation
-    assert main(BASE + ["--out", str(out)]) == 2
-    assert "--overwrite" in _one_line_err(capsys)
-    # --overwrite interrupted half-way: the old records and report stay as they were
+    # a rerun interrupted half-way: the old records and report stay exactly as they were
     monkeypatch.setattr(cmd_compare, "make_toolkit", lambda: T.Toolkit(
         load=T.fake_load, get_provider=T.fake_get_provider, refine=T.Interrupting(1), warmup=False))
-    assert main(BASE + ["--out", str(out), "--overwrite"]) == 130
+    assert main(BASE + ["--out", str(out), "--seed", "3"]) == 130
+    assert "will be replaced when this sweep finishes" in capsys.readouterr().err
     assert jp.read_bytes() == before and md.read_bytes() == md_before
-    # --overwrite that finishes replaces both
+    # a new run without --resume now refuses to throw away the interrupted run's records
     monkeypatch.setattr(cmd_compare, "make_toolkit", lambda: T.TK)
+    assert main(BASE + ["--out", str(out), "--seed", "3"]) == 2
+    assert "interrupted sweep" in _one_line_err(capsys) and jp.read_bytes() == before
+    # --overwrite discards them; the run finishes and only then replaces records and report
     assert main(BASE + ["--out", str(out), "--overwrite", "--seed", "3"]) == 0
-    assert jp.read_bytes() != before and len(read_records(jp)) == 4
+    assert jp.read_bytes() != before and len(read_records(jp)) == 4 and md.read_bytes() != md_before
     assert not list(out.glob(".*partial*")) and not list(out.glob(".*tmp*"))
+    # a --json file that is not a record file is never replaced without --overwrite
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    assert main(BASE + ["--out", str(out), "--json", str(notes)]) == 2
+    assert "not a gravbench record file" in _one_line_err(capsys) and notes.read_text() == "my notes\n"
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -41,9 +41,10 @@ produced the replacement. Records go to ``.<name>.partial`` beside ``path``
 (appended, flushed and fsynced per case); when every case has a record, the
 partial file atomically replaces ``path`` (``os.replace``). A lock file
 ``.<name>.lock`` (``fcntl.flock``) stops two sweeps writing one record file
-(:class:`SweepLocked`). Without ``resume`` or ``overwrite`` a non-empty
-``path``, or the partial file of an interrupted sweep, is refused
-(:class:`OutputExists`). ``KeyboardInterrupt`` or a kill stops the sweep; the
+(:class:`SweepLocked`). Without ``resume`` or ``overwrite`` the partial file of
+an interrupted sweep, or a non-empty ``path`` that holds no records (not a
+record file), is refused (:class:`OutputExists`); an earlier record file is
+replaced only when the new sweep has finished. ``KeyboardInterrupt`` or a kill stops the sweep; the
 records already written stay in the partial file, and ``resume=True`` skips
 every case that has a record in ``path`` or in the partial file (duplicates are
 ignored and reported). The sources of providers, refiners and test data are
@@ -625,9 +626,10 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
         (seed, samples) are kept beside the files in ``.<name>.meta.json``;
         resuming with different settings raises :class:`SweepMismatch`.
     overwrite : bool
-        Start afresh even when ``path`` or a partial file holds records (``path``
-        is still only replaced once this sweep has finished). Without ``resume`` or
-        ``overwrite`` such files raise :class:`OutputExists`.
+        Start afresh even when an interrupted sweep left a partial file, or when
+        ``path`` is not a record file. Without ``resume`` or ``overwrite`` these
+        raise :class:`OutputExists`; an earlier record file at ``path`` is replaced
+        (only once this sweep has finished) either way.
     toolkit : Toolkit, optional
         Sources of test data, providers and refiners (default: gravbench's own).
     scheduler : str or dask.distributed.Client, optional
@@ -648,7 +650,8 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
     SweepLocked
         Another sweep is writing ``path``.
     OutputExists
-        ``path`` or the partial file holds data, and neither ``resume`` nor ``overwrite``.
+        A partial file of an interrupted sweep, or a ``path`` that is not a record file, and
+        neither ``resume`` nor ``overwrite``.
     SweepMismatch
         ``resume`` with settings other than the files were made with.
     """
@@ -695,12 +698,15 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
             done = {case_key(r): r for r in prev if case_key(r) in wanted}
         else:
             if not overwrite:
-                for f, what in ((path, "holds records of an earlier sweep"),
-                                (part, "holds the records of an interrupted sweep")):
-                    if f.exists() and f.stat().st_size > 0:
-                        raise OutputExists(f"{f} {what}; continue it with --resume (resume=True) or replace it "
-                                           "with --overwrite (overwrite=True; the old file stays until the new "
-                                           "sweep finishes)")
+                if part.exists() and part.stat().st_size > 0:
+                    raise OutputExists(f"{part} holds the records of an interrupted sweep; continue it with --resume "
+                                       "(resume=True) or discard it with --overwrite (overwrite=True)")
+                if path.exists() and path.stat().st_size > 0 and not read_records(path):
+                    raise OutputExists(f"{path} exists and is not a gravbench record file; choose another file "
+                                       "or replace it with --overwrite (overwrite=True)")
+                if path.exists() and log is not None:
+                    log(f"{path} ({len(read_records(path))} records) will be replaced when this sweep finishes "
+                        "(--resume keeps them)")
             atomic_write_text(part, "")
             done = {}
         atomic_write_text(_meta_path(part), json.dumps(settings) + "\n")

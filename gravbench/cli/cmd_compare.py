@@ -117,8 +117,9 @@ def register(app, report_app):
         resume: bool = typer.Option(False, "--resume",
                                     help="Keep the records in --json (and of an interrupted run) and skip their cases."),
         overwrite: bool = typer.Option(False, "--overwrite",
-                                       help="Replace an existing --json record file (only once the new run has "
-                                            "finished); without it or --resume a non-empty one is refused."),
+                                       help="Discard the records of an interrupted run (or replace a --json file "
+                                            "that is not a record file) instead of refusing; an earlier record "
+                                            "file is always replaced only once the new run has finished."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                                 help="Dask scheduler: tcp://host:port, or local:N for a LocalCluster."),
         timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the Dask scheduler (> 0)."),
