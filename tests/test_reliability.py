@@ -437,6 +437,21 @@ def test_item7_search_checks_its_options_too():
 
 
 @pytest.mark.parametrize("name, kw, text", [
+    ("tikhonov", dict(chi=float("inf")), "chi must be a finite number > 0"),
+    ("tikhonov", dict(bogus=1), "unknown refiner option"),
+    ("tikhonov", dict(engine="direct", alpha=1.0), "need engine='refiner'"),
+    ("depth-weighted", dict(beta=float("nan")), "beta must be a finite number >= 0"),
+    ("cnn", dict(device="gpu"), "device must be"),
+    ("cnn", dict(n=0), "n must be a positive integer"),
+])
+def test_item7_classical_and_cnn_provider_options(name, kw, text):
+    if name == "cnn":
+        pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=text):
+        gb.providers.get(name, **kw)
+
+
+@pytest.mark.parametrize("name, kw, text", [
     ("tikhonov", dict(rtol=-1.0), "rtol"),
     ("tikhonov", dict(maxiter=-3), "maxiter"),
     ("tikhonov", dict(chi=0.0), "chi"),
