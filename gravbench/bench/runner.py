@@ -69,7 +69,7 @@ from .metrics import RECORD_KEYS, evaluate
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
            "default_get_provider", "default_refine", "test_set", "clear_caches", "SweepMismatch",
            "SweepLocked", "OutputExists", "atomic_write_text", "connect", "skip_reason", "partial_path", "SCHEMA",
-           "count_status"]
+           "count_status", "provider_weights"]
 
 #: version of the record layout written by this module (1: before ``status``, ``reason``, ``schema``)
 SCHEMA = 2
@@ -224,6 +224,25 @@ def clear_caches(data=True, objects=None):
         _CTX.providers.clear()
     if data:
         _CTX.sets.clear()
+
+
+def provider_weights():
+    """``{provider name: {grid: "path (sha256 ...)"}}`` of the learned providers this process has used.
+
+    Read from the cached provider objects (``info.extra["weights"]``), so it names the weight files
+    a local sweep actually loaded; empty for a Dask sweep (the objects live in the workers).
+    """
+    out = {}
+    for key, prov in list(_CTX.providers.items()):
+        try:
+            extra = prov.info.extra
+        except Exception:  # noqa: BLE001 - stand-in providers have no info
+            continue
+        used = extra.get("weights") if isinstance(extra, dict) else None
+        if used:
+            pkg = str(Path(__file__).resolve().parents[1])  # shipped weights: a path inside the package
+            out.setdefault(key[1], {}).update({g: str(w).replace(pkg, "<gravbench>") for g, w in used.items()})
+    return out
 
 
 def _err(exc):

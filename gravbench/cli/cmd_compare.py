@@ -254,6 +254,10 @@ def register(app, report_app):
                 sources.append(f"n = {v}: test models from {runner.test_set(v, samples, noise, seed, tk).source}")
             except Exception:  # noqa: BLE001
                 pass
+        for name, used in runner.provider_weights().items():  # which weight files the learned providers loaded
+            line = f"{name} weights: " + "; ".join(f"{g}: {w}" for g, w in sorted(used.items()))
+            sources.append(line)
+            console.print(line, highlight=False, soft_wrap=True)
         wall = time.perf_counter() - t_start
         cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler)
         settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
