@@ -230,40 +230,46 @@ def register(app, report_app):
                 if cluster is not None and scheduler.startswith("local"):
                     cluster.close()
 
-        for t in compare_report.rich_tables(records):
-            console.print(t)
-        items = []
-        if gallery:
-            from ..bench.cases import Case
+        try:  # the records are complete and in place; an interrupt now only loses the report
+            for t in compare_report.rich_tables(records):
+                console.print(t)
+            items = []
+            if gallery:
+                from ..bench.cases import Case
 
-            with console.status("drawing the gallery (re-running the best pairs on test model 0) ..."):
-                for v in ns:
-                    for p, r in compare_report.best_pairs(records, v, k=3):
-                        case = Case(n=v, noise=noise, model=0, provider=p, refiner=r, seed=seed, samples=samples)
-                        try:
-                            rt, rh = runner.estimate(case, tk)
-                        except Exception:  # noqa: BLE001 - the table already reports the failure
-                            continue
-                        rec = next((x for x in records if x["n"] == v and x["model"] == 0 and x["provider"] == p
-                                    and x["refiner"] == r), None)
-                        items.append((v, compare_report.pair_label({"provider": p, "refiner": r}), rt, rh,
-                                      None if rec is None else rec["model_error"]))
-        sources = []
-        for v in ns:
-            try:
-                sources.append(f"n = {v}: test models from {runner.test_set(v, samples, noise, seed, tk).source}")
-            except Exception:  # noqa: BLE001
-                pass
-        for name, used in runner.provider_weights().items():  # which weight files the learned providers loaded
-            line = f"{name} weights: " + "; ".join(f"{g}: {w}" for g, w in sorted(used.items()))
-            sources.append(line)
-            console.print(line, highlight=False, soft_wrap=True)
-        wall = time.perf_counter() - t_start
-        cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler)
-        settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
-                    "refiners": ", ".join(refs)}
-        written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall, settings=settings,
-                                              gallery=items, json_path=jpath, provider_notes=sources)
+                with console.status("drawing the gallery (re-running the best pairs on test model 0) ..."):
+                    for v in ns:
+                        for p, r in compare_report.best_pairs(records, v, k=3):
+                            case = Case(n=v, noise=noise, model=0, provider=p, refiner=r, seed=seed, samples=samples)
+                            try:
+                                rt, rh = runner.estimate(case, tk)
+                            except Exception:  # noqa: BLE001 - the table already reports the failure
+                                continue
+                            rec = next((x for x in records if x["n"] == v and x["model"] == 0 and x["provider"] == p
+                                        and x["refiner"] == r), None)
+                            items.append((v, compare_report.pair_label({"provider": p, "refiner": r}), rt, rh,
+                                          None if rec is None else rec["model_error"]))
+            sources = []
+            for v in ns:
+                try:
+                    sources.append(f"n = {v}: test models from {runner.test_set(v, samples, noise, seed, tk).source}")
+                except Exception:  # noqa: BLE001
+                    pass
+            for name, used in runner.provider_weights().items():  # which weight files the learned providers loaded
+                line = f"{name} weights: " + "; ".join(f"{g}: {w}" for g, w in sorted(used.items()))
+                sources.append(line)
+                console.print(line, highlight=False, soft_wrap=True)
+            wall = time.perf_counter() - t_start
+            cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler)
+            settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
+                        "refiners": ", ".join(refs)}
+            written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall,
+                                                  settings=settings,
+                                                  gallery=items, json_path=jpath, provider_notes=sources)
+        except KeyboardInterrupt:
+            err_console.print(f"The records are complete in {jpath}; rerun the same command with --resume to write "
+                              "the report without running any case again.", highlight=False, soft_wrap=True)
+            raise
         counts = runner.count_status(records)
         nerr, nskip = counts["error"], counts["skipped"]
         console.print(f"{len(records)} cases ({nerr} failed, {nskip} skipped by design) in {wall:.1f} s; "
