@@ -266,6 +266,16 @@ def test_item4_train_writes_to_the_cache_and_providers_load_it_by_name(tmp_path,
         assert used["source"] == "user" and any(str(pt) in v for v in used["weights"].values())
     with pytest.raises(ValueError, match="no trained cnn weights of that name"):
         gb.providers.get("cnn", weights="no-such-run")
+    # compare runs the cnn provider with them and says so
+    capsys.readouterr()
+    args = ["compare", "--n", "8", "--providers", "cnn", "--refiners", "none", "--samples", "1", "--no-gallery",
+            "--out", str(tmp_path / "rep")]
+    assert main(args + ["--weights", "cnn=cnn-8"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"cnn weights: 8x8: {pt} (sha256" in out
+    assert f"cnn weights: 8x8: {pt} (sha256" in (tmp_path / "rep" / "compare-8.md").read_text()
+    assert main(args + ["--weights", "cnn=no-such-run"]) == 2
+    assert "--weights cnn=no-such-run: weights: no file" in _one_line_err(capsys)
     # the shipped provider says which files it uses
     extra = gb.providers.get("cnn").info.extra
     assert extra["source"] == "shipped" and any(v.endswith("cnn-50.pt") for v in extra["weights"].values())

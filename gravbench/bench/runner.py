@@ -69,7 +69,7 @@ from .metrics import RECORD_KEYS, evaluate
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
            "default_get_provider", "default_refine", "test_set", "clear_caches", "SweepMismatch",
            "SweepLocked", "OutputExists", "atomic_write_text", "connect", "skip_reason", "partial_path", "SCHEMA",
-           "count_status", "provider_weights"]
+           "count_status", "provider_weights", "provider_with_options"]
 
 #: version of the record layout written by this module (1: before ``status``, ``reason``, ``schema``)
 SCHEMA = 2
@@ -140,6 +140,18 @@ def default_get_provider(name, n):
     from .. import providers
 
     return providers.get(name)
+
+
+def provider_with_options(name, n, options=()):
+    """``gravbench.providers.get(name, **opts)`` with ``opts`` from ``options``: ``((name, ((key, value), ...)), ...)``.
+
+    Used through ``functools.partial`` as a :class:`Toolkit` ``get_provider`` (picklable for Dask), e.g. to run
+    the ``cnn`` provider with user-trained weights: ``options=(("cnn", (("weights", "my-run"),)),)``.
+    """
+    from .. import providers
+
+    opts = dict(dict(options).get(name, ()))
+    return providers.get(name, **opts)
 
 
 def default_refine(name, op, g, x0, sigma):

@@ -77,7 +77,7 @@ def _check_writable_dir(opt, d):
         raise UserError(f"{opt}: directory {d} is not writable ({exc.strerror or exc})") from None
 
 
-def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler):
+def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, weights=None):
     parts = ["gravbench compare --n " + " ".join(str(n) for n in ns)]
     if ",".join(providers) != DEFAULT_PROVIDERS:
         parts.append(f"--providers {','.join(providers)}")
@@ -95,6 +95,8 @@ def _command(ns, providers, refiners, samples, noise, seed, out, json_path, sche
         parts.append(f"--json {json_path}")
     if scheduler:
         parts.append(f"--scheduler {scheduler}")
+    for item in weights or []:
+        parts.append(f"--weights {item}")
     return " ".join(parts)
 
 
@@ -124,6 +126,9 @@ def register(app, report_app):
                                                 help="Dask scheduler: tcp://host:port, or local:N for a LocalCluster."),
         timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the Dask scheduler (> 0)."),
         gallery: bool = typer.Option(True, "--gallery/--no-gallery", help="Draw true vs estimated models."),
+        weights: Optional[List[str]] = typer.Option(
+            None, "--weights", help="PROVIDER=WEIGHTS (repeatable): a learned provider's weights, a .pt path or the "
+                                    "name of weights made by 'gravbench train' (e.g. --weights cnn=cnn-50)."),
     ):
         """Run every provider x refiner pair on held-out models at each grid size; rank them; write a report.
 
@@ -175,6 +180,14 @@ def register(app, report_app):
         for r in refs:
             if r not in known_r:
                 raise UserError(f"unknown refiner {r!r}; expected one of {', '.join(known_r)}")
+        wopts = {}
+        for item in weights or []:
+            pname, sep, spec = item.partition("=")
+            if not sep or not pname or not spec:
+                raise UserError(f"--weights must look like PROVIDER=WEIGHTS (e.g. cnn=cnn-50), got {item!r}")
+            if pname not in provs:
+                raise UserError(f"--weights {item}: provider {pname!r} is not in --providers ({', '.join(provs)})")
+            wopts[pname] = spec
         from ..bench.compare_report import report_stem
 
         stem = report_stem(ns)
@@ -196,6 +209,19 @@ def register(app, report_app):
 
         cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)
         tk = make_toolkit()
+        if wopts:
+            import dataclasses
+            import functools
+
+            from ..providers._train import resolve_weights
+
+            for pname, spec in wopts.items():
+                try:
+                    wopts[pname] = str(resolve_weights(spec, pname))
+                except ValueError as exc:
+                    raise UserError(f"--weights {pname}={spec}: {exc}") from None
+            opts = tuple((pname, (("weights", spec),)) for pname, spec in sorted(wopts.items()))
+            tk = dataclasses.replace(tk, get_provider=functools.partial(runner.provider_with_options, options=opts))
         client = None
         if scheduler:
             with console.status(f"connecting to the Dask scheduler {scheduler} ..."):
@@ -260,7 +286,7 @@ def register(app, report_app):
                 sources.append(line)
                 console.print(line, highlight=False, soft_wrap=True)
             wall = time.perf_counter() - t_start
-            cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler)
+            cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler, weights)
             settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
                         "refiners": ", ".join(refs)}
             written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall,
