@@ -18,6 +18,11 @@ import numpy as np
 __all__ = ["Grid", "Survey"]
 
 
+#: largest |coordinate| in metres accepted for cell edges and stations: squared distances stay far from
+#: float64 overflow (width=1e300 would otherwise give NaN fields silently); 1e9 km is beyond any survey
+MAX_COORD = 1e12
+
+
 def _as_edges(name, edges):
     try:
         e = np.asarray(edges, dtype=np.float64)
@@ -29,6 +34,10 @@ def _as_edges(name, edges):
         raise ValueError(f"{name} needs at least 2 edges (1 cell), got {e.size}: the grid would be empty")
     if not np.all(np.isfinite(e)):
         raise ValueError(f"{name} must be finite, got NaN or inf at index {int(np.flatnonzero(~np.isfinite(e))[0])}")
+    if np.any(np.abs(e) > MAX_COORD):
+        i = int(np.flatnonzero(np.abs(e) > MAX_COORD)[0])
+        raise ValueError(f"{name} must lie within +-{MAX_COORD:g} m (the kernels square distances), "
+                         f"got {name}[{i}] = {e[i]!r}")
     d = np.diff(e)
     if np.any(d <= 0):
         bad = int(np.flatnonzero(d <= 0)[0])
@@ -75,8 +84,8 @@ class Grid:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}: the grid would be empty")
         for name, v in (("width", width), ("depth", depth)):
-            if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive finite number of metres, got {v!r}")
+            if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and 0 < v <= MAX_COORD):
+                raise ValueError(f"{name} must be a positive finite number of metres (<= {MAX_COORD:g}), got {v!r}")
         if not math.isfinite(x0):
             raise ValueError(f"x0 must be finite, got {x0!r}")
         if not (math.isfinite(z_top) and z_top >= 0):
@@ -230,6 +239,10 @@ class Survey:
             if not np.all(np.isfinite(a)):
                 i = int(np.flatnonzero(~np.isfinite(a))[0])
                 raise ValueError(f"Survey {name}[{i}] is {a[i]!r}; station coordinates must be finite (metres)")
+            if np.any(np.abs(a) > MAX_COORD):
+                i = int(np.flatnonzero(np.abs(a) > MAX_COORD)[0])
+                raise ValueError(f"Survey {name}[{i}] is {a[i]!r}; station coordinates must lie within "
+                                 f"+-{MAX_COORD:g} m")
         if np.any(za > 0):
             i = int(np.flatnonzero(za > 0)[0])
             raise ValueError(

@@ -179,9 +179,10 @@ def test_interrupt_then_resume_gives_same_records(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_cases(cases, path, toolkit=Toolkit(load=fake_load, get_provider=fake_get_provider, refine=stopper,
                                                warmup=False))
-    assert len(read_records(path)) == k
+    assert not path.exists()  # nothing finished: no record file yet, the records wait in the partial file
+    assert len(read_records(runner.partial_path(path))) == k
     # a torn last line (killed while writing) is tolerated
-    with open(path, "a") as fh:
+    with open(runner.partial_path(path), "a") as fh:
         fh.write('{"n": 8, "noise"')
     counter = Interrupting(10**9)
     resumed = run_cases(cases, path, resume=True,
@@ -201,11 +202,15 @@ def test_interrupt_then_resume_gives_same_records(tmp_path):
         run_cases(other, path, resume=True, toolkit=TK)
 
 
-def test_without_resume_the_file_is_replaced(tmp_path):
+def test_without_resume_the_file_is_refused_or_replaced_at_the_end(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text("garbage\n")
-    run_cases(_cases(refiners=("none",)), path, toolkit=TK)
+    with pytest.raises(runner.OutputExists, match="--overwrite"):
+        run_cases(_cases(refiners=("none",)), path, toolkit=TK)
+    assert path.read_text() == "garbage\n"
+    run_cases(_cases(refiners=("none",)), path, toolkit=TK, overwrite=True)
     assert len(read_records(path)) == SAMPLES and "garbage" not in path.read_text()
+    assert not runner.partial_path(path).exists()
 
 
 def test_refiner_returning_nan_is_an_error_record(tmp_path):

@@ -17,18 +17,18 @@ def test_forward_command_writes_png(tmp_path, capsys):
 
 
 def test_forward_bad_n_is_one_line(capsys):
-    assert main(["forward", "--n", "2"]) == 1
+    assert main(["forward", "--n", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--n must be >= 4" in err[0]
 
 
 def test_forward_bad_method(capsys):
-    assert main(["forward", "--n", "8", "--method", "bogus"]) == 1
+    assert main(["forward", "--n", "8", "--method", "bogus"]) == 2
     assert "--method" in capsys.readouterr().err
 
 
 def test_forward_missing_dir(tmp_path, capsys):
-    assert main(["forward", "--n", "8", "--out", str(tmp_path / "nope" / "f.png")]) == 1
+    assert main(["forward", "--n", "8", "--out", str(tmp_path / "nope" / "f.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -132,11 +132,11 @@ def test_no_silent_nan_at_singular_points():
 
 
 def test_cli_user_error_is_one_line():
-    """A ValueError from the forward core reaches a CLI user as one line, exit code 1."""
+    """A bad option value reaches a CLI user as one line, exit code 2 (a usage error)."""
     from gravbench.cli import main
 
     code = main(["forward", "--n", "6", "--method", "nonsense"])
-    assert code == 1
+    assert code == 2
 
 
 # ------------------------------------------------------------------------------------------

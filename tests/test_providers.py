@@ -342,7 +342,7 @@ def test_train_command_tiny(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     man = json.loads(out.with_suffix(".json").read_text())
     assert man["command"].startswith("gravbench train cnn --dataset") and "-o hidden=16" in man["command"]
-    assert main(["train", "cnn", "--epochs", "0"]) == 1
-    assert main(["train", "svm"]) == 1
+    assert main(["train", "cnn", "--epochs", "0"]) == 2  # usage errors exit 2
+    assert main(["train", "svm"]) == 2
     err = capsys.readouterr().err
     assert "MODEL must be cnn, vae or gan" in err

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Case": "cases", "build_cases": "cases", "NO_REFINER": "cases",
+    "Case": "cases", "build_cases": "cases", "NO_REFINER": "cases", "SkipCase": "cases",
     "model_error": "metrics", "data_misfit": "metrics", "chi2": "metrics", "chi2_threshold": "metrics",
     "is_success": "metrics", "evaluate": "metrics", "summary": "metrics", "summarize": "metrics",
     "RECORD_KEYS": "metrics",

@@ -7,12 +7,23 @@ list the runner executes, in a deterministic order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["Case", "build_cases", "NO_REFINER"]
+__all__ = ["Case", "build_cases", "NO_REFINER", "SkipCase"]
 
 #: pseudo-refiner name: evaluate the provider's initial model as it is
 NO_REFINER = "none"
+
+
+class SkipCase(Exception):
+    """Raised by a provider, refiner or toolkit for a case that cannot run by design.
+
+    The runner records such a case with ``status="skipped"`` and the message as its
+    ``reason`` (not as an error). :class:`gravbench.providers.NoWeightsError`,
+    :class:`gravbench.providers.NotApplicable` (e.g. a problem too large for a method)
+    and an ``ImportError`` of an optional package are treated the same way.
+    """
 
 
 @dataclass(frozen=True, order=True)
@@ -111,9 +122,12 @@ def build_cases(ns, providers, refiners, samples=1, noise=0.01, seed=0):
             raise ValueError(f"n must be an integer >= 4, got {n!r}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    noise = float(noise)
-    if not noise >= 0.0:
-        raise ValueError(f"noise must be >= 0 (relative level, e.g. 0.01), got {noise}")
+    try:
+        noise = float(noise)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise must be a number >= 0 (relative level, e.g. 0.01), got {noise!r}") from None
+    if not (noise >= 0.0 and math.isfinite(noise)):
+        raise ValueError(f"noise must be a finite number >= 0 (relative level, e.g. 0.01), got {noise}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     provs = _names("providers", providers)

@@ -91,12 +91,15 @@ def rich_tables(records):
         for r in rows:
             label = pair_label(r)
             if r["model_error"]["count"] == 0:
-                hint = no_weights_hint(r["error"])
+                hint = no_weights_hint(r["error"] or r.get("reason"))
                 if hint is not None:
                     msg, cmd = hint
                     t.add_row("-", label, "[yellow]no weights[/yellow]", *blank)
                     note = f"{r['provider']}: no weights for n={n}" + (f"; train them with: {cmd}" if cmd
                                                                        else f" ({msg})")
+                elif r.get("skipped") and not r["errors"]:
+                    t.add_row("-", label, "[yellow]skipped[/yellow]", *blank)
+                    note = f"{label}: skipped: {r['reason']}"
                 else:
                     t.add_row("-", label, "[red]failed[/red]", *blank)
                     note = f"{label}: failed: {r['error']}"
@@ -126,10 +129,12 @@ def _md_table(n, rows):
     notes = []
     for r in rows:
         if r["model_error"]["count"] == 0:
-            hint = no_weights_hint(r["error"])
+            hint = no_weights_hint(r["error"] or r.get("reason"))
             if hint is not None:
                 msg, cmd = hint
                 text = f"no weights for n={n}" + (f"; train them with `{cmd}`" if cmd else f" ({msg})")
+            elif r.get("skipped") and not r["errors"]:
+                text = f"skipped: {r['reason']}"
             else:
                 text = f"failed: {r['error']}"
             lines.append(f"| - | {r['provider']} | {r['refiner']} | {text} |" + " |" * (len(_COLS) - 4))
@@ -222,7 +227,8 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
         out.append(f"Wall time of the run that wrote this report: {wall_seconds:.0f} s on {os.cpu_count()} "
                    f"CPU cores{load}, including the gallery re-runs and the report.")
     nerr = sum(r["error"] is not None for r in records)
-    out.append(f"{len(records)} cases, {nerr} with an error.")
+    nskip = sum(r.get("status") == "skipped" for r in records)
+    out.append(f"{len(records)} cases, {nerr} with an error" + (f", {nskip} skipped by design." if nskip else "."))
     out.append("")
     return "\n".join(out)
 

@@ -42,7 +42,7 @@ __all__ = [
 
 #: the keys of every JSON record written by :mod:`gravbench.bench.runner`, in order
 RECORD_KEYS = ("n", "noise", "model", "provider", "refiner", "model_error", "data_misfit", "chi2", "success",
-               "seconds", "n_matvec", "niter", "peak_mb", "error")
+               "seconds", "n_matvec", "niter", "peak_mb", "error", "status", "reason", "schema")
 #: numeric keys summarised by :func:`summarize`
 METRIC_KEYS = ("model_error", "data_misfit", "chi2", "seconds", "n_matvec", "niter", "peak_mb")
 
@@ -211,7 +211,8 @@ def summarize(records):
         One row per group, sorted by ``n`` then by mean model error (groups
         without a successful case last). Each row has ``n``, ``provider``,
         ``refiner``, ``cases``, ``errors`` (count), ``error`` (the first error
-        message or ``None``), ``success_rate`` (over cases with a ``success``
+        message or ``None``), ``skipped`` (count of cases skipped by design, ``status="skipped"``),
+        ``reason`` (the first skip reason or ``None``), ``success_rate`` (over cases with a ``success``
         value, else ``None``) and, for each key in :data:`METRIC_KEYS`, a
         :func:`summary` dict.
     """
@@ -222,9 +223,11 @@ def summarize(records):
     for (n, prov, ref), rs in groups.items():
         ok = [r for r in rs if r.get("error") is None]
         errs = [r for r in rs if r.get("error") is not None]
+        skips = [r for r in rs if r.get("status") == "skipped"]
         succ = [bool(r["success"]) for r in ok if r.get("success") is not None]
         row = {"n": n, "provider": prov, "refiner": ref, "cases": len(rs), "errors": len(errs),
-               "error": errs[0]["error"] if errs else None,
+               "error": errs[0]["error"] if errs else None, "skipped": len(skips),
+               "reason": skips[0].get("reason") if skips else None,
                "success_rate": (sum(succ) / len(succ)) if succ else None}
         for k in METRIC_KEYS:
             row[k] = summary(r.get(k) for r in ok)

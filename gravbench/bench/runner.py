@@ -22,12 +22,33 @@ soon as the case finishes) with exactly the keys
     numba-internal and torch allocations are not seen);
 ``error``
     ``None``, or ``"<ExceptionType>: <message>"`` when the provider or refiner
-    raised (then every metric is ``None``).
+    raised (then every metric is ``None``);
+``status``
+    ``"ok"``, ``"error"`` or ``"skipped"``: a case that cannot run by design (no
+    weights for the grid, a method that cannot run at that size, an optional
+    package that is not installed; see :func:`skip_reason`) is skipped, not an
+    error, and has every metric ``None``;
+``reason``
+    why a case was skipped (``"<ExceptionType>: <message>"``), else ``None``;
+``schema``
+    :data:`SCHEMA`, the version of this record layout (records of files written
+    before it existed are read as schema 1, with ``status`` derived from ``error``).
 
-A case that raises becomes an error record and the sweep goes on.
-``KeyboardInterrupt`` stops the sweep; the records already written stay, and
-``resume=True`` skips every case that has a record. The sources of
-providers, refiners and test data are injectable through :class:`Toolkit`.
+A case that raises becomes an error (or skipped) record and the sweep goes on.
+
+Data safety: a sweep never truncates or rewrites its record file before it has
+produced the replacement. Records go to ``.<name>.partial`` beside ``path``
+(appended, flushed and fsynced per case); when every case has a record, the
+partial file atomically replaces ``path`` (``os.replace``). A lock file
+``.<name>.lock`` (``fcntl.flock``) stops two sweeps writing one record file
+(:class:`SweepLocked`). Without ``resume`` or ``overwrite`` the partial file of
+an interrupted sweep, or a non-empty ``path`` that holds no records (not a
+record file), is refused (:class:`OutputExists`); an earlier record file is
+replaced only when the new sweep has finished. ``KeyboardInterrupt`` or a kill stops the sweep; the
+records already written stay in the partial file, and ``resume=True`` skips
+every case that has a record in ``path`` or in the partial file (duplicates are
+ignored and reported). The sources of providers, refiners and test data are
+injectable through :class:`Toolkit`.
 """
 
 from __future__ import annotations
@@ -42,12 +63,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .cases import NO_REFINER, Case, case_key
+from .cases import NO_REFINER, Case, SkipCase, case_key
 from .metrics import RECORD_KEYS, evaluate
 
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
            "default_get_provider", "default_refine", "test_set", "clear_caches", "SweepMismatch",
-           "atomic_write_text", "connect"]
+           "SweepLocked", "OutputExists", "atomic_write_text", "connect", "skip_reason", "partial_path", "SCHEMA",
+           "count_status", "provider_weights", "provider_with_options"]
+
+#: version of the record layout written by this module (1: before ``status``, ``reason``, ``schema``)
+SCHEMA = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +140,18 @@ def default_get_provider(name, n):
     from .. import providers
 
     return providers.get(name)
+
+
+def provider_with_options(name, n, options=()):
+    """``gravbench.providers.get(name, **opts)`` with ``opts`` from ``options``: ``((name, ((key, value), ...)), ...)``.
+
+    Used through ``functools.partial`` as a :class:`Toolkit` ``get_provider`` (picklable for Dask), e.g. to run
+    the ``cnn`` provider with user-trained weights: ``options=(("cnn", (("weights", "my-run"),)),)``.
+    """
+    from .. import providers
+
+    opts = dict(dict(options).get(name, ()))
+    return providers.get(name, **opts)
 
 
 def default_refine(name, op, g, x0, sigma):
@@ -201,6 +238,25 @@ def clear_caches(data=True, objects=None):
         _CTX.sets.clear()
 
 
+def provider_weights():
+    """``{provider name: {grid: "path (sha256 ...)"}}`` of the learned providers this process has used.
+
+    Read from the cached provider objects (``info.extra["weights"]``), so it names the weight files
+    a local sweep actually loaded; empty for a Dask sweep (the objects live in the workers).
+    """
+    out = {}
+    for key, prov in list(_CTX.providers.items()):
+        try:
+            extra = prov.info.extra
+        except Exception:  # noqa: BLE001 - stand-in providers have no info
+            continue
+        used = extra.get("weights") if isinstance(extra, dict) else None
+        if used:
+            pkg = str(Path(__file__).resolve().parents[1])  # shipped weights: a path inside the package
+            out.setdefault(key[1], {}).update({g: str(w).replace(pkg, "<gravbench>") for g, w in used.items()})
+    return out
+
+
 def _err(exc):
     msg = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
@@ -209,8 +265,34 @@ def _err(exc):
 def _blank(case):
     rec = dict.fromkeys(RECORD_KEYS)
     rec.update(n=int(case.n), noise=float(case.noise), model=int(case.model), provider=case.provider,
-               refiner=case.refiner)
+               refiner=case.refiner, schema=SCHEMA)
     return rec
+
+
+def skip_reason(exc):
+    """``"<ExceptionType>: <message>"`` when ``exc`` means the case cannot run by design, else ``None``.
+
+    Skipped by design: :class:`~gravbench.bench.cases.SkipCase`,
+    :class:`gravbench.providers.NotApplicable` (including ``NoWeightsError``: no
+    weights for the grid; a problem too large for the method) and an ``ImportError``
+    of an optional package (not of gravbench itself, which is a bug).
+    """
+    from ..providers.base import NotApplicable
+
+    if isinstance(exc, (SkipCase, NotApplicable)):
+        return _err(exc)
+    if isinstance(exc, ImportError) and not str(getattr(exc, "name", None) or "").startswith("gravbench"):
+        return _err(exc)
+    return None
+
+
+def count_status(records):
+    """``{"ok": k, "error": k, "skipped": k}`` of a list of records."""
+    out = {"ok": 0, "error": 0, "skipped": 0}
+    for r in records:
+        st = r.get("status") or ("error" if r.get("error") is not None else "ok")
+        out[st] = out.get(st, 0) + 1
+    return out
 
 
 def _ints(v):
@@ -338,9 +420,14 @@ def run_case(case, toolkit=None):
         met = evaluate(op, ts.rho[case.model], x, ts.g[case.model], s)
         rec.update(met)
         rec.update(fields)
+        rec["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - a failing case is a record, not a crash
         rec = _blank(case)
-        rec["error"] = _err(exc)
+        why = skip_reason(exc)
+        if why is not None:
+            rec["status"], rec["reason"] = "skipped", why
+        else:
+            rec["status"], rec["error"] = "error", _err(exc)
     return _clean(rec)
 
 
@@ -366,25 +453,64 @@ class SweepMismatch(ValueError):
     """``resume`` was asked for a record file made with different sweep settings."""
 
 
+class SweepLocked(ValueError):
+    """Another sweep holds the lock of the record file."""
+
+
+class OutputExists(ValueError):
+    """The record file (or the partial file of an interrupted sweep) holds data and neither
+    ``resume`` nor ``overwrite`` was given."""
+
+
 def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` atomically (a temporary file in the same directory, then ``os.replace``)."""
+    """Write ``text`` to ``path`` atomically (a temporary file in the same directory, then ``os.replace``).
+
+    The temporary file is removed when writing fails, so nothing is left behind.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path
 
 
+def _upgrade(rec):
+    """A record of any schema as a dict with exactly :data:`RECORD_KEYS` (missing keys ``None``)."""
+    out = {k: rec.get(k) for k in RECORD_KEYS}
+    if out.get("status") not in ("ok", "error", "skipped"):
+        out["status"] = "error" if out.get("error") is not None else "ok"
+    if out.get("schema") is None:
+        out["schema"] = 1
+    return out
+
+
+#: keys every record of every schema has
+_CORE_KEYS = ("n", "noise", "model", "provider", "refiner", "error")
+
+
 def read_records(path):
-    """The valid records of a JSON Lines file (a torn last line from a killed run is skipped)."""
+    """The valid records of a JSON Lines file (a torn last line from a killed run is skipped).
+
+    Records of older schemas are returned with the current :data:`RECORD_KEYS`
+    (new keys ``None``; ``status`` from ``error``). Duplicates are returned as they are.
+    """
     path = Path(path)
     if not path.exists():
         return []
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a JSON Lines record file")
     out = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -393,9 +519,62 @@ def read_records(path):
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS):
-                out.append(rec)
+            if isinstance(rec, dict) and all(k in rec for k in _CORE_KEYS):
+                try:
+                    case_key(rec)
+                except (TypeError, ValueError):
+                    continue
+                out.append(_upgrade(rec))
     return out
+
+
+def partial_path(path):
+    """Where a sweep writing ``path`` keeps its records until it finishes: ``.<name>.partial``."""
+    return Path(path).with_name(f".{Path(path).name}.partial")
+
+
+def _lock_path(path):
+    return Path(path).with_name(f".{Path(path).name}.lock")
+
+
+class _FileLock:
+    """An exclusive, non-blocking ``fcntl.flock`` on ``.<name>.lock`` beside a record file.
+
+    The lock file stays (removing it would race with a waiting process); the lock
+    goes with the process, so a killed sweep never leaves a stale lock.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.fh = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return self
+        lp = _lock_path(self.path)
+        fh = open(lp, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            who = fh.read().strip() or "another process"
+            fh.close()
+            raise SweepLocked(f"{self.path} is being written by another gravbench sweep ({who}); wait for it to "
+                              "finish or write to another file (--json)") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def __exit__(self, *exc):
+        if self.fh is not None:
+            self.fh.close()  # closing releases the flock
+            self.fh = None
+        return False
 
 
 def _meta_path(path):
@@ -458,19 +637,30 @@ def connect(address, timeout=5.0):
 # --------------------------------------------------------------------------------------------
 # the sweep
 # --------------------------------------------------------------------------------------------
-def run_cases(cases, path=None, *, resume=False, toolkit=None, scheduler=None, on_record=None):
+def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, scheduler=None, on_record=None,
+              log=None):
     """Run ``cases`` and return their records in case order.
 
     Parameters
     ----------
     cases : list of Case
     path : str or Path, optional
-        JSON Lines file to append each record to as it finishes (flushed and
-        fsynced). Without ``resume`` an existing file is replaced.
+        JSON Lines record file. Records are appended (flushed and fsynced) to the
+        partial file ``.<name>.partial`` beside it as cases finish; when every case
+        has a record the partial file replaces ``path`` atomically, so ``path``
+        always holds a complete earlier sweep or this one, never a mix or nothing.
+        A lock file ``.<name>.lock`` keeps other sweeps out while this one runs.
     resume : bool
-        Keep the records already in ``path`` and skip their cases. The sweep
-        settings (seed, samples) are kept beside the file in ``.<name>.meta.json``;
+        Keep the records already in ``path`` and in the partial file of an
+        interrupted sweep, and skip their cases; duplicate records of one case are
+        ignored (the first is kept) and reported through ``log``. The sweep settings
+        (seed, samples) are kept beside the files in ``.<name>.meta.json``;
         resuming with different settings raises :class:`SweepMismatch`.
+    overwrite : bool
+        Start afresh even when an interrupted sweep left a partial file, or when
+        ``path`` is not a record file. Without ``resume`` or ``overwrite`` these
+        raise :class:`OutputExists`; an earlier record file at ``path`` is replaced
+        (only once this sweep has finished) either way.
     toolkit : Toolkit, optional
         Sources of test data, providers and refiners (default: gravbench's own).
     scheduler : str or dask.distributed.Client, optional
@@ -478,11 +668,23 @@ def run_cases(cases, path=None, *, resume=False, toolkit=None, scheduler=None, o
         ``Client`` runs the cases as Dask tasks (records are still written here).
     on_record : callable, optional
         ``on_record(record, skipped)`` after every case (``skipped`` for resumed ones).
+    log : callable, optional
+        ``log(message)`` for notes such as ignored duplicates.
 
     Returns
     -------
     list of dict
         One record per case, ordered like ``cases``.
+
+    Raises
+    ------
+    SweepLocked
+        Another sweep is writing ``path``.
+    OutputExists
+        A partial file of an interrupted sweep, or a ``path`` that is not a record file, and
+        neither ``resume`` nor ``overwrite``.
+    SweepMismatch
+        ``resume`` with settings other than the files were made with.
     """
     tk = toolkit or Toolkit()
     cases = list(cases)
@@ -492,51 +694,81 @@ def run_cases(cases, path=None, *, resume=False, toolkit=None, scheduler=None, o
     keys = [c.key for c in cases]
     if len(set(keys)) != len(keys):
         raise ValueError("cases contain duplicates (same n, noise, model, provider, refiner)")
-    done = {}
-    fh = None
-    if path is not None:
-        path = Path(path)
+    if path is None:
+        return _sweep(cases, keys, {}, None, tk, scheduler, on_record)
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"record file {path} is a directory; give a file name such as {path / 'records.jsonl'}")
+    part = partial_path(path)
+    with _FileLock(path):
         settings = _sweep_settings(cases)
-        meta = _meta_path(path)
-        if resume and path.exists():
-            if meta.exists():
-                old = json.loads(meta.read_text(encoding="utf-8"))
-                diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-                if diff:
-                    what = ", ".join(f"{k} was {a} now {b}" for k, (a, b) in diff.items())
-                    raise SweepMismatch(f"cannot resume {path}: it was made with other settings ({what})")
-            prev = read_records(path)
-            # rewrite the valid records (drops a torn last line), then append
-            atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in prev))
+        if resume:
+            for f in (path, part):
+                meta = _meta_path(f)
+                if f.exists() and meta.exists():
+                    try:
+                        old = json.loads(meta.read_text(encoding="utf-8"))
+                    except (OSError, ValueError):
+                        old = {}
+                    diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+                    if diff:
+                        what = ", ".join(f"{k} was {a} now {b}" for k, (a, b) in diff.items())
+                        raise SweepMismatch(f"cannot resume {f}: it was made with other settings ({what})")
+            prev, seen, dups = [], set(), 0
+            for r in read_records(path) + read_records(part):
+                k = case_key(r)
+                if k in seen:
+                    dups += 1
+                    continue
+                seen.add(k)
+                prev.append(r)
+            if dups and log is not None:
+                log(f"resume: ignored {dups} duplicate record(s) in {path.name} (kept the first record of each case)")
+            atomic_write_text(part, "".join(json.dumps(r, allow_nan=False) + "\n" for r in prev))
             wanted = set(keys)
             done = {case_key(r): r for r in prev if case_key(r) in wanted}
         else:
-            atomic_write_text(path, "")
-        atomic_write_text(meta, json.dumps(settings) + "\n")
-        fh = open(path, "a", encoding="utf-8")
+            if not overwrite:
+                if part.exists() and part.stat().st_size > 0:
+                    raise OutputExists(f"{part} holds the records of an interrupted sweep; continue it with --resume "
+                                       "(resume=True) or discard it with --overwrite (overwrite=True)")
+                if path.exists() and path.stat().st_size > 0 and not read_records(path):
+                    raise OutputExists(f"{path} exists and is not a gravbench record file; choose another file "
+                                       "or replace it with --overwrite (overwrite=True)")
+                if path.exists() and log is not None:
+                    log(f"{path} ({len(read_records(path))} records) will be replaced when this sweep finishes "
+                        "(--resume keeps them)")
+            atomic_write_text(part, "")
+            done = {}
+        atomic_write_text(_meta_path(part), json.dumps(settings) + "\n")
+        with open(part, "a", encoding="utf-8") as fh:
+            records = _sweep(cases, keys, done, fh, tk, scheduler, on_record)
+        # every case has a record: the partial file becomes the record file in one step
+        os.replace(_meta_path(part), _meta_path(path))
+        os.replace(part, path)
+        return records
+
+
+def _sweep(cases, keys, done, fh, tk, scheduler, on_record):
     results = dict(done)
-    try:
-        if on_record is not None:
-            for k in keys:
-                if k in done:
-                    on_record(done[k], True)
-        todo = [c for c in cases if c.key not in done]
+    if on_record is not None:
+        for k in keys:
+            if k in done:
+                on_record(done[k], True)
+    todo = [c for c in cases if c.key not in done]
 
-        def finish(rec):
-            results[case_key(rec)] = rec
-            if fh is not None:
-                _append(fh, rec)
-            if on_record is not None:
-                on_record(rec, False)
-
-        if scheduler is None:
-            for c in todo:
-                finish(run_case(c, tk))
-        else:
-            _run_dask(todo, tk, scheduler, finish)
-    finally:
+    def finish(rec):
+        results[case_key(rec)] = rec
         if fh is not None:
-            fh.close()
+            _append(fh, rec)
+        if on_record is not None:
+            on_record(rec, False)
+
+    if scheduler is None:
+        for c in todo:
+            finish(run_case(c, tk))
+    else:
+        _run_dask(todo, tk, scheduler, finish)
     return [results[k] for k in keys if k in results]
 
 

@@ -144,7 +144,10 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                         R = p.batch(G[:cnt], prob, sigma=None if S is None else S[:cnt], seed=seed)
                     sec = (time.perf_counter() - t0) / cnt
                 except (ImportError, ValueError, RuntimeError, NotImplementedError) as exc:
-                    notes.append(f"provider {name!r} skipped at noise {tag}: {type(exc).__name__}: {str(exc)[:200]}")
+                    from .runner import skip_reason
+
+                    what = "skipped" if skip_reason(exc) is not None else "failed"  # no weights / no torch: skipped
+                    notes.append(f"provider {name!r} {what} at noise {tag}: {type(exc).__name__}: {str(exc)[:200]}")
                     continue
                 m = _metrics(A, R, rho[:cnt], G[:cnt], None if S is None else S[:cnt])
                 rows[name] = {"count": cnt, "seconds": sec, **{k: _stats(v) for k, v in m.items()}}

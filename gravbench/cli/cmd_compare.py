@@ -77,7 +77,7 @@ def _check_writable_dir(opt, d):
         raise UserError(f"{opt}: directory {d} is not writable ({exc.strerror or exc})") from None
 
 
-def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler):
+def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, weights=None):
     parts = ["gravbench compare --n " + " ".join(str(n) for n in ns)]
     if ",".join(providers) != DEFAULT_PROVIDERS:
         parts.append(f"--providers {','.join(providers)}")
@@ -95,6 +95,8 @@ def _command(ns, providers, refiners, samples, noise, seed, out, json_path, sche
         parts.append(f"--json {json_path}")
     if scheduler:
         parts.append(f"--scheduler {scheduler}")
+    for item in weights or []:
+        parts.append(f"--weights {item}")
     return " ".join(parts)
 
 
@@ -114,14 +116,30 @@ def register(app, report_app):
         out: Path = typer.Option(DEFAULT_OUT, "--out", help="Directory for compare-<n...>.md and its PNGs."),
         json_path: Optional[Path] = typer.Option(None, "--json",
                                                  help="JSON Lines record file (default: OUT/compare-<n...>.jsonl)."),
-        resume: bool = typer.Option(False, "--resume", help="Keep the records in --json and skip their cases."),
+        resume: bool = typer.Option(False, "--resume",
+                                    help="Keep the records in --json (and of an interrupted run) and skip their cases."),
+        overwrite: bool = typer.Option(False, "--overwrite",
+                                       help="Discard the records of an interrupted run (or replace a --json file "
+                                            "that is not a record file) instead of refusing; an earlier record "
+                                            "file is always replaced only once the new run has finished."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                                 help="Dask scheduler: tcp://host:port, or local:N for a LocalCluster."),
-        timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the Dask scheduler."),
+        timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the Dask scheduler (> 0)."),
         gallery: bool = typer.Option(True, "--gallery/--no-gallery", help="Draw true vs estimated models."),
+        weights: Optional[List[str]] = typer.Option(
+            None, "--weights", help="PROVIDER=WEIGHTS (repeatable): a learned provider's weights, a .pt path or the "
+                                    "name of weights made by 'gravbench train' (e.g. --weights cnn=cnn-50)."),
     ):
-        """Run every provider x refiner pair on held-out models at each grid size; rank them; write a report."""
-        from . import UserError, console, err_console
+        """Run every provider x refiner pair on held-out models at each grid size; rank them; write a report.
+
+        Exit code 1 when any case failed (the report is still written and the count printed); cases skipped by
+        design (no weights for a grid, a method that cannot run at that size, an optional package missing) are
+        not failures, unless no case ran at all.
+        """
+        import math
+        import os
+
+        from . import RunFailed, UserError, console, err_console
 
         t_start = time.perf_counter()
         ns = list(n)
@@ -137,8 +155,19 @@ def register(app, report_app):
                 raise UserError(f"--n must be >= 4, got {v}")
         if samples < 1:
             raise UserError(f"--samples must be >= 1, got {samples}")
-        if not noise >= 0:
-            raise UserError(f"--noise must be >= 0 (a relative level such as 0.01), got {noise}")
+        if not (noise >= 0 and math.isfinite(noise)):
+            raise UserError(f"--noise must be a finite number >= 0 (a relative level such as 0.01), got {noise}")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise UserError(f"--timeout must be a finite number of seconds > 0, got {timeout}")
+        if scheduler is not None:
+            nw = scheduler.partition(":")[2] if scheduler.startswith("local") else None
+            if not (("://" in scheduler and scheduler.split("://", 1)[1]) or scheduler == "local"
+                    or (nw is not None and nw.isdigit() and int(nw) >= 1)):
+                raise UserError(f"--scheduler must be tcp://host:port or local:N with N >= 1 worker processes, "
+                                f"got {scheduler!r}")
+        if resume and overwrite:
+            raise UserError("--resume and --overwrite exclude each other: --resume continues the records in --json, "
+                            "--overwrite replaces them")
         if seed < 0:
             raise UserError(f"--seed must be >= 0, got {seed}")
         provs = _split("--providers", providers)
@@ -151,13 +180,28 @@ def register(app, report_app):
         for r in refs:
             if r not in known_r:
                 raise UserError(f"unknown refiner {r!r}; expected one of {', '.join(known_r)}")
+        wopts = {}
+        for item in weights or []:
+            pname, sep, spec = item.partition("=")
+            if not sep or not pname or not spec:
+                raise UserError(f"--weights must look like PROVIDER=WEIGHTS (e.g. cnn=cnn-50), got {item!r}")
+            if pname not in provs:
+                raise UserError(f"--weights {item}: provider {pname!r} is not in --providers ({', '.join(provs)})")
+            wopts[pname] = spec
         from ..bench.compare_report import report_stem
 
         stem = report_stem(ns)
         _check_writable_dir("--out", out)
         jpath = Path(json_path) if json_path is not None else Path(out) / f"{stem}.jsonl"
+        if jpath.is_dir():
+            raise UserError(f"--json: {jpath} is a directory; expected a record file name such as "
+                            f"{jpath / (stem + '.jsonl')}")
         _check_writable_dir("--json", jpath.parent)
-        if resume and not jpath.exists():
+        if jpath.exists() and not os.access(jpath, os.W_OK):
+            raise UserError(f"--json: {jpath} is read-only; make it writable or choose another file")
+        from ..bench.runner import partial_path
+
+        if resume and not jpath.exists() and not partial_path(jpath).exists():
             err_console.print(f"[yellow]--resume: {jpath} does not exist yet; starting a new sweep[/yellow]")
 
         from ..bench import compare_report, runner
@@ -165,6 +209,19 @@ def register(app, report_app):
 
         cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)
         tk = make_toolkit()
+        if wopts:
+            import dataclasses
+            import functools
+
+            from ..providers._train import resolve_weights
+
+            for pname, spec in wopts.items():
+                try:
+                    wopts[pname] = str(resolve_weights(spec, pname))
+                except ValueError as exc:
+                    raise UserError(f"--weights {pname}={spec}: {exc}") from None
+            opts = tuple((pname, (("weights", spec),)) for pname, spec in sorted(wopts.items()))
+            tk = dataclasses.replace(tk, get_provider=functools.partial(runner.provider_with_options, options=opts))
         client = None
         if scheduler:
             with console.status(f"connecting to the Dask scheduler {scheduler} ..."):
@@ -181,14 +238,17 @@ def register(app, report_app):
                 def on_record(rec, skipped):
                     bar.advance(tasks[int(rec["n"])])
 
-                records = runner.run_cases(cases, jpath, resume=resume, toolkit=tk, scheduler=client,
-                                           on_record=on_record)
+                records = runner.run_cases(cases, jpath, resume=resume, overwrite=overwrite, toolkit=tk,
+                                           scheduler=client, on_record=on_record,
+                                           log=lambda m: err_console.print(m, highlight=False, soft_wrap=True))
         except KeyboardInterrupt:
-            err_console.print(f"Finished cases are in {jpath}; rerun the same command with --resume to continue.",
-                              highlight=False, soft_wrap=True)
+            err_console.print(f"Finished cases are kept in {partial_path(jpath)} ({jpath} is unchanged); rerun the "
+                              "same command with --resume to continue.", highlight=False, soft_wrap=True)
             raise  # gravbench.cli.main prints "Interrupted." and exits 130
-        except runner.SweepMismatch as exc:
+        except (runner.SweepMismatch, runner.OutputExists) as exc:
             raise UserError(str(exc)) from None
+        except runner.SweepLocked as exc:
+            raise RunFailed(str(exc)) from None
         finally:
             if client is not None:
                 cluster = getattr(client, "cluster", None)
@@ -196,37 +256,55 @@ def register(app, report_app):
                 if cluster is not None and scheduler.startswith("local"):
                     cluster.close()
 
-        for t in compare_report.rich_tables(records):
-            console.print(t)
-        items = []
-        if gallery:
-            from ..bench.cases import Case
+        try:  # the records are complete and in place; an interrupt now only loses the report
+            for t in compare_report.rich_tables(records):
+                console.print(t)
+            items = []
+            if gallery:
+                from ..bench.cases import Case
 
-            with console.status("drawing the gallery (re-running the best pairs on test model 0) ..."):
-                for v in ns:
-                    for p, r in compare_report.best_pairs(records, v, k=3):
-                        case = Case(n=v, noise=noise, model=0, provider=p, refiner=r, seed=seed, samples=samples)
-                        try:
-                            rt, rh = runner.estimate(case, tk)
-                        except Exception:  # noqa: BLE001 - the table already reports the failure
-                            continue
-                        rec = next((x for x in records if x["n"] == v and x["model"] == 0 and x["provider"] == p
-                                    and x["refiner"] == r), None)
-                        items.append((v, compare_report.pair_label({"provider": p, "refiner": r}), rt, rh,
-                                      None if rec is None else rec["model_error"]))
-        sources = []
-        for v in ns:
-            try:
-                sources.append(f"n = {v}: test models from {runner.test_set(v, samples, noise, seed, tk).source}")
-            except Exception:  # noqa: BLE001
-                pass
-        wall = time.perf_counter() - t_start
-        cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler)
-        settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
-                    "refiners": ", ".join(refs)}
-        written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall, settings=settings,
-                                              gallery=items, json_path=jpath, provider_notes=sources)
-        nerr = sum(r["error"] is not None for r in records)
-        console.print(f"{len(records)} cases ({nerr} with an error) in {wall:.1f} s; records: {jpath}")
+                with console.status("drawing the gallery (re-running the best pairs on test model 0) ..."):
+                    for v in ns:
+                        for p, r in compare_report.best_pairs(records, v, k=3):
+                            case = Case(n=v, noise=noise, model=0, provider=p, refiner=r, seed=seed, samples=samples)
+                            try:
+                                rt, rh = runner.estimate(case, tk)
+                            except Exception:  # noqa: BLE001 - the table already reports the failure
+                                continue
+                            rec = next((x for x in records if x["n"] == v and x["model"] == 0 and x["provider"] == p
+                                        and x["refiner"] == r), None)
+                            items.append((v, compare_report.pair_label({"provider": p, "refiner": r}), rt, rh,
+                                          None if rec is None else rec["model_error"]))
+            sources = []
+            for v in ns:
+                try:
+                    sources.append(f"n = {v}: test models from {runner.test_set(v, samples, noise, seed, tk).source}")
+                except Exception:  # noqa: BLE001
+                    pass
+            for name, used in runner.provider_weights().items():  # which weight files the learned providers loaded
+                line = f"{name} weights: " + "; ".join(f"{g}: {w}" for g, w in sorted(used.items()))
+                sources.append(line)
+                console.print(line, highlight=False, soft_wrap=True)
+            wall = time.perf_counter() - t_start
+            cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler, weights)
+            settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
+                        "refiners": ", ".join(refs)}
+            written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall,
+                                                  settings=settings,
+                                                  gallery=items, json_path=jpath, provider_notes=sources)
+        except KeyboardInterrupt:
+            err_console.print(f"The records are complete in {jpath}; rerun the same command with --resume to write "
+                              "the report without running any case again.", highlight=False, soft_wrap=True)
+            raise
+        counts = runner.count_status(records)
+        nerr, nskip = counts["error"], counts["skipped"]
+        console.print(f"{len(records)} cases ({nerr} failed, {nskip} skipped by design) in {wall:.1f} s; "
+                      f"records: {jpath}")
         for p in written:
             console.print(f"wrote {p}")
+        if nerr:
+            first = next(r["error"] for r in records if r.get("status") == "error")
+            raise RunFailed(f"{nerr} of {len(records)} cases failed (first: {first}); see {jpath}")
+        if records and not counts["ok"]:
+            first = next(r["reason"] for r in records if r.get("status") == "skipped")
+            raise RunFailed(f"no case ran: all {len(records)} were skipped (first reason: {first})")

@@ -71,3 +71,8 @@ def register(app, report_app):
         for s in res["summary_lines"]:
             console.print(s)
         console.print(f"[green]wrote[/green] {md}")
+        failed = [s for s in res.get("notes", []) if " failed at " in s]
+        if failed:  # the report is written, but a row that failed fails the command (exit 1)
+            from . import RunFailed
+
+            raise RunFailed(f"{len(failed)} row(s) of the table failed (first: {failed[0]}); see {md}")

@@ -37,7 +37,8 @@ def register(app, report_app):
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default: the model's (64)."),
         lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: the model's; cnn 2e-3 with cosine decay to lr/20)."),
         seed: int = typer.Option(0, "--seed"),
-        out: Optional[Path] = typer.Option(None, "--out", help="Weight file to write (default: the package's weights/<model>-<n>.pt)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Weight file to write, .pt (default: <cache>/weights/<model>-<n>.pt, "
+                                                               "never the installed package unless --out points there)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out."),
         device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
@@ -49,17 +50,37 @@ def register(app, report_app):
 
         from . import UserError, console
 
+        import math
+
         if model not in ("cnn", "vae", "gan"):
             raise UserError(f"MODEL must be cnn, vae or gan, got {model!r}")
-        if (epochs is not None and epochs < 1) or (batch_size is not None and batch_size < 1) or (lr is not None and not lr > 0):
-            raise UserError("--epochs and --batch-size must be >= 1 and --lr > 0")
-        if out is not None and not out.parent.exists():
-            raise UserError(f"--out: directory {out.parent} does not exist")
+        if epochs is not None and epochs < 1:
+            raise UserError(f"--epochs must be an integer >= 1, got {epochs}")
+        if batch_size is not None and batch_size < 1:
+            raise UserError(f"--batch-size must be an integer >= 1, got {batch_size}")
+        if lr is not None and not (lr > 0 and math.isfinite(lr)):
+            raise UserError(f"--lr must be a finite number > 0, got {lr}")
+        if seed < 0:
+            raise UserError(f"--seed must be >= 0, got {seed}")
+        if threads is not None and threads < 1:
+            raise UserError(f"--threads must be >= 1, got {threads}")
+        if out is not None:
+            if out.suffix != ".pt":
+                raise UserError(f"--out must name a .pt file (its .json manifest goes beside it), got {out}")
+            if out.is_dir():
+                raise UserError(f"--out: {out} is a directory; expected a .pt file name")
+            if not out.parent.exists():
+                raise UserError(f"--out: directory {out.parent} does not exist")
         opts = _parse_options(option)
+        from . import RunFailed
+
         try:
+            from ..providers._torchutil import require_torch
+
+            require_torch()
             mod = importlib.import_module(f"gravbench.providers.{model}")
         except ImportError as exc:
-            raise UserError(f"cannot train {model}: {exc}") from None
+            raise RunFailed(f"cannot train {model}: {exc}") from None
         if threads:
             import torch
 
@@ -74,9 +95,14 @@ def register(app, report_app):
         try:
             man = mod.train(dataset, **sched, seed=seed, out=out, resume=resume, device=device, progress=True, **opts)
         except (ValueError, FileNotFoundError) as exc:
-            raise UserError(str(exc)) from None
-        console.print(f"[green]wrote[/green] {man.get('file')}  sha256 {man.get('sha256', '')[:12]}...  "
-                      f"{man.get('bytes', 0) / 1e6:.2f} MB")
+            raise RunFailed(str(exc)) from None
+        from ..providers._train import default_out
+
+        shape = man.get("shape") or (man.get("config") or {}).get("shape")
+        where = out if out is not None else (default_out(model, tuple(shape)) if shape else man.get("file"))
+        console.print(f"[green]wrote[/green] {where} (+ .json manifest)  sha256 {man.get('sha256', '')[:12]}...  "
+                      f"{man.get('bytes', 0) / 1e6:.2f} MB", highlight=False)
+        console.print(f"use them with: gravbench.providers.get({model!r}, weights={str(where)!r})", highlight=False)
         metrics = {k: v for k, v in (man.get("metrics") or {}).items() if isinstance(v, (int, float))}
         for k, v in metrics.items():
             console.print(f"  {k}: {v:.4g}")

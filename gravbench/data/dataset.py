@@ -481,7 +481,11 @@ def load(path, problem=None, *, verify=True):
     """
     from .. import Grid, Problem, Survey
 
+    if problem is not None and not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a gravbench.Problem or None, got {type(problem).__name__} {problem!r}")
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; expected a data set .npz file (e.g. {path / 'train.npz'})")
     if not path.is_file():
         raise FileNotFoundError(f"no data set file at {path}")
     try:

@@ -302,12 +302,25 @@ class DenseOperator(GravityOperator):
         with self._blas:
             return (A @ a) @ A
 
+    def _block(self, X, n, name):
+        """Validate a block of vectors like :meth:`_vec` (same messages as every other operator)."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != n:
+            raise ValueError(f"{name} must have shape ({n}, k), got {X.shape}")
+        if X.dtype.kind not in "fiub":
+            raise ValueError(f"{name} must be real numbers, got dtype {X.dtype}")
+        if self.check_inputs and not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        return X
+
     def _matmat(self, X):
+        X = self._block(X, self.shape[1], "v")
         self.n_matvec += X.shape[1]
         with self._blas:
             return self.A @ X
 
     def _rmatmat(self, Y):
+        Y = self._block(Y, self.shape[0], "u")
         self.n_rmatvec += Y.shape[1]
         with self._blas:
             return self.A.T @ Y

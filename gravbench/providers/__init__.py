@@ -50,9 +50,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from .base import NoWeightsError, Provider, ProviderInfo
+from .base import NotApplicable, NoWeightsError, Provider, ProviderInfo
 
-__all__ = ["get", "names", "register", "NoWeightsError", "Provider", "ProviderInfo", "ENTRY_POINT_GROUP"]
+__all__ = ["get", "names", "register", "NoWeightsError", "NotApplicable", "Provider", "ProviderInfo",
+           "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "gravbench.providers"
 

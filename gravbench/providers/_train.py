@@ -39,11 +39,24 @@ max_seconds=None, stop_after=None, description="training") -> dict``
     Writes ``path`` (``.pt``: float tensors stored as float16 when ``half``)
     and ``path.with_suffix(".json")``: the manifest plus ``sha256``,
     ``bytes``, ``file`` and ``gravbench_version``. Returns the manifest.
+    The pair is written atomically: both files are first written completely
+    (and fsynced) as hidden ``.<name>.pending`` files, then renamed into place;
+    a process killed between the two renames leaves the new weights with the
+    pending manifest, which :func:`load_weights` finds and renames (roll
+    forward), so a reader sees the old pair or the new pair, never a mix.
 
 ``load_weights(path, *, map_location="cpu") -> (state_dict, manifest)``
     Checks the file's sha256 against its manifest (``ValueError`` naming
     both hashes if they differ), then ``torch.load(weights_only=True)``;
-    float16 tensors are returned as float32.
+    float16 tensors are returned as float32. An unreadable manifest, or a
+    file torch refuses to load as plain tensors, is a ``ValueError`` saying so.
+
+``user_weights_dir()`` -> ``<cache>/weights`` (``$GRAVBENCH_CACHE/weights``):
+    where ``gravbench train`` writes by default (never into the package).
+
+``resolve_weights(weights, kind)`` -> the ``.pt`` path of ``weights`` given as
+    a path or as a name in :func:`user_weights_dir` (``"my-cnn"`` ->
+    ``<cache>/weights/my-cnn.pt``).
 
 ``command_line()`` -> the command that started this process (for manifests).
 """
@@ -59,7 +72,8 @@ from pathlib import Path
 
 from ._torchutil import require_torch, seed_all, sha256_file
 
-__all__ = ["fit", "save_weights", "load_weights", "command_line"]
+__all__ = ["fit", "save_weights", "load_weights", "command_line", "user_weights_dir", "resolve_weights",
+           "default_out", "load_state"]
 
 
 def command_line():
@@ -206,12 +220,76 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
     }
 
 
+def user_weights_dir():
+    """Where trained weights go by default: ``<cache>/weights`` (``$GRAVBENCH_CACHE`` or ``~/.cache/gravbench``)."""
+    from ..data import cache_dir
+
+    return cache_dir() / "weights"
+
+
+def default_out(kind, shape):
+    """The default weights file of ``gravbench train <kind>``: ``<cache>/weights/<kind>-<n>.pt`` (never the package)."""
+    nz, nx = (shape, shape) if isinstance(shape, int) else tuple(shape)
+    tag = f"{nx}" if nz == nx else f"{nz}x{nx}"
+    return user_weights_dir() / f"{kind}-{tag}.pt"
+
+
+def resolve_weights(weights, kind="weights"):
+    """The weights file named by ``weights``: an existing path, or a name in :func:`user_weights_dir`.
+
+    Parameters
+    ----------
+    weights : str or Path
+        ``"path/to/file.pt"``, or a name such as ``"cnn-50"`` / ``"my-run"`` (``.pt`` optional) of
+        weights written by ``gravbench train`` into the user weights directory.
+    kind : str
+        For messages (``"cnn"``, ``"vae"``, ...).
+
+    Raises
+    ------
+    ValueError
+        Neither a file nor a known name (the message lists the user weights there are).
+    """
+    if not isinstance(weights, (str, os.PathLike)) or not str(weights):
+        raise ValueError(f"weights must be a weights file path or the name of trained weights, got {weights!r}")
+    p = Path(weights).expanduser()
+    if p.is_file():
+        return p
+    if p.is_dir():
+        raise ValueError(f"weights: {p} is a directory; expected a .pt file (with its .json manifest beside it)")
+    d = user_weights_dir()
+    if p.parent == Path(".") and not str(weights).startswith("."):
+        cand = d / (p.name if p.suffix == ".pt" else p.name + ".pt")
+        if cand.is_file():
+            return cand
+    have = sorted(q.stem for q in d.glob("*.pt")) if d.is_dir() else []
+    raise ValueError(f"weights: no file {p} and no trained {kind} weights of that name in {d} "
+                     f"(there: {', '.join(have) or 'none'}); train some with: gravbench train {kind} --out PATH")
+
+
+def _pending(path):
+    path = Path(path)
+    return path.with_name(f".{path.name}.pending")
+
+
+def _write_synced(path, data):
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def save_weights(state_dict, path, manifest, *, half=True):
     """Write ``state_dict`` to ``path`` and its manifest to ``path.with_suffix('.json')``; see module docstring."""
+    import io
+
     torch = require_torch()
     from .. import __version__
 
     path = Path(path)
+    mpath = path.with_suffix(".json")
+    if path.suffix != ".pt":
+        raise ValueError(f"weights file must end in .pt, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {}
     for k, t in state_dict.items():
@@ -219,12 +297,57 @@ def save_weights(state_dict, path, manifest, *, half=True):
         if half and t.is_floating_point():
             t = t.to(torch.float16)
         sd[k] = t.contiguous()
-    torch.save(sd, path)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    data = buf.getvalue()
+    import hashlib
+
     man = dict(manifest)
-    man.update({"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+    man.update({"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "gravbench_version": __version__, "dtype": "float16" if half else "float32"})
-    path.with_suffix(".json").write_text(json.dumps(man, indent=2, sort_keys=False) + "\n")
+    text = (json.dumps(man, indent=2, sort_keys=False) + "\n").encode("utf-8")
+    pw, pm = _pending(path), _pending(mpath)
+    try:
+        _write_synced(pw, data)
+        _write_synced(pm, text)
+        os.replace(pw, path)   # from here on, load_weights rolls the manifest forward if we die
+        os.replace(pm, mpath)
+    except BaseException:
+        if pw.exists():  # the old pair is intact: drop the new files
+            for q in (pw, pm):
+                try:
+                    os.unlink(q)
+                except OSError:
+                    pass
+        raise
     return man
+
+
+def _read_manifest(mpath, path):
+    try:
+        man = json.loads(Path(mpath).read_text(encoding="utf-8"))
+        if not isinstance(man, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"the manifest {mpath} of the weights {path.name} is unreadable ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]}); the weights cannot be verified: reinstall gravbench "
+                         f"or retrain them (gravbench train ...)") from None
+    return man
+
+
+def _roll_forward(path, mpath):
+    """Finish a save that died between its two renames: the pending manifest that matches ``path`` goes in place."""
+    pm = _pending(mpath)
+    if not pm.exists() or _pending(path).exists():
+        return False
+    try:
+        man = json.loads(pm.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if isinstance(man, dict) and man.get("sha256") == sha256_file(path):
+        os.replace(pm, mpath)
+        return True
+    return False
 
 
 def load_weights(path, *, map_location="cpu"):
@@ -234,14 +357,44 @@ def load_weights(path, *, map_location="cpu"):
     mpath = path.with_suffix(".json")
     if not path.exists():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    if not mpath.exists():
+    if not mpath.exists() and not _roll_forward(path, mpath):
         raise ValueError(f"weights file {path} has no manifest {mpath.name}; refusing to load unverified weights")
-    man = json.loads(mpath.read_text())
     got = sha256_file(path)
+    try:
+        man = _read_manifest(mpath, path)
+    except ValueError:
+        if not _roll_forward(path, mpath):
+            raise
+        man = _read_manifest(mpath, path)
+    if got != man.get("sha256") and _roll_forward(path, mpath):
+        man = _read_manifest(mpath, path)
     if got != man.get("sha256"):
         raise ValueError(
             f"weights file {path} failed its integrity check: sha256 {got} does not match the manifest's "
             f"{man.get('sha256')}; the file is corrupted or was modified (retrain with: {man.get('command', 'gravbench train ...')})")
-    sd = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        sd = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch's message suggests an unsafe retry; do not pass it on
+        raise ValueError(f"weights file {path} is not a plain tensor file: torch refused to load it safely "
+                         f"({type(exc).__name__}); its manifest hash matches, so both were replaced; gravbench only "
+                         f"loads tensors (weights_only=True): reinstall gravbench or retrain the weights") from None
+    if not isinstance(sd, dict) or not all(hasattr(t, "is_floating_point") for t in sd.values()):
+        raise ValueError(f"weights file {path} does not hold a state dict of tensors")
     sd = {k: (t.float() if t.is_floating_point() else t) for k, t in sd.items()}
     return sd, man
+
+
+def load_state(module, state_dict, path, manifest):
+    """``module.load_state_dict(state_dict)`` with a clear ``ValueError`` when the manifest does not fit the file.
+
+    The sha256 check covers the weights file, not its manifest: an edited ``config`` builds a
+    network whose layers do not match the stored tensors.
+    """
+    try:
+        module.load_state_dict(state_dict)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = " ".join(str(exc).split())[:160]
+        raise ValueError(f"the manifest {Path(path).with_suffix('.json').name} does not describe the weights in "
+                         f"{Path(path).name} (config {manifest.get('config')!r}; {first}); the manifest was edited "
+                         f"or belongs to other weights: reinstall gravbench or retrain them") from None
+    return module

@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Provider", "ProviderInfo", "NoWeightsError", "check_data"]
+__all__ = ["Provider", "ProviderInfo", "NoWeightsError", "NotApplicable", "check_data", "check_real", "check_count"]
 
 
-class NoWeightsError(ValueError):
+class NotApplicable(ValueError):
+    """The method cannot run on this problem by design (too large for it, a grid it does not support).
+
+    Benchmark sweeps record such a case as skipped, with the message as the reason.
+    """
+
+
+class NoWeightsError(NotApplicable):
     """A learned provider has no weights for the requested grid.
 
     The message names the grids it has and the ``gravbench train ...`` command
@@ -46,6 +53,65 @@ class ProviderInfo:
     cost: str = ""
     learned: bool = False
     extra: dict = field(default_factory=dict)
+
+
+def check_real(name, value, *, minimum=None, positive=False, maximum=None, unit="", allow_none=False):
+    """A finite real option value as ``float``; ``ValueError`` naming it and the accepted range otherwise.
+
+    Parameters
+    ----------
+    name : str
+        The option's name, as the caller typed it (``"lr"``, ``"bound"``).
+    value : object
+        The value given.
+    minimum, maximum : float, optional
+        Inclusive bounds.
+    positive : bool
+        Require ``value > 0`` (``minimum`` is then ignored).
+    unit : str
+        Appended to the message (``"s"``, ``"kg/m^3"``).
+    allow_none : bool
+        Return ``None`` for ``None``.
+    """
+    import math
+
+    if value is None and allow_none:
+        return None
+    if positive:
+        want = "> 0"
+    elif minimum is not None and maximum is not None:
+        want = f"in [{minimum:g}, {maximum:g}]"
+    elif minimum is not None:
+        want = f">= {minimum:g}"
+    elif maximum is not None:
+        want = f"<= {maximum:g}"
+    else:
+        want = "finite"
+    want = f"a finite number {want}" + (f" ({unit})" if unit else "")
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {want}, got {value!r}") from None
+    if (not math.isfinite(v) or (positive and not v > 0) or (minimum is not None and not positive and v < minimum)
+            or (maximum is not None and v > maximum)):
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return v
+
+
+def check_count(name, value, *, minimum=1, allow_none=False):
+    """An integer option value ``>= minimum`` as ``int``; ``ValueError`` naming it otherwise (``2.5``, ``True``, NaN)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_problem(problem):

@@ -158,7 +158,9 @@ class _DenseCache:
         if A is None:
             nbytes = 8 * problem.n_data * problem.n_cells
             if nbytes > _MAX_DENSE:
-                raise ValueError(
+                from .base import NotApplicable
+
+                raise NotApplicable(
                     f"problem too large for the direct engine ({nbytes / 2**20:.0f} MiB for A); use engine='refiner'")
             A = self._A[problem] = problem.sensitivity()
         return A
@@ -196,10 +198,20 @@ class Tikhonov(Provider):
     def __init__(self, engine="auto", chi=1.0, **refiner_options):
         if engine not in ("auto", "direct", "refiner"):
             raise ValueError(f"engine must be 'auto', 'direct' or 'refiner', got {engine!r}")
-        if not chi > 0:
-            raise ValueError(f"chi must be > 0, got {chi!r}")
+        from .base import check_real
+
+        chi = check_real("chi", chi, positive=True)
+        if refiner_options and engine == "direct":
+            raise ValueError(f"refiner options {sorted(refiner_options)} need engine='refiner' or 'auto'")
+        if refiner_options and _refiner_available():  # unknown names now, not at the first call
+            from .. import refiners
+
+            known = set(refiners.options("tikhonov")) - {"weighting", "chi", "sigma"}
+            bad = sorted(set(refiner_options) - known)
+            if bad:
+                raise ValueError(f"unknown refiner option(s) {bad} for tikhonov; expected some of {sorted(known)}")
         self.engine = engine
-        self.chi = float(chi)
+        self.chi = chi
         self.refiner_options = refiner_options
         self._cache = _DenseCache()
         self._ops = {}

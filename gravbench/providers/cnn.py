@@ -57,14 +57,16 @@ def available(weights_dir=None):
     """``{n: path}`` of the CNN weight files shipped (``cnn-<n>.pt`` with a manifest)."""
     d = Path(weights_dir) if weights_dir else WEIGHTS_DIR
     out = {}
-    for m in sorted(d.glob("cnn-*.json")):
-        pt = m.with_suffix(".pt")
+    for pt in sorted(d.glob("cnn-*.pt")):
         try:
-            man = json.loads(m.read_text())
-        except Exception:
-            continue
-        if pt.exists() and "n" in man:
-            out[int(man["n"])] = pt
+            man = json.loads(pt.with_suffix(".json").read_text())
+            n = int(man["n"])
+        except Exception:  # noqa: BLE001 - unreadable or missing manifest: load_weights will say so
+            tag = pt.stem[4:]
+            if not tag.isdigit():
+                continue
+            n = int(tag)
+        out[n] = pt
     return out
 
 
@@ -230,8 +232,10 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
     epochs, batch_size, lr, seed : int, int, float, int
         Training schedule; Adam with cosine decay from ``lr`` to ``lr/20``.
     out : path, optional
-        Weight file to write (default: the package's ``weights/cnn-<n>.pt``);
-        the manifest is written beside it as ``.json``.
+        Weight file to write (default: ``<cache>/weights/cnn-<n>.pt``, see
+        :func:`gravbench.providers._train.user_weights_dir`; the package's shipped
+        weights are only replaced when ``out`` points there); the manifest is
+        written beside it as ``.json`` (the pair atomically).
     resume : bool
         Continue from the checkpoint (``checkpoint`` or ``out`` + ``.ckpt``).
     device : str
@@ -325,7 +329,9 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         from ..data import cache_dir
 
         ckpt = cache_dir() / "checkpoints" / f"cnn-{n}.ckpt"
-    out = Path(out) if out else WEIGHTS_DIR / f"cnn-{n}.pt"
+    from ._train import default_out
+
+    out = Path(out) if out else default_out("cnn", (nz, nx))  # the user's cache, never the package by default
     hist = fit(model, train_t, val_t, loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs), batch_size=int(batch_size),
                lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume, device=device, progress=progress,
                patience=int(patience), max_seconds=max_seconds, stop_after=stop_after, description=f"cnn-{n}")
@@ -392,8 +398,11 @@ class CNNProvider(Provider):
         Load the weights for the ``n x n`` paper grid now (otherwise on the first call, from the problem).
     device : str
         Torch device.
-    weights : path, optional
-        A weight file (with its manifest beside it) instead of the shipped ones.
+    weights : path or str, optional
+        A weight file (with its manifest beside it) or the name of weights trained
+        into the user weights directory (``gravbench train cnn`` writes
+        ``<cache>/weights/cnn-<n>.pt``: ``weights="cnn-50"``), instead of the shipped ones.
+        ``info.extra["weights"]`` names the files in use.
     """
 
     name = "cnn"
@@ -403,11 +412,12 @@ class CNNProvider(Provider):
     def __init__(self, n=None, device="cpu", weights=None):
         from ._torchutil import device as _device
 
+        from ._train import resolve_weights
+
         self._device = _device(device)
-        self._weights = Path(weights) if weights else None
-        if self._weights is not None and not self._weights.exists():
-            raise ValueError(f"weights: file {self._weights} does not exist")
+        self._weights = resolve_weights(weights, "cnn") if weights is not None else None
         self._nets = {}
+        self._paths = {}
         if n is not None:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -417,9 +427,25 @@ class CNNProvider(Provider):
 
     def grids(self):
         if self._weights is not None:
-            man = json.loads(self._weights.with_suffix(".json").read_text())
-            return (tuple(man["shape"]),)
+            try:
+                man = json.loads(self._weights.with_suffix(".json").read_text())
+                return (tuple(man["shape"]),)
+            except Exception:  # noqa: BLE001 - loading says what is wrong
+                return ()
         return tuple((n, n) for n in sorted(available()))
+
+    @property
+    def info(self):
+        from .base import ProviderInfo
+
+        if self._weights is not None:
+            used = {"any grid": str(self._weights)}
+        else:
+            used = {f"{n}x{n}": str(p) for n, p in sorted(available().items())}
+        loaded = {f"{k[0]}x{k[1]}": v for k, v in self._paths.items()}
+        return ProviderInfo(name=self.name, grids=tuple(self.grids()), cost=self.cost, learned=True,
+                            extra={"weights": loaded or used,
+                                   "source": "user" if self._weights is not None else "shipped"})
 
     @property
     def manifest(self):
@@ -450,14 +476,22 @@ class CNNProvider(Provider):
             raise NoWeightsError(f"weights {path.name} are for a {man['shape'][0]}x{man['shape'][1]} grid, "
                                  f"not {key[0]}x{key[1]}; make them with: {_train_cmd(key[1])}")
         self._check_problem(problem, man)
-        cfg = man["config"]
-        nm = man["normalisation"]
-        net = build_model(cfg["n_stations"], key[0], key[1], arch=cfg["arch"], width=cfg["width"],
-                          hidden=cfg["hidden"], head_k=cfg["head_k"], out_stride=cfg.get("out_stride", 1), g_scale=nm["g_scale_mgal"],
-                          rho_lo=nm["rho_lo"], rho_hi=nm["rho_hi"])
-        net.load_state_dict(sd)
+        from ._train import load_state
+
+        try:
+            cfg = man["config"]
+            nm = man["normalisation"]
+            net = build_model(cfg["n_stations"], key[0], key[1], arch=cfg["arch"], width=cfg["width"],
+                              hidden=cfg["hidden"], head_k=cfg["head_k"], out_stride=cfg.get("out_stride", 1),
+                              g_scale=nm["g_scale_mgal"], rho_lo=nm["rho_lo"], rho_hi=nm["rho_hi"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"the manifest {path.with_suffix('.json').name} of {path.name} has an invalid config "
+                             f"({type(exc).__name__}: {exc}); it was edited or is damaged: reinstall gravbench or "
+                             f"retrain the weights") from None
+        load_state(net, sd, path, man)
         net.eval().to(self._device)
         self._nets[key] = (net, man)
+        self._paths[key] = f"{path} (sha256 {str(man.get('sha256', ''))[:12]})"
         return net, man
 
     @staticmethod

@@ -90,7 +90,8 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     seed : int
         Seeds weights, batch order and latent draws.
     out : path, optional
-        Generator weights (``.pt``); default ``providers/weights/gan-{n}.pt``.
+        Generator weights (``.pt``); default ``<cache>/weights/gan-{n}.pt`` (the user's
+        cache; the shipped weights are only replaced when ``out`` points at them).
         A checkpoint ``out + '.ckpt'`` is written after every epoch.
     resume : bool
         Continue from that checkpoint.
@@ -134,7 +135,9 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     D = Discriminator(shape, opts["channels"]).to(dev)
     optG = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
     optD = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
-    out = Path(out) if out is not None else weights_path("gan", shape)
+    from ._train import default_out
+
+    out = Path(out) if out is not None else default_out("gan", shape)  # the user's cache, never the package
     ckpt = out.with_name(out.name + ".ckpt")
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": [], "best_state": None}
     if resume:

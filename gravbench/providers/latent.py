@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import NoWeightsError, Provider, ProviderInfo
+from .base import NoWeightsError, Provider, ProviderInfo, check_count, check_real
 
 __all__ = ["VAEProvider", "GANProvider", "SearchResult", "search", "load_generator", "available_grids",
            "METHODS", "LALOY_ADAM"]
@@ -160,27 +160,37 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
                 f"no {kind} weights for the {shape[0]}x{shape[1]} grid; shipped grids: {grids}. "
                 f"Train them with: gravbench train {kind} --dataset paper-{n}  (or pass weights=PATH)")
     else:
-        path = Path(weights)
+        from ._train import resolve_weights
+
+        path = resolve_weights(weights, kind)
     sd, man = load_weights(path, map_location="cpu")
     cfg = man.get("config")
     if not isinstance(cfg, dict) or cfg.get("kind") != kind:
         raise ValueError(f"weights file {path} is not a {kind} generator (manifest config: {cfg!r})")
-    if shape is not None and tuple(cfg["shape"]) != tuple(shape):
+    have = tuple(cfg.get("shape") or ())
+    if shape is not None and have != tuple(shape):
+        grid = "x".join(str(v) for v in have) or "unknown"
         raise NoWeightsError(
-            f"weights file {path} is for the {cfg['shape'][0]}x{cfg['shape'][1]} grid, not {shape[0]}x{shape[1]}; "
+            f"weights file {path} is for the {grid} grid, not {shape[0]}x{shape[1]}; "
             f"train matching weights with: gravbench train {kind} --dataset paper-{shape[1]}")
-    encoder = None
-    if kind == "vae":
-        from .vae import build
+    from ._train import load_state
 
+    encoder = None
+    try:
+        if kind == "vae":
+            from .vae import build
+        else:
+            from .gan import build
         model = build(cfg)
-        model.load_state_dict(sd)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"the manifest {path.with_suffix('.json').name} of {path.name} has an invalid config "
+                         f"({type(exc).__name__}: {exc}); it was edited or is damaged: reinstall gravbench or "
+                         f"retrain the weights") from None
+    load_state(model, sd, path, man)
+    if kind == "vae":
         gen, encoder = model.decoder, model
     else:
-        from .gan import build
-
-        gen = build(cfg)
-        gen.load_state_dict(sd)
+        gen = model
     gen.eval().to(dev)
     for p in gen.parameters():
         p.requires_grad_(False)
@@ -416,6 +426,17 @@ def _de(mis, d, *, starts, seed, max_evals, target, bound, popsize, maxiter=None
     return torch.as_tensor(Z, dtype=torch.float32), chi, fwd, np.zeros(starts, dtype=np.int64), reached, secs, niter, hist
 
 
+def _check_search_options(target, lr, lam, linesearch, max_evals, popsize, bound, h=1e-2):
+    """Validated latent-search settings (ValueError naming the option and its range)."""
+    return (check_real("target", target, positive=True, allow_none=True),
+            check_real("lr", lr, positive=True),
+            check_real("lam", lam, minimum=0.0),
+            check_count("linesearch", linesearch, minimum=0),
+            check_count("max_evals", max_evals),
+            check_count("popsize", popsize),
+            check_real("bound", bound, positive=True))
+
+
 def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, seed=0, maxiter=None,
            target=1.0, lr=0.01, lam=1.0, h=1e-2, linesearch=8, max_evals=10_000, popsize=4, bound=3.0):
     """Latent search on one data vector; see the module docstring.
@@ -465,9 +486,17 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
     torch = _torch()
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    target, lr, lam, linesearch, max_evals, popsize, bound = _check_search_options(
+        target, lr, lam, linesearch, max_evals, popsize, bound)
+    h = check_real("h", h, positive=True)
+    seed = check_count("seed", seed, minimum=0)
+    if starts is not None:
+        starts = check_count("starts", starts)
     g = np.asarray(g, dtype=np.float64)
     if g.ndim != 1 or g.shape[0] != layer.n_data:
         raise ValueError(f"g must have shape ({layer.n_data},), got {g.shape}")
+    if not np.all(np.isfinite(g)):
+        raise ValueError("g contains NaN or inf")
     if sigma is None:
         w = np.ones_like(g)
     else:
@@ -542,6 +571,7 @@ class _LatentProvider(Provider):
     def __init__(self, n=None, *, method="adam", starts=None, warm_start=None, maxiter=None, device="cpu",
                  seed=0, weights=None, target=1.0, lr=0.01, lam=1.0, linesearch=8, max_evals=10_000, popsize=4,
                  bound=3.0, cnn_options=None, warm_steps=300):
+        from ._torchutil import device as _device
         from ._torchutil import require_torch
 
         require_torch()
@@ -549,10 +579,22 @@ class _LatentProvider(Provider):
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if warm_start not in (None, "cnn"):
             raise ValueError(f"warm_start must be 'cnn' or None, got {warm_start!r}")
-        if starts is not None and (int(starts) != starts or starts < 1):
-            raise ValueError(f"starts must be a positive integer, got {starts!r}")
-        if target is not None and not target > 0:
-            raise ValueError(f"target must be > 0 or None, got {target!r}")
+        starts = check_count("starts", starts, allow_none=True)
+        maxiter = check_count("maxiter", maxiter, allow_none=True)
+        target, lr, lam, linesearch, max_evals, popsize, bound = _check_search_options(
+            target, lr, lam, linesearch, max_evals, popsize, bound)
+        warm_steps = check_count("warm_steps", warm_steps, minimum=0)
+        if seed is not None:
+            seed = check_count("seed", seed, minimum=0)
+        if n is not None:
+            n = check_count("n", n)
+        if cnn_options is not None and not isinstance(cnn_options, dict):
+            raise ValueError(f"cnn_options must be a dict of cnn provider options, got {cnn_options!r}")
+        _device(device)  # "gpu", "cuda" without CUDA, ...: a ValueError naming the device now, not at the first call
+        if weights is not None:
+            from ._train import resolve_weights
+
+            weights = resolve_weights(weights, self.kind)
         self.method, self.starts, self.warm_start = method, starts, warm_start
         self.maxiter, self.device, self.seed, self.weights = maxiter, device, seed, weights
         self.opts = {"target": target, "lr": lr, "lam": lam, "linesearch": linesearch, "max_evals": max_evals,
@@ -580,8 +622,27 @@ class _LatentProvider(Provider):
 
     @property
     def info(self):
+        used = {("any grid" if k is None else f"{k[0]}x{k[1]}"): self._weights_used(k, v[1])
+                for k, v in self._cache.items()}
+        if not used:
+            if self.weights is not None:
+                used = {"any grid": str(self.weights)}
+            else:
+                from .vae import weights_path
+
+                used = {f"{a}x{b}": str(weights_path(self.kind, (a, b))) for a, b in available_grids(self.kind)}
         return ProviderInfo(name=self.kind, grids=tuple(self.grids()), cost=self.cost, learned=True,
-                            extra={"method": self.method, "warm_start": self.warm_start})
+                            extra={"method": self.method, "warm_start": self.warm_start, "weights": used,
+                                   "source": "user" if self.weights is not None else "shipped"})
+
+    def _weights_used(self, key, man):
+        if self.weights is not None:
+            path = self.weights
+        else:
+            from .vae import weights_path
+
+            path = weights_path(self.kind, key)
+        return f"{path} (sha256 {str(man.get('sha256', ''))[:12]})"
 
     def _generator(self, shape):
         key = tuple(shape) if shape is not None else None

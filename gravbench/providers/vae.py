@@ -293,7 +293,8 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
         Seeds weights, batch order and the reparameterisation noise.
     out : path, optional
         Weights file (``.pt``); the manifest goes beside it as ``.json``.
-        Default: the shipped path ``providers/weights/vae-{n}.pt``.
+        Default: ``<cache>/weights/vae-{n}.pt`` (the user's cache; the shipped weights
+        are only replaced when ``out`` points at them).
     resume : bool
         Continue from the checkpoint ``out + '.ckpt'``.
     device : str
@@ -323,7 +324,9 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
     to01 = lambda r: torch.as_tensor((r - lo) / (hi - lo), dtype=torch.float32)  # noqa: E731
     torch.manual_seed(int(seed))
     model = VAE(shape, latent=opts["latent"], channels=opts["channels"], lo=lo, hi=hi, beta=opts["beta"])
-    out = Path(out) if out is not None else weights_path("vae", shape)
+    from ._train import default_out
+
+    out = Path(out) if out is not None else default_out("vae", shape)  # the user's cache, never the package
     ckpt = out.with_name(out.name + ".ckpt")
 
     def loss_fn(m, x):

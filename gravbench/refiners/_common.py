@@ -178,6 +178,7 @@ def model_weights2(op, n, weighting="sensitivity", beta=1.0, z0=None):
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    b = check_tol("beta", beta)  # checked for every weighting: a bad value is an error even where unused
     if weighting == "none":
         return np.ones(n)
     if weighting == "sensitivity":
@@ -191,7 +192,6 @@ def model_weights2(op, n, weighting="sensitivity", beta=1.0, z0=None):
         zc = 0.5 * (ze[:-1] + ze[1:])
         if z0 is None:
             z0 = 0.5 * float(ze[1] - ze[0]) - float(np.min(prob.survey.z))
-        b = check_tol("beta", beta)
         w2 = np.repeat((zc + float(z0)) ** (-b), grid.nx)
     if w2.shape != (n,) or not np.all(np.isfinite(w2)) or np.any(w2 <= 0):
         raise ValueError(f"model weights for weighting={weighting!r} are not positive and finite; "

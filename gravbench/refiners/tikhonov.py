@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from ._common import check_tol, finish, model_weights2, prepare
+from ._common import check_int, check_tol, finish, model_weights2, prepare
 
 __all__ = ["refine", "RULES", "data_space_matrix", "clear_cache"]
 
@@ -171,6 +171,11 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     """
     if profile not in ("default", "paper"):
         raise ValueError(f"profile must be one of ('default', 'paper'), got {profile!r}")
+    if rtol is not None:  # unused by a direct method, but a bad value is still the caller's error
+        check_tol("rtol", rtol)
+    if maxiter is not None:
+        check_int("maxiter", maxiter, 0, minimum=0)
+    check_tol("chi", chi, positive=True)
     s = prepare(op, g, x0, sigma)
     if rule is None:
         rule = "discrepancy" if s.sigma is not None else "gcv"

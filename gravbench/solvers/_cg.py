@@ -38,7 +38,7 @@ def _cg_loop(P, b, x, tol, maxiter, tmp, callback, hist):
         nmv += 1
         pq = np.dot(p, q)
         if not pq > 0.0:
-            code = 3
+            code = 3 if pq == pq else 5  # NaN (the operator returned NaN or inf): nonfinite, not indefinite
             break
         alpha = rho / pq
         axpy(alpha, p, x)

@@ -31,7 +31,7 @@ def _sd_loop(P, b, x, tol, maxiter, tmp, callback, hist):
         nmv += 1
         rq = np.dot(r, q)
         if not rq > 0.0:
-            code = 3
+            code = 3 if rq == rq else 5  # NaN from the operator: nonfinite, not indefinite
             break
         alpha = rn * rn / rq
         axpy(alpha, r, x)
