@@ -156,7 +156,7 @@ def register(app, report_app):
 
         from . import UserError, console
         from ..data import STANDARD, cache_dir, standard, standard_paths
-        from ..data.fingerprint import RECORD_PATH, fingerprint, recorded
+        from ..data.fingerprint import RECORD_PATH, RTOL, compare, fingerprint, recorded
 
         if name not in STANDARD:
             raise UserError(f"unknown standard data set {name!r}; choose from {', '.join(sorted(STANDARD))}")
@@ -175,8 +175,11 @@ def register(app, report_app):
             console.print(f"  no valid recorded fingerprint for {name} in {RECORD_PATH} (checked by file sha256 only); "
                           f"record it with 'gravbench data fingerprints {name} --record'")
         else:
+            hows = [compare(fps[s], rec["splits"][s])[1] for s in paths]
+            exact = all(v == "bitwise" for h in hows for v in h.values())
             console.print(f"  fingerprints match the record in {RECORD_PATH.name} (generator version "
-                          f"{rec['generator_version']})")
+                          f"{rec['generator_version']}): " + ("bitwise" if exact else
+                          f"models bitwise, data within the relative tolerance {RTOL:g}"))
 
     @data_app.command("fingerprints")
     def fingerprints_cmd(
@@ -214,11 +217,15 @@ def register(app, report_app):
                 r = (rec or {}).get("splits", {}).get(s)
                 if r is None:
                     status = "not recorded"
-                elif all(fp[k] == r.get(k) for k in ("count",) + fpm.KINDS):
-                    status = "match"
                 else:
-                    status = "[red]DIFFERS[/red]"
-                    differ += 1
+                    ok, how = fpm.compare(fp, r)
+                    if not ok:
+                        status = "[red]DIFFERS: " + ", ".join(k for k, v in how.items() if v == "differs") + "[/red]"
+                        differ += 1
+                    elif all(v == "bitwise" for v in how.values()):
+                        status = "match (bitwise)"
+                    else:
+                        status = "match (" + ", ".join(f"{k} {v}" for k, v in how.items()) + ")"
                 tab.add_row(nm, s, f"{fp['count']:,}", fp["models"][:16], fp["data"][:16],
                             fp["noisy"][:16], status)
         console.print(tab)
