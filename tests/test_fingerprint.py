@@ -96,7 +96,8 @@ def test_record_covers_every_standard_set_with_this_generator_version():
     rec = fpm.load_record()
     for name, spec in gb.data.STANDARD.items():
         entry = rec["sets"].get(name)
-        assert entry is not None, f"{name} has no recorded fingerprint: run 'gravbench data fingerprints {name} --record'"
+        assert entry is not None, (f"{name} has no recorded fingerprint: run "
+                                   f"'gravbench data fingerprints {name} --record'")
         assert entry["generator_version"] == GENERATOR_VERSION, (
             f"{name} was recorded with generator version {entry['generator_version']}, the code is version "
             f"{GENERATOR_VERSION}: re-record with 'gravbench data fingerprints --record'")
