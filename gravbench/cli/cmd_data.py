@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -149,19 +150,88 @@ def register(app, report_app):
         name: str = typer.Argument("paper-50", help="A standard set: paper-50, paper-25, paper-100, paper-200, "
                                                     "small-16."),
     ):
-        """Build a standard data set into the cache (if needed) and print where it lives."""
+        """Build a standard data set into the cache (if needed), check it against its recorded fingerprints
+        and print where it lives and its fingerprints."""
         import time
 
         from . import UserError, console
-        from ..data import STANDARD, cache_dir, ensure_built
+        from ..data import STANDARD, cache_dir, standard, standard_paths
+        from ..data.fingerprint import RECORD_PATH, RTOL, compare, fingerprint, recorded
 
         if name not in STANDARD:
             raise UserError(f"unknown standard data set {name!r}; choose from {', '.join(sorted(STANDARD))}")
         t0 = time.perf_counter()
-        paths = ensure_built(name, progress=True)
+        fps = {}
+        for s in ("train", "val", "test"):
+            fps[s] = fingerprint(standard(name, s, progress=True))  # checked against the record (rebuilt if stale)
+        paths = standard_paths(name)
         console.print(f"{name}: {STANDARD[name].description}; cache {cache_dir()} ({time.perf_counter() - t0:.1f} s)")
+        rec = recorded(name)
         for s, p in paths.items():
-            console.print(f"  {s:5s} {p}  ({p.stat().st_size / 2**20:.1f} MiB)")
+            console.print(f"  {s:5s} {p}  ({p.stat().st_size / 2**20:.1f} MiB, {fps[s]['count']:,} models)")
+            console.print(f"        models {fps[s]['models']}\n        data   {fps[s]['data']}\n"
+                          f"        noisy  {fps[s]['noisy']}")
+        if rec is None:
+            console.print(f"  no valid recorded fingerprint for {name} in {RECORD_PATH} (checked by file sha256 only); "
+                          f"record it with 'gravbench data fingerprints {name} --record'")
+        else:
+            hows = [compare(fps[s], rec["splits"][s])[1] for s in paths]
+            exact = all(v == "bitwise" for h in hows for v in h.values())
+            console.print(f"  fingerprints match the record in {RECORD_PATH.name} (generator version "
+                          f"{rec['generator_version']}): " + ("bitwise" if exact else
+                          f"models bitwise, data within the relative tolerance {RTOL:g}"))
+
+    @data_app.command("fingerprints")
+    def fingerprints_cmd(
+        names: Optional[List[str]] = typer.Argument(None, help="Standard sets (default: all of them)."),
+        record: bool = typer.Option(False, "--record",
+                                    help="Rebuild the sets from scratch in the cache and write their fingerprints "
+                                         "into the package's data/fingerprints.json."),
+    ):
+        """Fingerprints (sha256 of models, clean data, noisy data) of standard sets against the recorded ones.
+
+        Without --record: builds missing splits, computes each split's fingerprints from the cached files and
+        compares them with the record (exit 1 if any differs). With --record: deletes the cached splits,
+        rebuilds them with this code and records their fingerprints (for a new or changed set).
+        """
+        from rich.table import Table
+
+        from . import UserError, console
+        from ..data import STANDARD
+        from ..data import fingerprint as fpm
+
+        names = list(names or sorted(STANDARD))
+        bad = [n for n in names if n not in STANDARD]
+        if bad:
+            raise UserError(f"unknown standard data set(s) {bad}; choose from {', '.join(sorted(STANDARD))}")
+        if record:
+            fpm.record(names, log=console.print)
+            console.print(f"[green]recorded[/green] {', '.join(names)} in {fpm.RECORD_PATH}")
+        tab = Table(title="standard data set fingerprints (sha256, first 16 hex digits)")
+        for col in ("set", "split", "models", "models sha256", "data sha256", "noisy sha256", "record"):
+            tab.add_column(col)
+        differ = 0
+        for nm in names:
+            rec = fpm.recorded(nm)
+            for s, fp in fpm.compute_standard(nm).items():
+                r = (rec or {}).get("splits", {}).get(s)
+                if r is None:
+                    status = "not recorded"
+                else:
+                    ok, how = fpm.compare(fp, r)
+                    if not ok:
+                        status = "[red]DIFFERS: " + ", ".join(k for k, v in how.items() if v == "differs") + "[/red]"
+                        differ += 1
+                    elif all(v == "bitwise" for v in how.values()):
+                        status = "match (bitwise)"
+                    else:
+                        status = "match (" + ", ".join(f"{k} {v}" for k, v in how.items()) + ")"
+                tab.add_row(nm, s, f"{fp['count']:,}", fp["models"][:16], fp["data"][:16],
+                            fp["noisy"][:16], status)
+        console.print(tab)
+        if differ:
+            console.print(f"[red]{differ} split(s) differ from the record in {fpm.RECORD_PATH}[/red]")
+            raise typer.Exit(1)
 
     @report_app.command("datasets")
     def report_datasets(

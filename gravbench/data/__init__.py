@@ -11,7 +11,8 @@ build(problem, families="mixed", count=..., seed=0, noise=0.01, splits=..., out=
 load(path, problem=None) -> Dataset
     Read with ``allow_pickle=False``; sha256 and geometry checked.
 standard(name="paper-50", split="test", noise=0.01) -> Dataset
-    Named sets built into :func:`cache_dir` on first use.
+    Named sets built into :func:`cache_dir` on first use, checked against the
+    fingerprints recorded in the package (:mod:`gravbench.data.fingerprint`).
 add_noise(dataset, noise, ...) -> Dataset
     Re-noise stored clean data (:mod:`gravbench.data.noise`).
 """

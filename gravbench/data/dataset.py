@@ -221,10 +221,12 @@ def _check_count(count):
 def _forward_batch(problem, method=None):
     """A function ``rho (c, nz*nx) float64 -> g (c, 2m)`` and the operator method used.
 
-    ``method=None``: one GEMM with the dense A when it takes at most
+    ``method=None``: the dense A when it takes at most
     ``DENSE_BUILD_MAX_BYTES``, else ``problem.operator("auto")``; a method name
-    forces that operator. Operators with a stored ``A`` are applied by GEMM,
-    the others by ``matmat``.
+    forces that operator. Operators with a stored ``A`` are applied by the
+    fixed-order sum of :func:`gravbench.data._forward.ordered_forward`
+    (bitwise the same on every machine, unlike a BLAS GEMM), the others by
+    ``matmat`` (FFT or matrix-free: last bits may depend on the machine).
     """
     if method is None:
         nbytes = problem.n_data * problem.n_cells * 8
@@ -232,8 +234,10 @@ def _forward_batch(problem, method=None):
     op = problem.operator(method)
     A = getattr(op, "A", None)
     if A is not None:
-        AT = A.T
-        return (lambda R: R @ AT), op.method
+        from ._forward import ordered_forward
+
+        AT = np.ascontiguousarray(A.T)
+        return (lambda R: ordered_forward(R, AT)), op.method
     return (lambda R: np.asarray(op.matmat(R.T)).T), op.method
 
 
@@ -309,7 +313,7 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
     params : dict, optional
         ``{family: {parameter: value}}`` overrides (see ``families.PARAMS``).
     method : {None, "auto", "dense", "matfree", "fft"}
-        Forward operator: ``None`` uses the dense A (one GEMM per chunk) when it
+        Forward operator: ``None`` uses the dense A (a fixed-order sum per chunk) when it
         fits in ``DENSE_BUILD_MAX_BYTES`` (1 GiB), else ``problem.operator("auto")``.
     chunk : int
         Models generated and forward-modelled per batch (bounds temporary memory).
@@ -323,9 +327,12 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
 
     Notes
     -----
-    g is computed as ``rho.reshape(N, -1) @ A.T`` (one GEMM per chunk) with
-    the dense sensitivity when it fits in ``DENSE_BUILD_MAX_BYTES``, else with
-    the operator of ``problem.operator("auto")`` (``matmat``).
+    g is computed as ``rho.reshape(N, -1) @ A.T`` with the dense sensitivity
+    when it fits in ``DENSE_BUILD_MAX_BYTES``, summed over the cells in a
+    fixed order without fused multiply-adds so that the bits are the same on
+    every machine and thread count (:mod:`gravbench.data._forward`), else
+    with the operator of ``problem.operator("auto")`` (``matmat``; FFT round-off
+    may then differ in the last bits between machines).
 
     Examples
     --------

@@ -54,8 +54,11 @@ from ._kernels import _RENDER, PARALLEL_MIN_WORK, sample_keys, standard_normals
 __all__ = ["FAMILIES", "BASE_FAMILIES", "PARAMS", "MIXED_PROPORTIONS", "GENERATOR_VERSION", "generate",
            "resolve_families", "assign_families", "render", "sample_keys", "standard_normals", "family_params"]
 
-#: Bumped whenever a generator's output changes for the same seed (part of the cache key).
-GENERATOR_VERSION = 1
+#: Bumped whenever the bits of a built data set change for the same seed: the models, the noise
+#: or how g is computed (part of the cache key ``<name>-g<version>``; the recorded fingerprints in
+#: ``data/fingerprints.json`` go with it, see :mod:`gravbench.data.fingerprint`).
+#: 1: g by a BLAS GEMM (machine-dependent last bits); 2: g by a fixed-order sum (bitwise portable).
+GENERATOR_VERSION = 2
 
 #: The named base families, in code order (``Dataset.family`` stores indices into this tuple).
 BASE_FAMILIES = ("blocks", "layers", "faults", "intrusions", "channels", "smooth")

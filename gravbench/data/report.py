@@ -190,8 +190,9 @@ def write_report(out="reports", timing=True, log=None):
     L.append("`gravbench.data.build(problem, families='mixed', count=..., seed=0, noise=0.01, noise_floor=0.0, "
              "noise_model='peak', splits=(0.9, 0.05, 0.05), out=DIR)` "
              "(`splits` fractions or counts; without it one split named `all`) renders the models in chunks, computes "
-             "`g = rho.reshape(N, -1) @ A.T` (one GEMM per chunk with the dense sensitivity when it fits in 1 GiB, "
-             "otherwise the fastest operator's `matmat`), adds noise and writes one `<split>.npz` per split. "
+             "`g = rho.reshape(N, -1) @ A.T` (with the dense sensitivity when it fits in 1 GiB, summed over the "
+             "cells in a fixed order without fused multiply-adds, so that BLAS kernels and thread counts change "
+             "no bit; otherwise the fastest operator's `matmat`), adds noise and writes one `<split>.npz` per split. "
              "Splits are contiguous ranges of the global sample index. CLI: `gravbench data make --n 50 --count "
              "28000 --families mixed --noise 0.01 --seed 0 --out DIR`; `gravbench data show DIR/test.npz` prints "
              "the metadata and writes a gallery.\n")
@@ -217,7 +218,18 @@ def write_report(out="reports", timing=True, log=None):
              "processes build once), and loads it after. "
              "The files hold the models, the clean data and the data with 1 % peak noise (noise seed = seed); "
              "another noise level, floor, model or seed is applied at load time from the stored clean data. "
-             "`gravbench data standard NAME` pre-builds a set.\n")
+             "`gravbench data standard NAME` pre-builds a set and prints its fingerprints.\n")
+    L.append("**Fingerprints.** Every split of a standard set has a recorded fingerprint in the package "
+             "(`gravbench/data/fingerprints.json`): SHA-256 digests of the models (`rho`, `family`, `index`), "
+             "of the clean data and of the noisy data, over canonical little-endian bytes (independent of the "
+             "file), plus random-sign projections of the data that hold to a relative tolerance (1e-11 of "
+             "sum |g|): the models are bitwise the same on every machine, the data bitwise where the C math "
+             "library is the same and within that tolerance where it is not (glibc's FMA and non-FMA `log` / "
+             "`atan` / `cos` differ in the last bit). `standard()` checks each split it loads: a stale cached "
+             "split is rebuilt once, a fresh build that still differs is refused. `gravbench data fingerprints "
+             "[NAME...] [--record]` compares (or records) them; a test rebuilds `small-16` and the `paper-25` / "
+             "`paper-50` test splits and fails if they differ from the record while `GENERATOR_VERSION` is "
+             "unchanged.\n")
     L.append("| name | n | stations | train / val / test | families | seed | note |")
     L.append("|---|---|---|---|---|---|---|")
     for name, s in STANDARD.items():

@@ -9,6 +9,12 @@ clean data at load time (:func:`gravbench.data.add_noise`): deterministic, and
 no rebuild. Each split is built when first asked for (the test split alone
 is cheap; it is bitwise the same as in a full build). A build takes a file
 lock, so concurrent processes build once.
+
+Every split loaded by :func:`standard` is compared with the fingerprint
+recorded in the package (``gravbench/data/fingerprints.json``, see
+:mod:`gravbench.data.fingerprint`): a cached split that differs (left by
+older code, or damaged) is rebuilt once; if the fresh build still differs,
+the load is refused with a ``ValueError`` that says so.
 """
 
 from __future__ import annotations
@@ -70,12 +76,16 @@ def standard_paths(name="paper-50"):
     return {s: d / f"{s}.npz" for s in ("train", "val", "test")}
 
 
-def ensure_built(name="paper-50", progress=True, splits=("train", "val", "test")):
+def ensure_built(name="paper-50", progress=True, splits=("train", "val", "test"), *, stale=None):
     """Build the missing ``splits`` of the standard set ``name`` into the cache; returns ``{split: path}``.
 
     Splits are built independently (``build(only=...)``) and are bitwise
     identical to those of a full build, so asking for the test split first
     does not pay for the training set.
+
+    ``stale``: ``{split: st_mtime_ns}`` of cached files found to be stale;
+    under the lock, each is deleted and rebuilt unless another process has
+    already replaced it (its modification time changed).
     """
     spec = _spec(name)
     paths = standard_paths(name)
@@ -83,7 +93,8 @@ def ensure_built(name="paper-50", progress=True, splits=("train", "val", "test")
     for s in splits:
         if s not in paths:
             raise ValueError(f"split must be 'train', 'val' or 'test', got {s!r}")
-    if all(paths[s].is_file() for s in splits):
+    stale = dict(stale or {})
+    if not stale and all(paths[s].is_file() for s in splits):
         return paths
     d = paths["train"].parent
     d.mkdir(parents=True, exist_ok=True)
@@ -92,6 +103,9 @@ def ensure_built(name="paper-50", progress=True, splits=("train", "val", "test")
     with open(d / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it: wait, then reuse
         try:
+            for s, mtime in stale.items():
+                if paths[s].is_file() and paths[s].stat().st_mtime_ns == mtime:
+                    paths[s].unlink()
             missing = [s for s in splits if not paths[s].is_file()]
             if missing:
                 build(spec.problem(), spec.families, seed=spec.seed, noise=spec.noise,
@@ -102,8 +116,38 @@ def ensure_built(name="paper-50", progress=True, splits=("train", "val", "test")
     return paths
 
 
+def _load_checked(name, split, progress, check):
+    """Load a cached split; with ``check``, compare it with the recorded fingerprint (rebuild once if stale)."""
+    from . import fingerprint as fpm
+
+    spec = _spec(name)
+    paths = ensure_built(name, progress=progress, splits=(split,))
+    rec = fpm.recorded(name, split) if check else None
+    # the fingerprint covers every array but the geometry (checked against the problem): no second hash
+    ds = load(paths[split], spec.problem(), verify=rec is None)
+    if rec is None:
+        return ds
+    try:
+        fpm.check(ds, name, split)
+        return ds
+    except fpm.FingerprintMismatch as exc:
+        first = str(exc)
+    paths = ensure_built(name, progress=progress, splits=(split,), stale={split: paths[split].stat().st_mtime_ns})
+    ds = load(paths[split], spec.problem(), verify=False)
+    try:
+        fpm.check(ds, name, split)
+    except fpm.FingerprintMismatch as exc:
+        raise ValueError(
+            f"standard data set {exc}. The cached file was stale ({first.split(': ', 1)[1]}) and was rebuilt, "
+            f"but this machine's fresh build still differs from the fingerprint recorded in {fpm.RECORD_PATH}: "
+            "either the data set code changed without bumping GENERATOR_VERSION and re-recording "
+            "('gravbench data fingerprints --record'), or this platform computes different bits (please report "
+            f"it). standard(..., check=False) loads it unchecked; the file is {paths[split]}") from None
+    return ds
+
+
 def standard(name="paper-50", split="test", noise=0.01, *, noise_floor=0.0, noise_model="peak", noise_seed=None,
-             progress=True):
+             progress=True, check=True):
     """A standard data set split, built into the cache on first use.
 
     Parameters
@@ -117,6 +161,11 @@ def standard(name="paper-50", split="test", noise=0.01, *, noise_floor=0.0, nois
         the stored clean data. ``noise_seed`` defaults to the set's seed.
     progress : bool
         Show a progress bar while building.
+    check : bool
+        Compare the split with its fingerprint recorded in the package
+        (:mod:`gravbench.data.fingerprint`): a stale cached file is rebuilt
+        once, a fresh build that still differs raises ``ValueError``. Sets
+        without a valid record are checked against their file's sha256 only.
 
     Returns
     -------
@@ -125,8 +174,7 @@ def standard(name="paper-50", split="test", noise=0.01, *, noise_floor=0.0, nois
     spec = _spec(name)
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    paths = ensure_built(name, progress=progress, splits=(split,))
-    ds = load(paths[split], spec.problem())
+    ds = _load_checked(name, split, progress, bool(check))
     want = {"model": noise_model, "level": float(noise), "floor": float(noise_floor),
             "seed": int(spec.seed if noise_seed is None else noise_seed)}
     if ds.noise != want:
