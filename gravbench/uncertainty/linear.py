@@ -48,7 +48,7 @@ import numpy as np
 import scipy.linalg
 
 from ._result import UncertaintyResult
-from .priors import GaussianPrior
+from .priors import GaussianPrior, _blas_threads
 
 __all__ = ["LinearGaussian", "linear_gaussian", "SAMPLERS"]
 
@@ -87,6 +87,11 @@ class LinearGaussian:
         ``N(m0, C)`` on the models, kg/m^3.
     block : int
         Data columns processed together while building ``C A^T``.
+    threads : int or None
+        BLAS threads for the dense algebra (``None``: the library default).
+        One thread by default: on a shared 2-core machine (load ~14) the
+        Cholesky + triangular solve at n = 50 took 0.07 s single-threaded and
+        0.22 s with OpenBLAS's 2 threads.
 
     Attributes
     ----------
@@ -111,18 +116,25 @@ class LinearGaussian:
     ((8, 8), True)
     """
 
-    def __init__(self, op, prior, *, block=128):
+    def __init__(self, op, prior, *, block=128, threads=1):
         _check_op(op, prior)
         if isinstance(block, bool) or int(block) != block or block < 1:
             raise ValueError(f"block must be a positive integer, got {block!r}")
+        if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        self.threads = threads
+        with _blas_threads(threads):
+            self._build(op, prior, int(block))
+
+    def _build(self, op, prior, block):
         t0 = time.perf_counter()
         self.op, self.prior = op, prior
         N, n = op.shape
         self.N, self.n_cells = int(N), int(n)
         self.n_matvec = self.n_rmatvec = 0
         B = np.empty((n, N))
-        for j0 in range(0, N, int(block)):
-            j1 = min(N, j0 + int(block))
+        for j0 in range(0, N, block):
+            j1 = min(N, j0 + block)
             AtE = np.empty((n, j1 - j0))
             e = np.zeros(N)
             for j in range(j0, j1):
@@ -193,6 +205,10 @@ class LinearGaussian:
         UncertaintyResult
             ``gaussian=True``: ``mean +- z std`` are exact marginal intervals.
         """
+        with _blas_threads(self.threads):
+            return self._posterior(g, sigma, samples, seed, sampler, rtol, maxiter)
+
+    def _posterior(self, g, sigma, samples, seed, sampler, rtol, maxiter):
         t0 = time.perf_counter()
         m0c, r0c = getattr(self.op, "n_matvec", 0), getattr(self.op, "n_rmatvec", 0)
         g, s = _check_data(g, sigma, self.N)
@@ -250,7 +266,7 @@ class LinearGaussian:
 
 
 def linear_gaussian(op, g, sigma, prior, *, samples=0, seed=0, sampler="direct", rtol=1e-10, maxiter=None,
-                    block=128):
+                    block=128, threads=1):
     """Posterior mean, per-cell std and perturb-and-optimise samples of the L2 (Tikhonov) family.
 
     One call builds :class:`LinearGaussian` (``N`` forward and ``N`` adjoint
@@ -274,7 +290,7 @@ def linear_gaussian(op, g, sigma, prior, *, samples=0, seed=0, sampler="direct",
         See :meth:`LinearGaussian.posterior`. Samples are exact only for a
         fixed prior (regularisation weight) with every perturbed problem
         solved to convergence.
-    block : int
+    block, threads : int
         See :class:`LinearGaussian`.
 
     Returns
@@ -282,7 +298,7 @@ def linear_gaussian(op, g, sigma, prior, *, samples=0, seed=0, sampler="direct",
     UncertaintyResult
     """
     t0 = time.perf_counter()
-    lg = LinearGaussian(op, prior, block=block)
+    lg = LinearGaussian(op, prior, block=block, threads=threads)
     res = lg.posterior(g, sigma, samples=samples, seed=seed, sampler=sampler, rtol=rtol, maxiter=maxiter)
     import dataclasses
 

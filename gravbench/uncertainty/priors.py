@@ -47,6 +47,21 @@ __all__ = ["GaussianPrior", "KroneckerPrior", "LowRankPrior", "DiagonalPrior", "
 KERNELS = ("gaussian", "exponential", "matern32")
 
 
+def _blas_threads(n):
+    """Limit BLAS threads to ``n`` (``None``: leave as is) while the numerics run."""
+    if n is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(n), user_api="blas")
+
+
 def _positive(name, v):
     try:
         f = float(v)
@@ -227,6 +242,10 @@ class LowRankPrior(GaussianPrior):
         per-cell variance (keeps ``C`` positive definite).
     max_models : int, optional
         Use only the first ``max_models`` models.
+    source : str
+        A note on where the models came from (kept in :meth:`describe`).
+    threads : int or None
+        BLAS threads for the covariance and its eigendecomposition (``None``: library default).
 
     Notes
     -----
@@ -237,7 +256,7 @@ class LowRankPrior(GaussianPrior):
 
     kind = "lowrank"
 
-    def __init__(self, models, rank=100, floor=1e-3, max_models=None, source=""):
+    def __init__(self, models, rank=100, floor=1e-3, max_models=None, source="", threads=1):
         X = np.asarray(models, dtype=np.float64)
         if X.ndim != 3 or X.shape[0] < 2:
             raise ValueError(f"models must have shape (N, nz, nx) with N >= 2, got {X.shape}")
@@ -253,8 +272,9 @@ class LowRankPrior(GaussianPrior):
         if not (math.isfinite(fl) and fl > 0):
             raise ValueError(f"floor must be a number > 0, got {floor!r}")
         Xc = X.reshape(N, -1) - self.mean
-        S = (Xc.T @ Xc) / (N - 1)
-        lam, U = np.linalg.eigh(S)
+        with _blas_threads(threads):
+            S = (Xc.T @ Xc) / (N - 1)
+            lam, U = np.linalg.eigh(S)
         lam, U = lam[::-1][:int(rank)], U[:, ::-1][:, :int(rank)]
         lam = np.clip(lam, 0.0, None)
         var = np.diag(S).copy()
