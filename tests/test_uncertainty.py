@@ -242,3 +242,21 @@ def test_pcn_latent_on_the_shipped_vae():
     assert np.all(lo <= hi)
     with pytest.raises(ValueError, match="burn"):
         pcn_latent(op, g, sigma, steps=10, burn=10)
+
+
+def test_report_command_is_registered():
+    from typer.testing import CliRunner
+
+    from gravbench.cli import app
+
+    r = CliRunner().invoke(app, ["report", "uncertainty", "--help"])
+    assert r.exit_code == 0 and "--pcn-per-family" in r.output
+
+
+def test_import_gravbench_uncertainty_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, gravbench.uncertainty as u; u.coverage; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

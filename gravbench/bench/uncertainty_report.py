@@ -149,7 +149,7 @@ def measure(quick=False, log=print, pcn_per_family=None, rto_samples=100):
 
     t_all = time.perf_counter()
     name = "small-16" if quick else "paper-50"
-    pcn_per_family = (1 if quick else 8) if pcn_per_family is None else int(pcn_per_family)
+    pcn_per_family = (1 if quick else 6) if pcn_per_family is None else int(pcn_per_family)
     res = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_start": _load()},
            "quick": bool(quick), "dataset": name, "noise": 0.01}
     res["exactness"] = _exactness(16 if quick else 50, 100 if quick else 200, log)
@@ -197,8 +197,8 @@ def measure(quick=False, log=print, pcn_per_family=None, rto_samples=100):
     # pCN in the VAE latent
     try:
         sampler = LatentSampler(op, "vae")
-        pcn_opts = dict(chains=4, steps=1200 if not quick else 60, burn=600 if not quick else 30, thin=10 if not quick
-                        else 3, init_steps=150 if not quick else 10)
+        pcn_opts = dict(chains=4, steps=800 if not quick else 60, burn=400 if not quick else 30, thin=8 if not quick
+                        else 3, init_steps=100 if not quick else 10)
         rp = {}
         for j, i in enumerate(sub):
             rp[int(i)] = sampler.run(test.g[i], test.sigma[i], seed=int(i), **pcn_opts)

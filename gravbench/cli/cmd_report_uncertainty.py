@@ -13,7 +13,7 @@ def register(app, report_app):
         out: Path = typer.Option(Path("reports"), "--out", help="Directory for uncertainty.md, .json and the PNGs."),
         quick: bool = typer.Option(False, "--quick", help="small-16 data, n = 16 / 50 checks, no VAE (a smoke run)."),
         pcn_per_family: int = typer.Option(None, "--pcn-per-family", min=1,
-                                           help="Test models per family for the sampled methods (default 8)."),
+                                           help="Test models per family for the sampled methods (default 6)."),
     ):
         """Coverage and CRPS of every uncertainty method on paper-50, the exactness check, n = 200 timing (minutes)."""
         import time

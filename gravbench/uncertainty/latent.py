@@ -65,7 +65,7 @@ def _dense(op):
     return np.stack([op.rmatvec(e) for e in np.eye(N)])
 
 
-def pcn_chains(phi, z0, *, steps, burn, thin, beta, target_accept=0.25, generator=None, window=50):
+def pcn_chains(phi, z0, *, steps, burn, thin, beta, target_accept=0.25, generator=None, window=25):
     """Run pCN chains (torch, no gradients) for a potential ``phi`` under the prior ``N(0, I)``.
 
     Parameters
@@ -76,7 +76,7 @@ def pcn_chains(phi, z0, *, steps, burn, thin, beta, target_accept=0.25, generato
         Starting states.
     steps, burn, thin : int
         Iterations; the first ``burn`` adapt ``beta`` (every ``window`` steps,
-        ``beta *= exp(rate - target_accept)``, clipped to [1e-4, 1]) and are
+        ``beta *= exp(2 (rate - target_accept))``, clipped to [1e-5, 1]) and are
         discarded; then every ``thin``-th state is kept.
     beta : float
         Initial step.
@@ -115,7 +115,7 @@ def pcn_chains(phi, z0, *, steps, burn, thin, beta, target_accept=0.25, generato
             acc_win += okf
             if (t + 1) % window == 0:
                 rate = acc_win / window
-                b = torch.clamp(b * torch.exp((rate - float(target_accept)).to(b.dtype)), 1e-4, 1.0)
+                b = torch.clamp(b * torch.exp((2.0 * (rate - float(target_accept))).to(b.dtype)), 1e-5, 1.0)
                 acc_win.zero_()
         else:
             acc_total += okf
