@@ -223,8 +223,11 @@ class LinearGaussian:
         cho = (L, True)
         y = scipy.linalg.cho_solve(cho, g - self._Am0, check_finite=False)
         mean = self.prior.mean + self.B @ y
-        W = scipy.linalg.solve_triangular(L, self.B.T, lower=True, check_finite=False)
-        var = self.prior_var - np.einsum("ij,ij->j", W, W)
+        var = self.prior_var.copy()
+        step = max(1, (1 << 25) // (8 * self.N))  # cells per block: W blocks of at most 32 MB
+        for c0 in range(0, self.n_cells, step):
+            W = scipy.linalg.solve_triangular(L, self.B[c0:c0 + step].T, lower=True, check_finite=False)
+            var[c0:c0 + step] -= np.einsum("ij,ij->j", W, W)
         var = np.clip(var, 0.0, None)
         shape = self.prior.shape
         info = {"build_seconds": round(self.build_seconds, 4)}
