@@ -9,7 +9,7 @@ Quick start
 
 Submodules (loaded on first use, so ``import gravbench`` stays light and never
 imports torch or dask): ``forward``, ``solvers``, ``refiners``, ``providers``,
-``data``, ``bench``, ``constants``; ``Problem`` too (it lives in
+``data``, ``bench``, ``constants``, ``uncertainty``; ``Problem`` too (it lives in
 ``gravbench.problem``, above the forward core). Conventions, formulas and the
 layer picture: the ``docs/`` folder of the repository.
 """
@@ -25,7 +25,8 @@ ensure_cache_dir()  # numba needs a writable cache even from a read-only install
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("forward", "solvers", "refiners", "providers", "data", "bench", "constants", "cli", "plotting")
+_SUBMODULES = ("forward", "solvers", "refiners", "providers", "data", "bench", "constants", "cli", "plotting",
+               "uncertainty")
 
 __all__ = ["Grid", "Survey", "Problem", "__version__", *_SUBMODULES]
 
