@@ -25,7 +25,7 @@ from gravbench.bench.runner import TestSet, Toolkit, run_cases
 
 SHAPE = (4, 4)
 N_DATA = 24
-SAMPLES = 4
+SAMPLES = 2
 NOISE = 0.02
 SEED = 11
 #: seconds each refiner call sleeps, so a kill lands inside the sweep and not only at start-up

@@ -668,3 +668,29 @@ def test_sigkill_at_random_points_then_resume_gives_one_record_per_case(tmp_path
     assert len({bcases.case_key(r) for r in recs}) == len(cases)
     assert not runner.partial_path(path).exists()
     T._same(full, recs)
+
+
+def test_item3_resume_of_an_interrupted_rerun_with_other_settings(tmp_path):
+    """A finished sweep (seed 7), a rerun with seed 8 killed half-way, then --resume of the rerun: the finished
+    sweep's records are not mixed in, the rerun's own records are kept, and the result equals an uninterrupted
+    seed-8 sweep."""
+    path = tmp_path / "r.jsonl"
+    first = run_cases(T._cases(refiners=("none", "cgls2")), path, toolkit=T.TK)
+    other = bcases.build_cases([T.N], ["zero"], ["none", "cgls2"], samples=T.SAMPLES, noise=T.NOISE, seed=8)
+    full = run_cases(other, tmp_path / "full.jsonl", toolkit=T.TK)
+    stop = T.Interrupting(2)
+    with pytest.raises(KeyboardInterrupt):
+        run_cases(other, path, toolkit=T.Toolkit(load=T.fake_load, get_provider=T.fake_get_provider, refine=stop,
+                                                 warmup=False))
+    T._same(first, read_records(path))  # untouched
+    notes, count = [], T.Interrupting(10**9)
+    resumed = run_cases(other, path, resume=True, log=notes.append,
+                        toolkit=T.Toolkit(load=T.fake_load, get_provider=T.fake_get_provider, refine=count,
+                                          warmup=False))
+    assert count.calls == T.SAMPLES - 2  # the two refined cases of the interrupted rerun were kept
+    assert any("other settings (seed was 7 now 8)" in n for n in notes)
+    T._same(full, resumed)
+    T._same(full, read_records(path))
+    # resuming with settings that match neither file is refused
+    with pytest.raises(runner.SweepMismatch, match="seed"):
+        run_cases(T._cases(refiners=("none",)), path, resume=True, toolkit=T.TK)

@@ -703,19 +703,31 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
     with _FileLock(path):
         settings = _sweep_settings(cases)
         if resume:
-            for f in (path, part):
+            def mismatch(f):
                 meta = _meta_path(f)
-                if f.exists() and meta.exists():
-                    try:
-                        old = json.loads(meta.read_text(encoding="utf-8"))
-                    except (OSError, ValueError):
-                        old = {}
-                    diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-                    if diff:
-                        what = ", ".join(f"{k} was {a} now {b}" for k, (a, b) in diff.items())
-                        raise SweepMismatch(f"cannot resume {f}: it was made with other settings ({what})")
+                if not (f.exists() and meta.exists()):
+                    return None
+                try:
+                    old = json.loads(meta.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    old = {}
+                diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+                return ", ".join(f"{k} was {a} now {b}" for k, (a, b) in diff.items()) or None
+
+            sources = [path, part]
+            for f in (part, path):
+                what = mismatch(f)
+                if what is None:
+                    continue
+                if f == path and part.exists():  # resuming the interrupted sweep that is to replace path
+                    sources = [part]
+                    if log is not None:
+                        log(f"resume: {path.name} holds a sweep with other settings ({what}); it is replaced when "
+                            "this sweep finishes")
+                    continue
+                raise SweepMismatch(f"cannot resume {f}: it was made with other settings ({what})")
             prev, seen, dups = [], set(), 0
-            for r in read_records(path) + read_records(part):
+            for r in [r for f in sources for r in read_records(f)]:
                 k = case_key(r)
                 if k in seen:
                     dups += 1
