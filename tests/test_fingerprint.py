@@ -127,7 +127,7 @@ def test_fresh_build_matches_recorded_fingerprint(monkeypatch, tmp_path, name, s
             f"{GENERATOR_VERSION}: bump GENERATOR_VERSION and re-record ('gravbench data fingerprints --record')")
 
 
-def test_other_threads_and_blas_kernel_give_the_recorded_bits(tmp_path):
+def test_other_threads_and_blas_kernel_give_the_recorded_bits(monkeypatch, tmp_path):
     """A fresh process with 1 numba thread and OpenBLAS forced to another CPU kernel builds the same bits."""
     code = ("import json, gravbench as gb\n"
             "from gravbench.data import fingerprint as f\n"
@@ -138,6 +138,7 @@ def test_other_threads_and_blas_kernel_give_the_recorded_bits(tmp_path):
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert fpm.compare(got, fpm.load_record()["sets"]["small-16"]["splits"]["test"])[0]
+    monkeypatch.setenv("GRAVBENCH_CACHE", str(tmp_path / "here"))
     assert got == fpm.compute_standard("small-16", ("test",), progress=False)["test"]  # this process: bitwise
 
 
