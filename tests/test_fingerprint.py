@@ -119,7 +119,7 @@ def test_fresh_build_matches_recorded_fingerprint(monkeypatch, tmp_path, name, s
     monkeypatch.setenv("GRAVBENCH_CACHE", str(tmp_path))
     rec = fpm.load_record()["sets"][name]
     assert rec["generator_version"] == GENERATOR_VERSION
-    got = fpm.compute_standard(name, splits, progress=False)
+    got = std_mod.compute_standard(name, splits, progress=False)
     for s in splits:
         ok, how = fpm.compare(got[s], rec["splits"][s])
         assert ok and how["models"] == "bitwise", (
@@ -130,7 +130,7 @@ def test_fresh_build_matches_recorded_fingerprint(monkeypatch, tmp_path, name, s
 def test_other_threads_and_blas_kernel_give_the_recorded_bits(monkeypatch, tmp_path):
     """A fresh process with 1 numba thread and OpenBLAS forced to another CPU kernel builds the same bits."""
     code = ("import json, gravbench as gb\n"
-            "from gravbench.data import fingerprint as f\n"
+            "from gravbench.data import sets as f\n"
             "print(json.dumps(f.compute_standard('small-16', ('test',), progress=False)['test']))\n")
     env = dict(os.environ, GRAVBENCH_CACHE=str(tmp_path), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1", OPENBLAS_CORETYPE="Haswell")
@@ -139,7 +139,7 @@ def test_other_threads_and_blas_kernel_give_the_recorded_bits(monkeypatch, tmp_p
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert fpm.compare(got, fpm.load_record()["sets"]["small-16"]["splits"]["test"])[0]
     monkeypatch.setenv("GRAVBENCH_CACHE", str(tmp_path / "here"))
-    assert got == fpm.compute_standard("small-16", ("test",), progress=False)["test"]  # this process: bitwise
+    assert got == std_mod.compute_standard("small-16", ("test",), progress=False)["test"]  # this process: bitwise
 
 
 # --------------------------------------------------------------------------- the check on load
@@ -149,7 +149,7 @@ def test_stale_cache_is_rebuilt_and_a_persistent_mismatch_refused(monkeypatch, t
     record_path = tmp_path / "fingerprints.json"
     monkeypatch.setattr(fpm, "RECORD_PATH", record_path)
     assert gb.data.standard("tiny-6", "test", progress=False) is not None  # no record yet: loads unchecked
-    fpm.record(["tiny-6"], progress=False)
+    std_mod.record(["tiny-6"], progress=False)
     rec = json.loads(record_path.read_text())["sets"]["tiny-6"]
     assert rec["spec"] == {"n": 6, "splits": [12, 4, 5], "families": "mixed", "seed": 9, "noise": 0.01,
                            "kernel": "exact"}
@@ -186,12 +186,12 @@ def test_stale_cache_is_rebuilt_and_a_persistent_mismatch_refused(monkeypatch, t
     # a record of another generator version or another spec is not applied (the set changed on purpose)
     bad["sets"]["tiny-6"]["generator_version"] = GENERATOR_VERSION - 1
     record_path.write_text(json.dumps(bad))
-    assert fpm.recorded("tiny-6") is None
+    assert std_mod.recorded("tiny-6") is None
     gb.data.standard("tiny-6", "test", progress=False)
     monkeypatch.setitem(std_mod.STANDARD, "tiny-6", std_mod.StandardSpec(6, (12, 4, 6), seed=9))
     bad["sets"]["tiny-6"]["generator_version"] = GENERATOR_VERSION
     record_path.write_text(json.dumps(bad))
-    assert fpm.recorded("tiny-6") is None
+    assert std_mod.recorded("tiny-6") is None
 
 
 def test_cli_fingerprints_and_standard(monkeypatch, tmp_path, capsys):

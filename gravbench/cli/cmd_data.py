@@ -156,7 +156,8 @@ def register(app, report_app):
 
         from . import UserError, console
         from ..data import STANDARD, cache_dir, standard, standard_paths
-        from ..data.fingerprint import RECORD_PATH, RTOL, compare, fingerprint, recorded
+        from ..data.fingerprint import RECORD_PATH, RTOL, compare, fingerprint
+        from ..data.sets import recorded
 
         if name not in STANDARD:
             raise UserError(f"unknown standard data set {name!r}; choose from {', '.join(sorted(STANDARD))}")
@@ -199,21 +200,22 @@ def register(app, report_app):
         from . import UserError, console
         from ..data import STANDARD
         from ..data import fingerprint as fpm
+        from ..data import sets as std_sets
 
         names = list(names or sorted(STANDARD))
         bad = [n for n in names if n not in STANDARD]
         if bad:
             raise UserError(f"unknown standard data set(s) {bad}; choose from {', '.join(sorted(STANDARD))}")
         if record:
-            fpm.record(names, log=console.print)
+            std_sets.record(names, log=console.print)
             console.print(f"[green]recorded[/green] {', '.join(names)} in {fpm.RECORD_PATH}")
         tab = Table(title="standard data set fingerprints (sha256, first 16 hex digits)")
         for col in ("set", "split", "models", "models sha256", "data sha256", "noisy sha256", "record"):
             tab.add_column(col)
         differ = 0
         for nm in names:
-            rec = fpm.recorded(nm)
-            for s, fp in fpm.compute_standard(nm).items():
+            rec = std_sets.recorded(nm)
+            for s, fp in std_sets.compute_standard(nm).items():
                 r = (rec or {}).get("splits", {}).get(s)
                 if r is None:
                     status = "not recorded"

@@ -45,7 +45,7 @@ how g is computed (kernel, units, geometry, other models) moves the
 projections by far more than 1e-11.
 
 The recorded fingerprints of the standard sets live in
-``gravbench/data/fingerprints.json`` (written by :func:`record`, CLI
+``gravbench/data/fingerprints.json`` (written by :func:`gravbench.data.sets.record`, CLI
 ``gravbench data fingerprints --record``) together with the generator
 version and each set's specification; :func:`gravbench.data.standard`
 checks every split it loads against them.
@@ -61,8 +61,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-__all__ = ["fingerprint", "compare", "RECORD_PATH", "RTOL", "load_record", "recorded", "check", "compute_standard",
-           "record", "spec_dict", "FingerprintMismatch", "KINDS"]
+__all__ = ["fingerprint", "compare", "RECORD_PATH", "RTOL", "load_record", "spec_dict", "FingerprintMismatch", "KINDS"]
 
 #: The package file holding the recorded fingerprints of the standard sets.
 RECORD_PATH = Path(__file__).with_name("fingerprints.json")
@@ -213,127 +212,4 @@ def load_record(path=None):
         rec = json.load(f)
     if not isinstance(rec, dict) or not isinstance(rec.get("sets"), dict):
         raise ValueError(f"{path}: not a gravbench fingerprints file (no 'sets' object)")
-    return rec
-
-
-def recorded(name, split=None, *, path=None):
-    """The recorded fingerprint of a standard set (or one split), or ``None`` if there is no valid record.
-
-    A record is valid when it was made with the current ``GENERATOR_VERSION``
-    and the set's current specification (size, splits, families, seed,
-    noise, kernel); otherwise the set changed on purpose and must be
-    re-recorded, so it is not checked.
-    """
-    from .families import GENERATOR_VERSION
-    from .sets import STANDARD
-
-    entry = load_record(path)["sets"].get(name)
-    if entry is None or name not in STANDARD:
-        return None
-    if entry.get("generator_version") != GENERATOR_VERSION or entry.get("spec") != spec_dict(STANDARD[name]):
-        return None
-    if split is None:
-        return entry
-    return entry.get("splits", {}).get(split)
-
-
-def check(dataset, name, split, *, path=None):
-    """Compare a loaded split with its recorded fingerprint.
-
-    Returns the computed fingerprint, or ``None`` when the set has no valid
-    record (nothing to compare). Raises :class:`FingerprintMismatch` (a
-    ``ValueError``) naming the digests that differ.
-    """
-    rec = recorded(name, split, path=path)
-    if rec is None:
-        return None
-    fp = fingerprint(dataset)
-    ok, how = compare(fp, rec)
-    if not ok:
-        if fp["count"] != rec.get("count"):
-            what = f"{fp['count']} models (recorded {rec.get('count')})"
-        else:
-            what = ", ".join(f"{k} {fp[k][:12]} (recorded {str(rec.get(k))[:12]})" for k in KINDS
-                             if how[k] == "differs")
-        raise FingerprintMismatch(f"{name}/{split}: fingerprint differs from the recorded one: {what}")
-    return fp
-
-
-def compute_standard(name, splits=("train", "val", "test"), *, progress=True):
-    """Build (if needed) and fingerprint the splits of a standard set, without checking them.
-
-    Returns ``{split: fingerprint}``.
-    """
-    from .dataset import load
-    from .sets import _spec, ensure_built
-
-    spec = _spec(name)
-    paths = ensure_built(name, progress=progress, splits=splits)
-    return {s: fingerprint(load(paths[s], spec.problem(), verify=False)) for s in splits}
-
-
-def record(names=None, *, path=None, progress=True, log=None, fresh=True):
-    """Recompute the fingerprints of standard sets and write them into the record file.
-
-    Parameters
-    ----------
-    names : list of str, optional
-        Standard set names (default: every set in :data:`~gravbench.data.STANDARD`).
-    path : path, optional
-        The record file (default :data:`RECORD_PATH`, inside the package).
-    progress : bool
-        Progress bars while building.
-    log : callable, optional
-        ``log(str)`` for one line per set.
-    fresh : bool
-        Delete the cached splits first and build them with this code
-        (default). ``False`` fingerprints the cached files as they are.
-
-    Returns
-    -------
-    dict
-        The whole record as written.
-
-    Notes
-    -----
-    Every split is built in the cache (``$GRAVBENCH_CACHE``) by the current
-    code; with ``fresh``, a cached split left by older code of the same
-    generator version is deleted and rebuilt first, so the record describes
-    what this code computes.
-    """
-    import platform
-
-    import numba
-
-    from .. import __version__
-    from .families import GENERATOR_VERSION
-    from .sets import STANDARD, _spec, standard_paths
-
-    path = Path(path) if path is not None else RECORD_PATH
-    names = sorted(STANDARD) if names is None else list(names)
-    for nm in names:
-        _spec(nm)
-    rec = load_record(path)
-    rec["about"] = ("Recorded fingerprints of the standard data sets (gravbench.data.fingerprint): SHA-256 of the "
-                    "canonical bytes of the models (rho <f4, family i1, index <i8), of the clean data (g_clean <f8) "
-                    "and of the default noisy data (g, sigma <f8) of every split, and random-sign projections "
-                    "of the data (data_check, noisy_check) that hold to a relative tolerance. Rewrite with "
-                    "'gravbench data fingerprints --record'.")
-    for nm in names:
-        for p in standard_paths(nm).values() if fresh else ():  # never record what an older build left
-            if p.is_file():
-                p.unlink()
-        fps = compute_standard(nm, progress=progress)
-        rec["sets"][nm] = {"generator_version": GENERATOR_VERSION, "spec": spec_dict(STANDARD[nm]),
-                           "recorded_with": {"gravbench": __version__, "numpy": np.__version__,
-                                             "numba": numba.__version__, "machine": platform.machine()},
-                           "splits": fps}
-        if log:
-            log(f"{nm}: " + ", ".join(f"{s} models {f['models'][:12]} data {f['data'][:12]}" for s, f in fps.items()))
-    rec["sets"] = dict(sorted(rec["sets"].items()))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(rec, f, indent=1, sort_keys=False)
-        f.write("\n")
-    tmp.replace(path)
     return rec

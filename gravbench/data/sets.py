@@ -19,14 +19,19 @@ the load is refused with a ``ValueError`` that says so.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from . import fingerprint as fpm
 from .dataset import add_noise, build, load
 from .families import GENERATOR_VERSION
 
-__all__ = ["STANDARD", "StandardSpec", "standard", "standard_paths", "cache_dir"]
+__all__ = ["STANDARD", "StandardSpec", "standard", "standard_paths", "cache_dir", "recorded", "check_fingerprint",
+           "compute_standard", "record"]
 
 
 @dataclass(frozen=True)
@@ -118,24 +123,22 @@ def ensure_built(name="paper-50", progress=True, splits=("train", "val", "test")
 
 def _load_checked(name, split, progress, check):
     """Load a cached split; with ``check``, compare it with the recorded fingerprint (rebuild once if stale)."""
-    from . import fingerprint as fpm
-
     spec = _spec(name)
     paths = ensure_built(name, progress=progress, splits=(split,))
-    rec = fpm.recorded(name, split) if check else None
+    rec = recorded(name, split) if check else None
     # the fingerprint covers every array but the geometry (checked against the problem): no second hash
     ds = load(paths[split], spec.problem(), verify=rec is None)
     if rec is None:
         return ds
     try:
-        fpm.check(ds, name, split)
+        check_fingerprint(ds, name, split)
         return ds
     except fpm.FingerprintMismatch as exc:
         first = str(exc)
     paths = ensure_built(name, progress=progress, splits=(split,), stale={split: paths[split].stat().st_mtime_ns})
     ds = load(paths[split], spec.problem(), verify=False)
     try:
-        fpm.check(ds, name, split)
+        check_fingerprint(ds, name, split)
     except fpm.FingerprintMismatch as exc:
         raise ValueError(
             f"standard data set {exc}. The cached file was stale ({first.split(': ', 1)[1]}) and was rebuilt, "
@@ -181,3 +184,119 @@ def standard(name="paper-50", split="test", noise=0.01, *, noise_floor=0.0, nois
         ds = add_noise(ds, noise, noise_floor=noise_floor, noise_model=noise_model, noise_seed=want["seed"])
     ds.meta["name"] = name
     return ds
+
+
+# --------------------------------------------------------------------------- recorded fingerprints
+def recorded(name, split=None, *, path=None):
+    """The recorded fingerprint of a standard set (or one split), or ``None`` if there is no valid record.
+
+    A record is valid when it was made with the current ``GENERATOR_VERSION``
+    and the set's current specification (size, splits, families, seed,
+    noise, kernel); otherwise the set changed on purpose and must be
+    re-recorded, so it is not checked.
+    """
+    entry = fpm.load_record(path)["sets"].get(name)
+    if entry is None or name not in STANDARD:
+        return None
+    if entry.get("generator_version") != GENERATOR_VERSION or entry.get("spec") != fpm.spec_dict(STANDARD[name]):
+        return None
+    if split is None:
+        return entry
+    return entry.get("splits", {}).get(split)
+
+
+def check_fingerprint(dataset, name, split, *, path=None):
+    """Compare a loaded split with its recorded fingerprint.
+
+    Returns the computed fingerprint, or ``None`` when the set has no valid
+    record (nothing to compare). Raises :class:`~gravbench.data.fingerprint.FingerprintMismatch` (a
+    ``ValueError``) naming the digests that differ.
+    """
+    rec = recorded(name, split, path=path)
+    if rec is None:
+        return None
+    fp = fpm.fingerprint(dataset)
+    ok, how = fpm.compare(fp, rec)
+    if not ok:
+        if fp["count"] != rec.get("count"):
+            what = f"{fp['count']} models (recorded {rec.get('count')})"
+        else:
+            what = ", ".join(f"{k} {fp[k][:12]} (recorded {str(rec.get(k))[:12]})" for k in fpm.KINDS
+                             if how[k] == "differs")
+        raise fpm.FingerprintMismatch(f"{name}/{split}: fingerprint differs from the recorded one: {what}")
+    return fp
+
+
+def compute_standard(name, splits=("train", "val", "test"), *, progress=True):
+    """Build (if needed) and fingerprint the splits of a standard set, without checking them.
+
+    Returns ``{split: fingerprint}``.
+    """
+    spec = _spec(name)
+    paths = ensure_built(name, progress=progress, splits=splits)
+    return {s: fpm.fingerprint(load(paths[s], spec.problem(), verify=False)) for s in splits}
+
+
+def record(names=None, *, path=None, progress=True, log=None, fresh=True):
+    """Recompute the fingerprints of standard sets and write them into the record file.
+
+    Parameters
+    ----------
+    names : list of str, optional
+        Standard set names (default: every set in :data:`~gravbench.data.STANDARD`).
+    path : path, optional
+        The record file (default :data:`~gravbench.data.fingerprint.RECORD_PATH`, inside the package).
+    progress : bool
+        Progress bars while building.
+    log : callable, optional
+        ``log(str)`` for one line per set.
+    fresh : bool
+        Delete the cached splits first and build them with this code
+        (default). ``False`` fingerprints the cached files as they are.
+
+    Returns
+    -------
+    dict
+        The whole record as written.
+
+    Notes
+    -----
+    Every split is built in the cache (``$GRAVBENCH_CACHE``) by the current
+    code; with ``fresh``, a cached split left by older code of the same
+    generator version is deleted and rebuilt first, so the record describes
+    what this code computes.
+    """
+    import platform
+
+    import numba
+
+    from .. import __version__
+
+    path = Path(path) if path is not None else fpm.RECORD_PATH
+    names = sorted(STANDARD) if names is None else list(names)
+    for nm in names:
+        _spec(nm)
+    rec = fpm.load_record(path)
+    rec["about"] = ("Recorded fingerprints of the standard data sets (gravbench.data.fingerprint): SHA-256 of the "
+                    "canonical bytes of the models (rho <f4, family i1, index <i8), of the clean data (g_clean <f8) "
+                    "and of the default noisy data (g, sigma <f8) of every split, and random-sign projections "
+                    "of the data (data_check, noisy_check) that hold to a relative tolerance. Rewrite with "
+                    "'gravbench data fingerprints --record'.")
+    for nm in names:
+        for p in standard_paths(nm).values() if fresh else ():  # never record what an older build left
+            if p.is_file():
+                p.unlink()
+        fps = compute_standard(nm, progress=progress)
+        rec["sets"][nm] = {"generator_version": GENERATOR_VERSION, "spec": fpm.spec_dict(STANDARD[nm]),
+                           "recorded_with": {"gravbench": __version__, "numpy": np.__version__,
+                                             "numba": numba.__version__, "machine": platform.machine()},
+                           "splits": fps}
+        if log:
+            log(f"{nm}: " + ", ".join(f"{s} models {f['models'][:12]} data {f['data'][:12]}" for s, f in fps.items()))
+    rec["sets"] = dict(sorted(rec["sets"].items()))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(rec, f, indent=1, sort_keys=False)
+        f.write("\n")
+    tmp.replace(path)
+    return rec
