@@ -32,7 +32,8 @@ import math
 
 import numpy as np
 
-__all__ = ["mean_ci", "paired_diff", "holm", "compare_with_leader", "t_quantile", "LEVEL", "ALPHA"]
+__all__ = ["mean_ci", "paired_diff", "holm", "compare_with_leader", "analyse", "t_quantile", "LEVEL", "ALPHA",
+           "CI_KEYS"]
 
 #: confidence level of every interval in the reports
 LEVEL = 0.95
@@ -204,8 +205,8 @@ def compare_with_leader(per_model, level=LEVEL, alpha=ALPHA):
         "ci": mean_ci(...), "diff": paired_diff(...) or None for the leader,
         "p_holm": adjusted p or None, "tied": bool}}``. The leader is marked ``tied``
         too (it is tied with itself), so "the pairs tied for the lead" are the labels
-        with ``tied`` true. Entries with fewer than two paired models cannot be
-        separated from the leader and count as tied when they have any value.
+        with ``tied`` true. ``tied`` is ``None`` when the comparison cannot be made
+        (fewer than two models paired with the leader, or no value at all).
     """
     lv = _level(level)
     a = float(alpha)
@@ -218,7 +219,7 @@ def compare_with_leader(per_model, level=LEVEL, alpha=ALPHA):
         rows[lab] = {"ci": mean_ci(vals.values(), lv)}
     cands = [lab for lab in rows if rows[lab]["ci"]["mean"] is not None]
     if not cands:
-        return {"leader": None, "alpha": a, "rows": {lab: dict(r, diff=None, p_holm=None, tied=False)
+        return {"leader": None, "alpha": a, "rows": {lab: dict(r, diff=None, p_holm=None, tied=None)
                                                      for lab, r in rows.items()}}
     leader = min(cands, key=lambda lab: (rows[lab]["ci"]["mean"], str(lab)))
     others = [lab for lab in cands if lab != leader]
@@ -229,7 +230,114 @@ def compare_with_leader(per_model, level=LEVEL, alpha=ALPHA):
             r.update(diff=None, p_holm=None, tied=True)
         elif lab in diffs:
             p = adj[lab]
-            r.update(diff=diffs[lab], p_holm=p, tied=p is None or p >= a)
+            r.update(diff=diffs[lab], p_holm=p, tied=None if p is None else p >= a)
         else:
-            r.update(diff=None, p_holm=None, tied=False)
+            r.update(diff=None, p_holm=None, tied=None)
     return {"leader": leader, "alpha": a, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# a sweep's records -> every mean with its interval, the comparisons with the leader, per family
+# --------------------------------------------------------------------------------------------
+#: the per-model metrics that get an interval in :func:`analyse` (lower is better for the first five)
+CI_KEYS = ("model_error", "data_misfit", "mass_error", "x_centroid_error", "z_centroid_error", "chi2", "seconds",
+           "n_matvec", "niter", "peak_mb")
+
+
+def _label(provider, refiner):
+    return provider if refiner == "none" else f"{provider} -> {refiner}"
+
+
+def _family_order(names):
+    try:
+        from ..data.families import BASE_FAMILIES
+    except ImportError:  # pragma: no cover - data is part of the package
+        BASE_FAMILIES = ()
+    known = [f for f in BASE_FAMILIES if f in names]
+    return known + sorted(f for f in names if f not in known)
+
+
+def _nonneg(ci):
+    """Clip the lower end of the interval of a non-negative metric at 0 (coverage can only grow)."""
+    if ci["lo"] is not None and ci["lo"] < 0.0:
+        ci = dict(ci, lo=0.0)
+    return ci
+
+
+def analyse(records, level=LEVEL, alpha=ALPHA, metric="model_error"):
+    """Every mean of a sweep with its interval, every pair against the leader, and the same per family.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        Records of :mod:`gravbench.bench.runner` (keys :data:`gravbench.bench.metrics.RECORD_KEYS`);
+        records with an error are left out of every statistic.
+    level : float
+        Confidence level of the intervals.
+    alpha : float
+        Family-wise error rate of the comparisons with the leader (Holm).
+    metric : str
+        The per-model metric that ranks the pairs and picks the leader (lower is better).
+
+    Returns
+    -------
+    dict
+        ``{"level", "alpha", "metric", "sizes": [...]}`` with one entry per grid size (ascending):
+        ``n``, ``leader``, ``tied`` (labels tied for the lead, the leader first), ``pairs`` (a list
+        ranked by the mean of ``metric``, pairs without a value last; each with ``provider``,
+        ``refiner``, ``label``, ``cases``, ``errors``, ``models``, ``ci`` ``{key: mean_ci}`` for
+        :data:`CI_KEYS` (all non-negative: lower ends clipped at 0), ``depth_error`` (a ``mean_ci`` per depth band), ``vs_leader``
+        (:func:`paired_diff` of ``metric``, ``None`` for the leader), ``p_holm`` and ``tied``) and
+        ``families`` (``{family: {"models", "leader", "tied", "pairs": {label: {"ci", "tied",
+        "vs_leader", "p_holm"}}}}``; the comparisons within a family are Holm-corrected within it).
+    """
+    if metric not in CI_KEYS:
+        raise ValueError(f"metric must be one of {CI_KEYS}, got {metric!r}")
+    by_n = {}
+    for r in records:
+        by_n.setdefault(int(r["n"]), []).append(r)
+    sizes = []
+    for n in sorted(by_n):
+        recs = by_n[n]
+        groups = {}
+        for r in recs:
+            groups.setdefault((r["provider"], r["refiner"]), []).append(r)
+        per_model = {}
+        fam_of = {}
+        pairs = {}
+        for (prov, ref), rs in groups.items():
+            lab = _label(prov, ref)
+            ok = [r for r in rs if r.get("error") is None]
+            errs = [r for r in rs if r.get("error") is not None]
+            per_model[lab] = {int(r["model"]): r.get(metric) for r in ok if r.get(metric) is not None}
+            for r in rs:
+                if r.get("family"):
+                    fam_of[int(r["model"])] = r["family"]
+            bands = max((len(r.get("depth_error") or ()) for r in ok), default=0)
+            pairs[lab] = {"provider": prov, "refiner": ref, "label": lab, "cases": len(rs), "errors": len(errs),
+                          "error": errs[0]["error"] if errs else None, "models": len(per_model[lab]),
+                          "ci": {k: _nonneg(mean_ci([r.get(k) for r in ok], level)) for k in CI_KEYS},
+                          "depth_error": [_nonneg(mean_ci([r["depth_error"][b] for r in ok
+                                                           if r.get("depth_error") and len(r["depth_error"]) == bands],
+                                                          level)) for b in range(bands)]}
+        cmp = compare_with_leader(per_model, level, alpha)
+        for lab, row in cmp["rows"].items():
+            pairs[lab].update(vs_leader=row["diff"], p_holm=row["p_holm"], tied=row["tied"])
+
+        def order(p):
+            m = p["ci"][metric]["mean"]
+            return (m is None, m if m is not None else 0.0, p["provider"], p["refiner"])
+
+        ranked = sorted(pairs.values(), key=order)
+        families = {}
+        for fam in _family_order(set(fam_of.values())):
+            models = {i for i, f in fam_of.items() if f == fam}
+            sub = {lab: {i: v for i, v in vals.items() if i in models} for lab, vals in per_model.items()}
+            fc = compare_with_leader(sub, level, alpha)
+            families[fam] = {"models": len(models), "leader": fc["leader"],
+                             "tied": [p["label"] for p in ranked if fc["rows"][p["label"]]["tied"]],
+                             "pairs": {lab: {"ci": row["ci"], "tied": row["tied"], "vs_leader": row["diff"],
+                                             "p_holm": row["p_holm"]} for lab, row in fc["rows"].items()}}
+        tied = [p["label"] for p in ranked if p.get("tied")]
+        sizes.append({"n": n, "leader": cmp["leader"], "tied": tied, "pairs": ranked, "families": families})
+    return {"level": _level(level), "alpha": float(alpha), "metric": metric, "sizes": sizes}

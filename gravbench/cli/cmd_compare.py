@@ -77,7 +77,8 @@ def _check_writable_dir(opt, d):
         raise UserError(f"{opt}: directory {d} is not writable ({exc.strerror or exc})") from None
 
 
-def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler):
+def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, sigma_scale=1.0,
+             noise_kind="gaussian"):
     parts = ["gravbench compare --n " + " ".join(str(n) for n in ns)]
     if ",".join(providers) != DEFAULT_PROVIDERS:
         parts.append(f"--providers {','.join(providers)}")
@@ -89,6 +90,10 @@ def _command(ns, providers, refiners, samples, noise, seed, out, json_path, sche
         parts.append(f"--noise {noise:g}")
     if seed != DEFAULT_SEED:
         parts.append(f"--seed {seed}")
+    if sigma_scale != 1.0:
+        parts.append(f"--sigma-scale {sigma_scale:g}")
+    if noise_kind != "gaussian":
+        parts.append(f"--noise-kind {noise_kind}")
     if Path(out) != DEFAULT_OUT:
         parts.append(f"--out {out}")
     if json_path is not None:
@@ -119,6 +124,12 @@ def register(app, report_app):
                                                 help="Dask scheduler: tcp://host:port, or local:N for a LocalCluster."),
         timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the Dask scheduler."),
         gallery: bool = typer.Option(True, "--gallery/--no-gallery", help="Draw true vs estimated models."),
+        sigma_scale: float = typer.Option(1.0, "--sigma-scale",
+                                          help="Robustness: tell the methods this multiple of the true noise sigma "
+                                               "(0.5, 2); the report gets a -sigma<s> suffix."),
+        noise_kind: str = typer.Option("gaussian", "--noise-kind",
+                                       help="Robustness: gaussian (the test set's noise), correlated (along the "
+                                            "profile) or heavy (Student-t, 3 dof), same sigma."),
     ):
         """Run every provider x refiner pair on held-out models at each grid size; rank them; write a report."""
         from . import UserError, console, err_console
@@ -141,6 +152,15 @@ def register(app, report_app):
             raise UserError(f"--noise must be >= 0 (a relative level such as 0.01), got {noise}")
         if seed < 0:
             raise UserError(f"--seed must be >= 0, got {seed}")
+        from ..bench.robustness import NOISE_KINDS
+
+        if not sigma_scale > 0:
+            raise UserError(f"--sigma-scale must be > 0 (e.g. 0.5 or 2), got {sigma_scale}")
+        if noise_kind not in NOISE_KINDS:
+            raise UserError(f"--noise-kind must be one of {', '.join(NOISE_KINDS)}, got {noise_kind!r}")
+        perturbed = sigma_scale != 1.0 or noise_kind != "gaussian"
+        if perturbed and not noise > 0:
+            raise UserError("--sigma-scale/--noise-kind need noisy data (--noise > 0)")
         provs = _split("--providers", providers)
         refs = _split("--refiners", refiners)
         known_p = available_providers()
@@ -154,6 +174,9 @@ def register(app, report_app):
         from ..bench.compare_report import report_stem
 
         stem = report_stem(ns)
+        if perturbed:
+            stem += ("" if noise_kind == "gaussian" else f"-{noise_kind}") + (
+                "" if sigma_scale == 1.0 else f"-sigma{sigma_scale:g}")
         _check_writable_dir("--out", out)
         jpath = Path(json_path) if json_path is not None else Path(out) / f"{stem}.jsonl"
         _check_writable_dir("--json", jpath.parent)
@@ -165,6 +188,10 @@ def register(app, report_app):
 
         cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)
         tk = make_toolkit()
+        if perturbed:
+            from ..bench.robustness import toolkit as perturbed_toolkit
+
+            tk = perturbed_toolkit(sigma_scale, noise_kind, base=tk)
         client = None
         if scheduler:
             with console.status(f"connecting to the Dask scheduler {scheduler} ..."):
@@ -221,11 +248,16 @@ def register(app, report_app):
             except Exception:  # noqa: BLE001
                 pass
         wall = time.perf_counter() - t_start
-        cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler)
+        cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler, sigma_scale, noise_kind)
         settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
                     "refiners": ", ".join(refs)}
+        if perturbed:
+            from ..bench.robustness import condition_name
+
+            settings["noise model"] = (condition_name(sigma_scale, noise_kind)
+                                       + " (chi2 and success against the sigma the methods were told)")
         written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall, settings=settings,
-                                              gallery=items, json_path=jpath, provider_notes=sources)
+                                              gallery=items, json_path=jpath, provider_notes=sources, stem=stem)
         nerr = sum(r["error"] is not None for r in records)
         console.print(f"{len(records)} cases ({nerr} with an error) in {wall:.1f} s; records: {jpath}")
         for p in written:
