@@ -18,7 +18,8 @@ from .runner import atomic_write_text
 from .stats import ALPHA, LEVEL, analyse
 
 __all__ = ["report_stem", "no_weights_hint", "rich_tables", "markdown", "plot_error_vs_n", "plot_seconds_vs_n",
-           "plot_pareto", "plot_gallery", "write_report", "pair_label", "pareto_front", "analysis_json"]
+           "plot_pareto", "plot_gallery", "write_report", "pair_label", "pareto_front", "analysis_json",
+           "training_costs"]
 
 
 def report_stem(ns):
@@ -277,6 +278,40 @@ def _md_families(an):
     return out
 
 
+def training_costs(providers, ns):
+    """Training cost of the learned providers, from the shipped weight manifests.
+
+    Parameters
+    ----------
+    providers : iterable of str
+    ns : iterable of int
+
+    Returns
+    -------
+    list of dict
+        One per (provider, n) with a manifest ``gravbench/providers/weights/<provider>-<n>.json``:
+        ``provider``, ``n``, ``seconds`` (training wall time, s, or ``None`` when not recorded),
+        ``epochs``, ``threads``, ``command``.
+    """
+    import json
+
+    wdir = Path(__file__).resolve().parent.parent / "providers" / "weights"
+    out = []
+    for p in providers:
+        for n in ns:
+            f = wdir / f"{p}-{int(n)}.json"
+            if not f.is_file():
+                continue
+            try:
+                man = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            tr = man.get("training") if isinstance(man.get("training"), dict) else {}
+            out.append({"provider": p, "n": int(n), "seconds": tr.get("seconds"), "epochs": tr.get("epochs_run"),
+                        "threads": tr.get("torch_threads"), "command": man.get("reproduce") or man.get("command")})
+    return out
+
+
 def analysis_json(records, *, command=None, settings=None):
     """The statistics of :func:`gravbench.bench.stats.analyse` as JSON text (for ``compare-<n...>.json``)."""
     import json
@@ -287,7 +322,7 @@ def analysis_json(records, *, command=None, settings=None):
 
 
 def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=None, json_name=None,
-             provider_notes=None, stem=None):
+             provider_notes=None, stem=None, training=None):
     """The Markdown text of ``reports/compare-<n...>.md``."""
     settings = settings or {}
     rows = summarize(records)
@@ -338,6 +373,16 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
             if fam:
                 out += [f"### n = {n}: model error per family (mean ± 95 % half-width; **bold** the family's "
                         "leader, = tied with it on the paired test within the family)", ""] + fam + [""]
+    if training:
+        out += ["## Training cost (learned providers)", "",
+                "The seconds per model above are inference only. Training cost from the shipped weight manifests "
+                "(wall time of the training command; the training-set build is extra); see docs/protocol.md.", "",
+                "| provider | n | training wall time | epochs | threads | command |", "|---|---:|---:|---:|---:|---|"]
+        for t in training:
+            sec = "not recorded" if t["seconds"] is None else f"{t['seconds']:.0f} s"
+            out.append(f"| {t['provider']} | {t['n']} | {sec} | {_f(t['epochs'], '{}')} | {_f(t['threads'], '{}')} "
+                       f"| `{t['command']}` |")
+        out.append("")
     if provider_notes:
         out.append("## Test data")
         out.append("")
@@ -580,7 +625,7 @@ def best_pairs(records, n, k=3):
 
 
 def write_report(records, out_dir, ns, *, command, wall_seconds=None, settings=None, gallery=None,
-                 json_path=None, provider_notes=None, stem=None):
+                 json_path=None, provider_notes=None, stem=None, training=None):
     """Write ``<out_dir>/<stem>.md`` (default stem ``compare-<n...>``), ``<stem>.json`` (every mean with its
     interval, the paired comparisons, per family) and the PNGs; returns the list of written paths."""
     out_dir = Path(out_dir)
@@ -613,6 +658,6 @@ def write_report(records, out_dir, ns, *, command, wall_seconds=None, settings=N
     written.insert(0, atomic_write_text(out_dir / f"{stem}.json",
                                         analysis_json(records, command=command, settings=settings)))
     text = markdown(records, ns, command=command, wall_seconds=wall_seconds, settings=settings, figures=figs,
-                    json_name=json_name, provider_notes=provider_notes, stem=stem)
+                    json_name=json_name, provider_notes=provider_notes, stem=stem, training=training)
     written.insert(0, atomic_write_text(out_dir / f"{stem}.md", text))
     return written

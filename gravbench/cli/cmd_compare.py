@@ -257,7 +257,8 @@ def register(app, report_app):
             settings["noise model"] = (condition_name(sigma_scale, noise_kind)
                                        + " (chi2 and success against the sigma the methods were told)")
         written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall, settings=settings,
-                                              gallery=items, json_path=jpath, provider_notes=sources, stem=stem)
+                                              gallery=items, json_path=jpath, provider_notes=sources, stem=stem,
+                                              training=compare_report.training_costs(provs, ns))
         nerr = sum(r["error"] is not None for r in records)
         console.print(f"{len(records)} cases ({nerr} with an error) in {wall:.1f} s; records: {jpath}")
         for p in written:
