@@ -16,7 +16,7 @@ import typer
 DEFAULT_NS = (50,)
 DEFAULT_PROVIDERS = "zero,tikhonov,cnn"
 DEFAULT_REFINERS = "none,cgls,icg,tikhonov"
-DEFAULT_SAMPLES = 24
+DEFAULT_SAMPLES = 32
 
 
 def register(app, report_app):
