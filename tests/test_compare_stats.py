@@ -215,3 +215,24 @@ def test_compare_robustness_options(tmp_path, monkeypatch, capsys):
         assert main(args + extra) == 1
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1
+
+
+def test_cost_vs_n_by_method_family_only_with_more_than_two_sizes(tmp_path):
+    rng = np.random.default_rng(2)
+    recs = []
+    for n in (8, 12, 16):
+        for k in range(3):
+            for p in ("zero", "tikhonov"):
+                for r in ("none", "cgls"):
+                    rec = dict.fromkeys(metrics.RECORD_KEYS)
+                    rec.update(n=n, noise=0.01, model=k, provider=p, refiner=r, model_error=float(rng.uniform(0.5, 1)),
+                               data_misfit=0.01, chi2=1.0, success=True, seconds=1e-3 * n * (2 if r == "cgls" else 1),
+                               n_matvec=2, niter=1, peak_mb=0.1, family="blocks", mass_error=0.1,
+                               x_centroid_error=1.0, z_centroid_error=2.0, depth_error=[0.1, 0.2, 0.3, 0.4])
+                    recs.append(rec)
+    written = compare_report.write_report(recs, tmp_path, [8, 12, 16], command="cmd")
+    names = {p.name for p in written}
+    assert {"compare-8-12-16-seconds.png", "compare-8-12-16-pareto.png", "compare-8-12-16.json"} <= names
+    (tmp_path / "two").mkdir()
+    written = compare_report.write_report([r for r in recs if r["n"] != 16], tmp_path / "two", [8, 12], command="cmd")
+    assert not any(p.name.endswith("-seconds.png") for p in written)
