@@ -391,11 +391,14 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
     if figures:
         out.append("## Figures")
         out.append("")
-        for title, name in figures:
+        for fig in figures:
+            title, name = fig[0], fig[1]
             out.append(f"### {title}")
             out.append("")
             out.append(f"![{title}]({name})")
             out.append("")
+            if len(fig) > 2 and fig[2]:
+                out += [fig[2], ""]
     out.append("## Run")
     out.append("")
     if json_name:
@@ -503,6 +506,27 @@ def plot_seconds_vs_n(records, path):
     series = {k: sorted(v) for k, v in sorted(series.items())}
     return _line_plot(series, path, "seconds per model (median over providers of the pair means)",
                       "Cost vs grid size per method family (log-log)", loglog=True)
+
+
+def _pareto_note(an):
+    """The closing note under the Pareto figure: what it shows and which pairs form the front."""
+    lines = ["One panel per grid size: every pair's mean model error (bar: its 95 % interval over the test models) "
+             "against its mean seconds per model (provider + refiner, log scale). Red: the Pareto front, the pairs "
+             "that no other pair beats on both accuracy and cost, joined by a staircase (the best error reachable "
+             "within a time budget); ringed: the pairs tied with the leader on the paired test. Timings are wall "
+             "times on a shared machine (see Run); the ranking along the error axis does not depend on them."]
+    for sz in an["sizes"]:
+        pts, labs = [], []
+        for p in sz["pairs"]:
+            me, sec = p["ci"]["model_error"]["mean"], p["ci"]["seconds"]["mean"]
+            if me is not None and sec is not None and sec > 0:
+                pts.append((sec, me))
+                labs.append(p["label"])
+        if pts:
+            front = pareto_front(pts)
+            lines.append(f"- n = {sz['n']}: front, fastest first: " + ", ".join(
+                f"{labs[i]} ({pts[i][0]:.2g} s, {pts[i][1]:.3g})" for i in front) + ".")
+    return "\n\n".join([lines[0], "\n".join(lines[1:])]) if len(lines) > 1 else lines[0]
 
 
 def pareto_front(points):
@@ -637,7 +661,7 @@ def write_report(records, out_dir, ns, *, command, wall_seconds=None, settings=N
     written.append(p)
     an = analyse(records)
     p = plot_pareto(records, out_dir / f"{stem}-pareto.png", an)
-    figs.append(("Accuracy vs cost: the Pareto front per grid size", p.name))
+    figs.append(("Accuracy vs cost: the Pareto front per grid size", p.name, _pareto_note(an)))
     written.append(p)
     if len({int(r["n"]) for r in records}) > 2:
         p = plot_seconds_vs_n(records, out_dir / f"{stem}-seconds.png")
