@@ -107,7 +107,7 @@ def rich_tables(records):
     """Renderables for the console: per grid size a ``rich.table.Table`` ranking the pairs by mean model error,
     followed by a note for pairs without results (no weights: the train command; other failures: the error).
 
-    Compact (fits 80 columns); the Markdown report has every statistic.
+    Compact; the Markdown report has every statistic.
     """
     from rich import box
     from rich.table import Table
@@ -118,8 +118,8 @@ def rich_tables(records):
         errs = any(r["errors"] for r in rows)
         cols = ["#", "provider -> refiner", "model err", "±95%", "tie", "misfit", "chi2~", "ok", "s/model", "A+A^T",
                 "it"] + (["err"] if errs else [])
-        t = Table(title=f"n = {n}: ranked by mean model error (±95%: t-interval half-width; tie: not separable "
-                        f"from the leader, paired t-test, Holm, 5 %; chi2~ median, ok success rate)",
+        t = Table(title=f"n = {n}: ranked by mean model error (±95%: interval half-width; tie =: not separable "
+                        f"from the leader; chi2~ median, ok success rate)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
         for c in cols:
             left = c.startswith("provider")
@@ -147,7 +147,8 @@ def rich_tables(records):
             a = next((p for p in an[n]["pairs"] if p["label"] == label), {}) if n in an else {}
             half = a.get("ci", {}).get("model_error", {}).get("half")
             mark = {"leader": "lead", "tied": "=", "no": "", "n/a": "?"}.get(_tie_mark(a) if a else "no", "")
-            cells = [str(rank), label, _f(me["mean"]), _f(half, "{:.2g}"), mark, _f(dm["mean"]), _f(r["chi2"]["median"]),
+            cells = [str(rank), label, _f(me["mean"]), _f(half, "{:.2g}"), mark, _f(dm["mean"]),
+                     _f(r["chi2"]["median"]),
                      _pct(r["success_rate"]), _f(r["seconds"]["mean"], "{:.2g}"), _f(r["n_matvec"]["mean"], "{:.0f}"),
                      _f(r["niter"]["mean"], "{:.0f}")]
             if errs:

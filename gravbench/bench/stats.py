@@ -286,7 +286,8 @@ def analyse(records, level=LEVEL, alpha=ALPHA, metric="model_error"):
         ``n``, ``leader``, ``tied`` (labels tied for the lead, the leader first), ``pairs`` (a list
         ranked by the mean of ``metric``, pairs without a value last; each with ``provider``,
         ``refiner``, ``label``, ``cases``, ``errors``, ``models``, ``ci`` ``{key: mean_ci}`` for
-        :data:`CI_KEYS` (all non-negative: lower ends clipped at 0), ``depth_error`` (a ``mean_ci`` per depth band), ``vs_leader``
+        :data:`CI_KEYS` (all non-negative: lower ends clipped at 0), ``depth_error`` (a ``mean_ci``
+        per depth band), ``vs_leader``
         (:func:`paired_diff` of ``metric``, ``None`` for the leader), ``p_holm`` and ``tied``) and
         ``families`` (``{family: {"models", "leader", "tied", "pairs": {label: {"ci", "tied",
         "vs_leader", "p_holm"}}}}``; the comparisons within a family are Holm-corrected within it).

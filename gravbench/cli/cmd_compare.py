@@ -14,7 +14,8 @@ import typer
 
 #: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache).
 #: gmres and lgmres are opt-in (``--refiners ...,gmres,lgmres``): they cost 2.0 s + 2.6 s per test model at
-#: n = 50 + 100 (72 % of the old default run, measured at load 1.1) and rank last (they fit the noise, chi2 ~ 0.7). 64 test models:
+#: n = 50 + 100 (72 % of the old default run, measured at load 1.1) and rank last (they fit the noise,
+#: chi2 ~ 0.7). 64 test models:
 #: the leader vs runner-up paired difference at n = 50 is then known to about +-0.002 (the pilot's standard
 #: deviation of that difference, 0.0064 over 24 models), and each family gets about 10 models.
 DEFAULT_NS = (50, 100)
