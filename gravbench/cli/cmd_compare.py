@@ -16,7 +16,7 @@ import typer
 #: gmres and lgmres are opt-in (``--refiners ...,gmres,lgmres``): they cost 2.0 s + 2.6 s per test model at
 #: n = 50 + 100 (72 % of the old default run, measured at load 1.1) and rank last (they fit the noise,
 #: chi2 ~ 0.7). 32 test models: the leader vs runner-up paired difference at n = 50 is then known to about
-#: +-0.003 (the pilot's standard deviation of that difference, 0.0064 over 24 models; +-0.01 needs only ~2
+#: +-0.0023 (the pilot's standard deviation of that difference, 0.0064 over 24 models; +-0.01 needs about 5
 #: models), each family gets about 5 models, and the run (about 1.8 s per test model index for both sizes on an
 #: idle machine) leaves room in the 5 minutes for the providers other branches add to the defaults.
 DEFAULT_NS = (50, 100)
