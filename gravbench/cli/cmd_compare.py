@@ -15,10 +15,12 @@ import typer
 #: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache).
 #: gmres and lgmres are opt-in (``--refiners ...,gmres,lgmres``): they cost 2.0 s + 2.6 s per test model at
 #: n = 50 + 100 (72 % of the old default run, measured at load 1.1) and rank last (they fit the noise,
-#: chi2 ~ 0.7). 32 test models: the leader vs runner-up paired difference at n = 50 is then known to about
-#: +-0.0023 (the pilot's standard deviation of that difference, 0.0064 over 24 models; +-0.01 needs about 5
-#: models), each family gets about 5 models, and the run (about 1.8 s per test model index for both sizes on an
-#: idle machine) leaves room in the 5 minutes for the providers other branches add to the defaults.
+#: chi2 ~ 0.7). 32 test models: the leader vs runner-up paired difference at n = 50 is then known to +-0.0034
+#: (95 % half-width measured in reports/compare-50-100.md: cnn -> tikhonov vs cnn -> icg, standard deviation of
+#: the difference 0.0093; +-0.01 needs about 5 models), each family gets about 5 models, and the run (about
+#: 1.8 s per test model index for both sizes on an idle machine) leaves room in the 5 minutes for the providers
+#: other branches add to the defaults. Separating two different providers to +-0.01 would need ~450 models
+#: (standard deviation of their paired difference ~0.11): not affordable in the default run.
 DEFAULT_NS = (50, 100)
 DEFAULT_PROVIDERS = "zero,tikhonov,depth-weighted,cnn"
 DEFAULT_REFINERS = "none,gd,cgls,icg,tikhonov"
