@@ -37,9 +37,12 @@ def test_compare_writes_records_report_and_figures(tmp_path, standins, capsys):
     md = (tmp_path / "compare-8-10.md").read_text()
     assert "gravbench compare --n 8 10" in md and "| 1 | zero | cgls3 |" in md
     assert "- Most accurate: **zero -> cgls3**" in md
-    for name in ("error", "seconds", "gallery"):
+    for name in ("error", "pareto", "gallery"):
         png = tmp_path / f"compare-8-10-{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "compare-8-10-seconds.png").exists()  # cost vs n only with more than two sizes
+    doc = json.loads((tmp_path / "compare-8-10.json").read_text())
+    assert [s["n"] for s in doc["sizes"]] == [8, 10] and doc["sizes"][0]["leader"] == "zero -> cgls3"
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporaries
 
 

@@ -12,7 +12,11 @@ metrics
 runner
     :func:`run_cases` (local or Dask, resumable JSON Lines records), :func:`run_case`, :class:`Toolkit`.
 compare_report
-    rich tables and ``reports/compare-<n...>.md`` with PNGs.
+    rich tables and ``reports/compare-<n...>.md`` with PNGs (intervals, ties, per family, Pareto front).
+stats
+    :func:`mean_ci` (Student-t), :func:`paired_diff`, :func:`holm`, :func:`compare_with_leader`, :func:`analyse`.
+robustness
+    wrong sigma, correlated and heavy-tailed noise: ``gravbench report robustness``.
 
 Other engineers' report modules live beside these as separate files.
 """

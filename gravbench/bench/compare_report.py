@@ -15,9 +15,11 @@ import numpy as np
 
 from .metrics import chi2_threshold, summarize
 from .runner import atomic_write_text
+from .stats import ALPHA, LEVEL, analyse
 
 __all__ = ["report_stem", "no_weights_hint", "rich_tables", "markdown", "plot_error_vs_n", "plot_seconds_vs_n",
-           "plot_gallery", "write_report", "pair_label"]
+           "plot_pareto", "plot_gallery", "write_report", "pair_label", "pareto_front", "analysis_json",
+           "training_costs"]
 
 
 def report_stem(ns):
@@ -47,16 +49,51 @@ def _pct(v):
     return "-" if v is None else f"{100 * v:.0f}%"
 
 
-_COLS = ("#", "provider", "refiner", "model err mean", "median", "p90", "data misfit mean", "median", "p90",
-         "chi2 median", "success", "seconds mean", "A/A^T products", "iterations", "peak MiB", "errors")
+_COLS = ("#", "provider", "refiner", "model err mean [95% CI]", "vs leader: mean diff [95% CI]", "better on",
+         "p (Holm)", "tied", "median", "p90", "data misfit mean [95% CI]", "chi2 median", "success",
+         "seconds mean [95% CI]", "A/A^T products", "iterations", "peak MiB", "errors")
 
 
-def _cells(rank, row):
+def _ci(c, fmt="{:.3g}"):
+    """``mean [lo, hi]`` of a :func:`gravbench.bench.stats.mean_ci` dict (just the mean with one model)."""
+    if c is None or c["mean"] is None:
+        return "-"
+    if c["lo"] is None:
+        return fmt.format(c["mean"])
+    return f"{fmt.format(c['mean'])} [{fmt.format(c['lo'])}, {fmt.format(c['hi'])}]"
+
+
+def _pm(c, fmt="{:.2f}"):
+    """``mean ± half`` (compact), the mean alone with one model."""
+    if c is None or c["mean"] is None:
+        return "-"
+    return fmt.format(c["mean"]) + ("" if c["half"] is None else " ± " + fmt.format(c["half"]))
+
+
+def _tie_mark(a):
+    if a is None:
+        return "-"
+    if a.get("vs_leader") is None and a.get("tied"):
+        return "leader"
+    return {True: "tied", False: "no"}.get(a.get("tied"), "n/a")
+
+
+def _cells(rank, row, a=None):
     me, dm = row["model_error"], row["data_misfit"]
-    return [str(rank), row["provider"], row["refiner"], _f(me["mean"]), _f(me["median"]), _f(me["p90"]),
-            _f(dm["mean"]), _f(dm["median"]), _f(dm["p90"]), _f(row["chi2"]["median"]), _pct(row["success_rate"]),
-            _f(row["seconds"]["mean"]), _f(row["n_matvec"]["mean"], "{:.0f}"), _f(row["niter"]["mean"], "{:.0f}"),
+    a = a or {}
+    ci = a.get("ci", {})
+    d = a.get("vs_leader")
+    return [str(rank), row["provider"], row["refiner"], _ci(ci.get("model_error")) if ci else _f(me["mean"]),
+            "-" if d is None else _ci(d, "{:+.2g}"), "-" if d is None else _pct(d["better"]),
+            _f(a.get("p_holm"), "{:.2g}"), _tie_mark(a) if a else "-", _f(me["median"]), _f(me["p90"]),
+            _ci(ci.get("data_misfit")) if ci else _f(dm["mean"]), _f(row["chi2"]["median"]),
+            _pct(row["success_rate"]), _ci(ci.get("seconds"), "{:.2g}") if ci else _f(row["seconds"]["mean"]),
+            _f(row["n_matvec"]["mean"], "{:.0f}"), _f(row["niter"]["mean"], "{:.0f}"),
             _f(row["peak_mb"]["mean"], "{:.2f}"), f"{row['errors']}/{row['cases']}" if row["errors"] else "0"]
+
+
+def _analysis_by_n(records):
+    return {s["n"]: s for s in analyse(records)["sizes"]}
 
 
 def _by_n(rows):
@@ -70,17 +107,19 @@ def rich_tables(records):
     """Renderables for the console: per grid size a ``rich.table.Table`` ranking the pairs by mean model error,
     followed by a note for pairs without results (no weights: the train command; other failures: the error).
 
-    Compact (fits 80 columns); the Markdown report has every statistic.
+    Compact; the Markdown report has every statistic.
     """
     from rich import box
     from rich.table import Table
 
     tables = []
+    an = _analysis_by_n(records)
     for n, rows in _by_n(summarize(records)).items():
         errs = any(r["errors"] for r in rows)
-        cols = ["#", "provider -> refiner", "model err", "misfit", "chi2~", "ok", "s/model", "A+A^T", "it"] + (
-            ["err"] if errs else [])
-        t = Table(title=f"n = {n}: ranked by mean model error (chi2~ median, ok success rate)",
+        cols = ["#", "provider -> refiner", "model err", "±95%", "tie", "misfit", "chi2~", "ok", "s/model", "A+A^T",
+                "it"] + (["err"] if errs else [])
+        t = Table(title=f"n = {n}: ranked by mean model error (±95%: interval half-width; tie =: not separable "
+                        f"from the leader; chi2~ median, ok success rate)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
         for c in cols:
             left = c.startswith("provider")
@@ -108,7 +147,11 @@ def rich_tables(records):
                 continue
             rank += 1
             me, dm = r["model_error"], r["data_misfit"]
-            cells = [str(rank), label, _f(me["mean"]), _f(dm["mean"]), _f(r["chi2"]["median"]),
+            a = next((p for p in an[n]["pairs"] if p["label"] == label), {}) if n in an else {}
+            half = a.get("ci", {}).get("model_error", {}).get("half")
+            mark = {"leader": "lead", "tied": "=", "no": "", "n/a": "?"}.get(_tie_mark(a) if a else "no", "")
+            cells = [str(rank), label, _f(me["mean"]), _f(half, "{:.2g}"), mark, _f(dm["mean"]),
+                     _f(r["chi2"]["median"]),
                      _pct(r["success_rate"]), _f(r["seconds"]["mean"], "{:.2g}"), _f(r["n_matvec"]["mean"], "{:.0f}"),
                      _f(r["niter"]["mean"], "{:.0f}")]
             if errs:
@@ -122,7 +165,8 @@ def rich_tables(records):
     return tables
 
 
-def _md_table(n, rows):
+def _md_table(n, rows, an=None):
+    apairs = {p["label"]: p for p in (an or {}).get("pairs", [])}
     lines = ["| " + " | ".join(_COLS) + " |", "|" + "|".join("---" if i in (1, 2) else "---:"
                                                             for i in range(len(_COLS))) + "|"]
     rank = 0
@@ -140,22 +184,32 @@ def _md_table(n, rows):
             lines.append(f"| - | {r['provider']} | {r['refiner']} | {text} |" + " |" * (len(_COLS) - 4))
             continue
         rank += 1
-        lines.append("| " + " | ".join(_cells(rank, r)) + " |")
+        lines.append("| " + " | ".join(_cells(rank, r, apairs.get(pair_label(r)))) + " |")
         if r["errors"]:
             notes.append(f"- {pair_label(r)}: {r['errors']} of {r['cases']} cases failed; first error: "
                          f"`{r['error']}`")
     return "\n".join(lines), notes
 
 
-def _md_summary(rows):
-    """Lines naming the most accurate pair, the cheapest pair that fits the data, and the paper's path."""
+def _md_summary(rows, an=None):
+    """Lines naming the most accurate pair (and every pair tied with it), the cheapest pair that fits the data,
+    and the pairs that fit the noise."""
     ok = [r for r in rows if r["model_error"]["mean"] is not None]
     if not ok:
         return []
     out = []
     best = ok[0]  # rows are ranked by mean model error
-    out.append(f"- Most accurate: **{pair_label(best)}** (mean model error {best['model_error']['mean']:.3g}, "
-               f"{best['seconds']['mean']:.2g} s per model).")
+    lead = next((p for p in (an or {}).get("pairs", []) if p["label"] == pair_label(best)), None)
+    me = _ci(lead["ci"]["model_error"]) if lead else f"{best['model_error']['mean']:.3g}"
+    line = f"- Most accurate: **{pair_label(best)}** (mean model error {me}, {best['seconds']['mean']:.2g} s per model)"
+    if an is not None:
+        tied = [t for t in an["tied"] if t != pair_label(best)]
+        if tied:
+            line += (f"; statistically tied with it (paired t-test on the same models, Holm-corrected, "
+                     f"{100 * ALPHA:.0f} %): " + ", ".join(f"**{t}**" for t in tied))
+        else:
+            line += "; every other pair is worse on the paired test (Holm-corrected, 5 %)"
+    out.append(line + ".")
     fit = [r for r in ok if r["success_rate"] is not None and r["success_rate"] >= 0.9
            and r["seconds"]["mean"] is not None]
     if fit:
@@ -172,8 +226,109 @@ def _md_summary(rows):
     return out
 
 
+_BAND_NAMES = {4: ("top quarter", "2nd quarter", "3rd quarter", "bottom quarter")}
+
+
+def _md_gravity(an):
+    """The gravity metrics of every pair: excess-mass and centroid errors with intervals, error by depth band."""
+    pairs = [p for p in an["pairs"] if p["ci"]["model_error"]["mean"] is not None]
+    if not pairs:
+        return []
+    nb = max(len(p["depth_error"]) for p in pairs)
+    bands = _BAND_NAMES.get(nb, tuple(f"band {b + 1}" for b in range(nb)))
+    cols = ["#", "pair", "model err mean", "excess-mass error [95% CI]", "lateral centroid error, m [95% CI]",
+            "depth centroid error, m [95% CI]"] + [f"error in {b}" for b in bands]
+    out = ["| " + " | ".join(cols) + " |", "|---:|---|" + "---:|" * (len(cols) - 2)]
+    for i, p in enumerate(pairs, 1):
+        c = p["ci"]
+        out.append("| " + " | ".join([str(i), p["label"], _f(c["model_error"]["mean"]), _ci(c["mass_error"], "{:.2g}"),
+                                       _ci(c["x_centroid_error"], "{:.0f}"), _ci(c["z_centroid_error"], "{:.0f}")]
+                                      + [_f(d["mean"], "{:.3f}") for d in p["depth_error"]]
+                                      + ["-"] * (nb - len(p["depth_error"]))) + " |")
+    return out
+
+
+def _md_families(an):
+    """Mean model error ± the 95 % half-width per family and pair; the family leader in bold, ties marked =."""
+    fams = an.get("families") or {}
+    if not fams:
+        return []
+    names = list(fams)
+    out = ["| # | pair | " + " | ".join(f"{f} (k = {fams[f]['models']})" for f in names) + " |",
+           "|---:|---|" + "---:|" * len(names)]
+    for i, p in enumerate([p for p in an["pairs"] if p["ci"]["model_error"]["mean"] is not None], 1):
+        cells = []
+        for f in names:
+            row = fams[f]["pairs"].get(p["label"])
+            txt = _pm(row["ci"] if row else None)
+            if row and fams[f]["leader"] == p["label"]:
+                txt = f"**{txt}**"
+            elif row and row["tied"] is True and row["ci"]["mean"] is not None:
+                txt = f"= {txt}"
+            cells.append(txt)
+        out.append(f"| {i} | {p['label']} | " + " | ".join(cells) + " |")
+    out.append("")
+    for f in names:
+        fa = fams[f]
+        if fa["leader"] is None:
+            continue
+        lc = fa["pairs"][fa["leader"]]["ci"]
+        others = [t for t in fa["tied"] if t != fa["leader"]]
+        if fa["models"] < 2:
+            tail = "; too few models to test ties"
+        elif others:
+            tail = f"; tied with it: {', '.join(others)}" if len(others) <= 4 else f"; {len(others)} pairs tied with it"
+        else:
+            tail = "; no pair tied with it"
+        out.append(f"- {f}: leader **{fa['leader']}** ({_ci(lc)}, {fa['models']} models){tail}.")
+    return out
+
+
+def training_costs(providers, ns):
+    """Training cost of the learned providers, from the shipped weight manifests.
+
+    Parameters
+    ----------
+    providers : iterable of str
+    ns : iterable of int
+
+    Returns
+    -------
+    list of dict
+        One per (provider, n) with a manifest ``gravbench/providers/weights/<provider>-<n>.json``:
+        ``provider``, ``n``, ``seconds`` (training wall time, s, or ``None`` when not recorded),
+        ``epochs``, ``threads``, ``command``.
+    """
+    import json
+
+    wdir = Path(__file__).resolve().parent.parent / "providers" / "weights"
+    out = []
+    for p in providers:
+        for n in ns:
+            f = wdir / f"{p}-{int(n)}.json"
+            if not f.is_file():
+                continue
+            try:
+                man = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            tr = man.get("training") if isinstance(man.get("training"), dict) else {}
+            out.append({"provider": p, "n": int(n), "seconds": tr.get("seconds"), "epochs": tr.get("epochs_run"),
+                        "threads": tr.get("torch_threads"), "command": man.get("reproduce") or man.get("command")})
+    return out
+
+
+def analysis_json(records, *, command=None, settings=None):
+    """The statistics of :func:`gravbench.bench.stats.analyse` as JSON text (for ``compare-<n...>.json``)."""
+    import json
+
+    doc = {"command": command, "settings": settings or {}}
+    doc.update(analyse(records))
+    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+
 def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=None, json_name=None,
-             provider_notes=None):
+             provider_notes=None, stem=None, training=None):
     """The Markdown text of ``reports/compare-<n...>.md``."""
     settings = settings or {}
     rows = summarize(records)
@@ -192,16 +347,48 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
                "refiner wall time after a per-process warm-up (no compilation timed), A/A^T products = operator "
                "applications by the refiner, peak MiB = peak traced NumPy/Python heap of the provider or refiner call.")
     out.append("")
+    out.append(f"Uncertainty: every mean comes with a {100 * LEVEL:.0f} % Student-t confidence interval over the test "
+               "models (`mean [lo, hi]`; coverage checked on synthetic draws in `tests/test_stats.py`). All pairs see "
+               "the same models, so each pair is compared with the leader (the lowest mean model error) on the "
+               "per-model differences: their mean with its interval, the share of models on which the pair is "
+               "better, and the paired t-test p-value, Holm-corrected over the comparisons at that grid size. A pair "
+               f"whose corrected p-value is >= {ALPHA:g} is **tied** with the leader: these data cannot separate them. "
+               "Gravity metrics: excess-mass error `|M_hat - M| / sum |rho| a` (the anomalous mass is fixed by the "
+               "data), the lateral and depth errors of the anomaly centroid (weights `|rho| a`, metres) and the "
+               "model error by depth quarter `||(rho - rho_hat)_band|| / ||rho||` (their squares add up to the "
+               "squared model error).")
+    out.append("")
+    an = _analysis_by_n(records)
     for n, nrows in _by_n(rows).items():
         nd = 6 * n
+        a = an.get(n)
         out.append(f"## n = {n}  ({n * n} cells, {nd} data; success when chi2 <= {chi2_threshold(nd):.3f})")
         out.append("")
-        out += _md_summary(nrows)
-        tab, notes = _md_table(n, nrows)
+        out += _md_summary(nrows, a)
+        tab, notes = _md_table(n, nrows, a)
         out.append(tab)
         out.append("")
         if notes:
             out += notes + [""]
+        if a is not None:
+            grav = _md_gravity(a)
+            if grav:
+                out += [f"### n = {n}: gravity metrics (means over the models; intervals of the depth bands in "
+                        "the JSON)", ""] + grav + [""]
+            fam = _md_families(a)
+            if fam:
+                out += [f"### n = {n}: model error per family (mean ± 95 % half-width; **bold** the family's "
+                        "leader, = tied with it on the paired test within the family)", ""] + fam + [""]
+    if training:
+        out += ["## Training cost (learned providers)", "",
+                "The seconds per model above are inference only. Training cost from the shipped weight manifests "
+                "(wall time of the training command; the training-set build is extra); see docs/protocol.md.", "",
+                "| provider | n | training wall time | epochs | threads | command |", "|---|---:|---:|---:|---:|---|"]
+        for t in training:
+            sec = "not recorded" if t["seconds"] is None else f"{t['seconds']:.0f} s"
+            out.append(f"| {t['provider']} | {t['n']} | {sec} | {_f(t['epochs'], '{}')} | {_f(t['threads'], '{}')} "
+                       f"| `{t['command']}` |")
+        out.append("")
     if provider_notes:
         out.append("## Test data")
         out.append("")
@@ -210,15 +397,20 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
     if figures:
         out.append("## Figures")
         out.append("")
-        for title, name in figures:
+        for fig in figures:
+            title, name = fig[0], fig[1]
             out.append(f"### {title}")
             out.append("")
             out.append(f"![{title}]({name})")
             out.append("")
+            if len(fig) > 2 and fig[2]:
+                out += [fig[2], ""]
     out.append("## Run")
     out.append("")
     if json_name:
         out.append(f"Per-case records (JSON Lines, one record per case, every metric): `{json_name}`.")
+    out.append(f"Every mean with its interval, the paired comparisons and the per-family statistics (JSON): "
+               f"`{stem or report_stem(ns)}.json`.")
     if wall_seconds is not None:
         try:
             load = f" (1-minute load average at the end: {os.getloadavg()[0]:.1f})"
@@ -302,10 +494,121 @@ def plot_error_vs_n(records, path):
                       "Model error vs grid size", loglog=False)
 
 
+def _method_family(refiner):
+    """The method family of a pair for the cost-vs-n plot: its refiner (the provider alone for ``none``)."""
+    return "provider alone" if refiner == "none" else refiner
+
+
 def plot_seconds_vs_n(records, path):
-    """Mean wall seconds against n, log-log, one line per pair (PNG)."""
-    return _line_plot(_series(summarize(records), "seconds"), path, "mean seconds per model (provider + refiner)",
-                      "Cost vs grid size (log-log)", loglog=True)
+    """Seconds per model against n, log-log, one line per method family (refiner; median over providers) (PNG)."""
+    fam = {}
+    for r in summarize(records):
+        v = r["seconds"]["mean"]
+        if v is None or v <= 0:
+            continue
+        fam.setdefault((_method_family(r["refiner"]), r["n"]), []).append(v)
+    series = {}
+    for (f, n), vals in fam.items():
+        series.setdefault((f, "none"), []).append((n, float(np.median(vals))))
+    series = {k: sorted(v) for k, v in sorted(series.items())}
+    return _line_plot(series, path, "seconds per model (median over providers of the pair means)",
+                      "Cost vs grid size per method family (log-log)", loglog=True)
+
+
+def _pareto_note(an):
+    """The closing note under the Pareto figure: what it shows and which pairs form the front."""
+    lines = ["One panel per grid size: every pair's mean model error (bar: its 95 % interval over the test models) "
+             "against its mean seconds per model (provider + refiner, log scale). Red: the Pareto front, the pairs "
+             "that no other pair beats on both accuracy and cost, joined by a staircase (the best error reachable "
+             "within a time budget); ringed: the pairs tied with the leader on the paired test. Timings are wall "
+             "times on a shared machine (see Run); the ranking along the error axis does not depend on them."]
+    for sz in an["sizes"]:
+        pts, labs = [], []
+        for p in sz["pairs"]:
+            me, sec = p["ci"]["model_error"]["mean"], p["ci"]["seconds"]["mean"]
+            if me is not None and sec is not None and sec > 0:
+                pts.append((sec, me))
+                labs.append(p["label"])
+        if pts:
+            front = pareto_front(pts)
+            lines.append(f"- n = {sz['n']}: front, fastest first: " + ", ".join(
+                f"{labs[i]} ({pts[i][0]:.2g} s, {pts[i][1]:.3g})" for i in front) + ".")
+    return "\n\n".join([lines[0], "\n".join(lines[1:])]) if len(lines) > 1 else lines[0]
+
+
+def pareto_front(points):
+    """Indices of the Pareto-optimal points (no other point is both faster and more accurate).
+
+    Parameters
+    ----------
+    points : sequence of (seconds, error)
+        Lower is better in both.
+
+    Returns
+    -------
+    list of int
+        Indices into ``points``, by increasing seconds (so by decreasing error).
+
+    Examples
+    --------
+    >>> pareto_front([(1.0, 0.9), (2.0, 0.8), (3.0, 0.85), (0.5, 1.0)])
+    [3, 0, 1]
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    out = []
+    best = np.inf
+    for i in order:
+        if points[i][1] < best:
+            out.append(i)
+            best = points[i][1]
+    return out
+
+
+def plot_pareto(records, path, analysis=None):
+    """Per grid size: mean model error (with its 95 % interval) against mean seconds per model (log x) for
+    every pair; the Pareto front drawn and its pairs labelled; pairs tied with the leader ringed (PNG)."""
+    plt = _plt()
+    sizes = (analysis or analyse(records))["sizes"]
+    ncol = max(len(sizes), 1)
+    fig, axes = plt.subplots(1, ncol, figsize=(6.4 * ncol, 5.4), squeeze=False, constrained_layout=True)
+    for ax, sz in zip(axes[0], sizes):
+        pts, labs, halves, tied = [], [], [], []
+        for p in sz["pairs"]:
+            me, sec = p["ci"]["model_error"], p["ci"]["seconds"]
+            if me["mean"] is None or sec["mean"] is None or sec["mean"] <= 0:
+                continue
+            pts.append((sec["mean"], me["mean"]))
+            labs.append(p["label"])
+            halves.append(me["half"] or 0.0)
+            tied.append(bool(p.get("tied")))
+        if not pts:
+            ax.set_title(f"n = {sz['n']}: no results")
+            continue
+        x = np.array([q[0] for q in pts])
+        y = np.array([q[1] for q in pts])
+        front = pareto_front(pts)
+        on = np.zeros(len(pts), bool)
+        on[front] = True
+        ax.errorbar(x[~on], y[~on], yerr=np.array(halves)[~on], fmt="o", color="0.6", ms=4, lw=0.8, capsize=2,
+                    label="pair (mean, 95 % CI)")
+        ax.errorbar(x[on], y[on], yerr=np.array(halves)[on], fmt="o", color="C3", ms=6, lw=1.0, capsize=2,
+                    label="Pareto front")
+        ax.plot(x[front], y[front], "-", color="C3", lw=1.2, drawstyle="steps-post")
+        tmask = np.array(tied)
+        if tmask.any():
+            ax.plot(x[tmask], y[tmask], "o", ms=11, mfc="none", mec="k", mew=1.0, label="tied with the leader")
+        for k, i in enumerate(front):
+            ax.annotate(labs[i], (x[i], y[i]), xytext=(6, 8 if k % 2 == 0 else -12), textcoords="offset points",
+                        fontsize=7, color="C3")
+        ax.set_xscale("log")
+        ax.set_xlabel("mean seconds per model (provider + refiner, log scale)")
+        ax.set_ylabel("mean model error ||rho - rho_hat||/||rho||")
+        ax.set_title(f"n = {sz['n']}: accuracy vs cost ({len(pts)} pairs)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="upper right")
+    _savefig(fig, path)
+    plt.close(fig)
+    return path
 
 
 def plot_gallery(items, path, title=""):
@@ -353,18 +656,24 @@ def best_pairs(records, n, k=3):
 
 
 def write_report(records, out_dir, ns, *, command, wall_seconds=None, settings=None, gallery=None,
-                 json_path=None, provider_notes=None):
-    """Write ``<out_dir>/compare-<n...>.md`` and its PNGs; returns the list of written paths."""
+                 json_path=None, provider_notes=None, stem=None, training=None):
+    """Write ``<out_dir>/<stem>.md`` (default stem ``compare-<n...>``), ``<stem>.json`` (every mean with its
+    interval, the paired comparisons, per family) and the PNGs; returns the list of written paths."""
     out_dir = Path(out_dir)
-    stem = report_stem(ns)
+    stem = stem or report_stem(ns)
     written = []
     figs = []
     p = plot_error_vs_n(records, out_dir / f"{stem}-error.png")
     figs.append(("Model error vs n", p.name))
     written.append(p)
-    p = plot_seconds_vs_n(records, out_dir / f"{stem}-seconds.png")
-    figs.append(("Seconds vs n (log-log)", p.name))
+    an = analyse(records)
+    p = plot_pareto(records, out_dir / f"{stem}-pareto.png", an)
+    figs.append(("Accuracy vs cost: the Pareto front per grid size", p.name, _pareto_note(an)))
     written.append(p)
+    if len({int(r["n"]) for r in records}) > 2:
+        p = plot_seconds_vs_n(records, out_dir / f"{stem}-seconds.png")
+        figs.append(("Seconds vs n per method family (log-log)", p.name))
+        written.append(p)
     if gallery:
         p = plot_gallery(gallery, out_dir / f"{stem}-gallery.png",
                          title="Test model 0: true vs the best estimates at each n")
@@ -377,7 +686,9 @@ def write_report(records, out_dir, ns, *, command, wall_seconds=None, settings=N
             json_name = os.path.relpath(jp, out_dir)
         except ValueError:  # pragma: no cover - other drive on Windows
             json_name = str(jp)
+    written.insert(0, atomic_write_text(out_dir / f"{stem}.json",
+                                        analysis_json(records, command=command, settings=settings)))
     text = markdown(records, ns, command=command, wall_seconds=wall_seconds, settings=settings, figures=figs,
-                    json_name=json_name, provider_notes=provider_notes)
+                    json_name=json_name, provider_notes=provider_notes, stem=stem, training=training)
     written.insert(0, atomic_write_text(out_dir / f"{stem}.md", text))
     return written

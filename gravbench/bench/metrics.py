@@ -38,13 +38,22 @@ __all__ = [
     "summarize",
     "RECORD_KEYS",
     "METRIC_KEYS",
+    "GRAVITY_KEYS",
+    "excess_mass",
+    "mass_error",
+    "anomaly_centroid",
+    "centroid_errors",
+    "depth_error_profile",
+    "gravity_metrics",
 ]
 
 #: the keys of every JSON record written by :mod:`gravbench.bench.runner`, in order
 RECORD_KEYS = ("n", "noise", "model", "provider", "refiner", "model_error", "data_misfit", "chi2", "success",
-               "seconds", "n_matvec", "niter", "peak_mb", "error", "status", "reason", "schema")
+               "seconds", "n_matvec", "niter", "peak_mb", "error", "status", "reason", "schema",
+               "family", "mass_error", "x_centroid_error", "z_centroid_error", "depth_error")
 #: numeric keys summarised by :func:`summarize`
-METRIC_KEYS = ("model_error", "data_misfit", "chi2", "seconds", "n_matvec", "niter", "peak_mb")
+METRIC_KEYS = ("model_error", "data_misfit", "chi2", "seconds", "n_matvec", "niter", "peak_mb", "mass_error",
+               "x_centroid_error", "z_centroid_error")
 
 
 def _flat(name, a):
@@ -239,3 +248,182 @@ def summarize(records):
 
     rows.sort(key=order)
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# metrics suited to gravity (issue 17): mass, centroid, error by depth
+# --------------------------------------------------------------------------------------------
+#: depth bands of :func:`depth_error_profile` in the records (equal quarters of the grid depth)
+DEPTH_BANDS = 4
+#: the gravity metrics :func:`gravity_metrics` adds to every record, in order
+GRAVITY_KEYS = ("mass_error", "x_centroid_error", "z_centroid_error", "depth_error")
+
+
+def _grid_arrays(name, rho, x_edges, z_edges):
+    xe = np.asarray(x_edges, dtype=np.float64).ravel()
+    ze = np.asarray(z_edges, dtype=np.float64).ravel()
+    if xe.size < 2 or ze.size < 2 or np.any(np.diff(xe) <= 0) or np.any(np.diff(ze) <= 0):
+        raise ValueError("x_edges and z_edges must be strictly increasing cell edges (m), at least 2 each")
+    shape = (ze.size - 1, xe.size - 1)
+    r = np.asarray(rho, dtype=np.float64)
+    if r.size != shape[0] * shape[1]:
+        raise ValueError(f"{name} must have {shape[0]} x {shape[1]} = {shape[0] * shape[1]} cells "
+                         f"(nz, nx) like the grid, got {r.size}")
+    if not np.all(np.isfinite(r)):
+        raise ValueError(f"{name} must be finite (kg/m^3)")
+    return r.reshape(shape), xe, ze
+
+
+def _areas_centres(xe, ze):
+    dx, dz = np.diff(xe), np.diff(ze)
+    return np.outer(dz, dx), 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ze[1:] + ze[:-1])
+
+
+def excess_mass(rho, x_edges, z_edges):
+    """Anomalous (excess) mass per unit strike length ``M = sum_i rho_i a_i`` (kg/m).
+
+    Parameters
+    ----------
+    rho : array_like (nz, nx), kg/m^3
+        Density contrast of each cell.
+    x_edges, z_edges : array_like, m
+        Cell edges (``Grid.x_edges``, ``Grid.z_edges``); ``a_i`` is the cell area (m^2).
+
+    Notes
+    -----
+    By Gauss's theorem the total excess mass of a 2D body is fixed by the data alone,
+    ``integral gz dx = 2 pi G M`` over an infinite profile, so unlike the model error
+    it does not depend on how the non-unique density is distributed.
+
+    Examples
+    --------
+    >>> excess_mass([[1.0, -1.0], [2.0, 0.0]], [0.0, 10.0, 20.0], [0.0, 5.0, 10.0])
+    100.0
+    """
+    r, xe, ze = _grid_arrays("rho", rho, x_edges, z_edges)
+    a, _, _ = _areas_centres(xe, ze)
+    return float(np.sum(r * a))
+
+
+def mass_error(rho, rho_hat, x_edges, z_edges):
+    """Excess-mass error ``|M_hat - M| / sum_i |rho_i| a_i`` (dimensionless).
+
+    The denominator is the absolute anomalous mass of the true model, so the error stays
+    defined when positive and negative anomalies cancel (``M`` near 0). 0 means the
+    estimate carries exactly the true excess mass.
+
+    Parameters
+    ----------
+    rho, rho_hat : array_like (nz, nx), kg/m^3
+        True and estimated density contrasts.
+    x_edges, z_edges : array_like, m
+        Cell edges.
+
+    Examples
+    --------
+    >>> mass_error([[1.0, 1.0]], [[2.0, 0.0]], [0.0, 1.0, 2.0], [0.0, 1.0])
+    0.0
+    """
+    r, xe, ze = _grid_arrays("rho", rho, x_edges, z_edges)
+    h, _, _ = _grid_arrays("rho_hat", rho_hat, x_edges, z_edges)
+    a, _, _ = _areas_centres(xe, ze)
+    den = float(np.sum(np.abs(r) * a))
+    if den == 0.0:
+        raise ValueError("rho: the true model is zero everywhere, so the excess-mass error is undefined")
+    return abs(float(np.sum((h - r) * a))) / den
+
+
+def anomaly_centroid(rho, x_edges, z_edges):
+    """Centroid ``(x_c, z_c)`` of the anomaly weighted by ``|rho_i| a_i`` (m, z = depth, positive down).
+
+    Parameters
+    ----------
+    rho : array_like (nz, nx), kg/m^3
+    x_edges, z_edges : array_like, m
+
+    Returns
+    -------
+    (float, float)
+        Lateral position and depth of the centroid (m); ``(nan, nan)`` for an all-zero model.
+
+    Notes
+    -----
+    ``x_c = sum |rho_i| a_i x_i / sum |rho_i| a_i`` (likewise ``z_c``) with cell centres
+    ``(x_i, z_i)``; absolute values so that a dipole of positive and negative contrasts
+    still has a centroid where its mass is.
+
+    Examples
+    --------
+    >>> anomaly_centroid([[0.0, 0.0], [0.0, 3.0]], [0.0, 10.0, 20.0], [0.0, 10.0, 20.0])
+    (15.0, 15.0)
+    """
+    r, xe, ze = _grid_arrays("rho", rho, x_edges, z_edges)
+    a, xc, zc = _areas_centres(xe, ze)
+    w = np.abs(r) * a
+    s = float(w.sum())
+    if s == 0.0:
+        return math.nan, math.nan
+    return float(np.sum(w * xc[None, :]) / s), float(np.sum(w * zc[:, None]) / s)
+
+
+def centroid_errors(rho, rho_hat, x_edges, z_edges):
+    """Lateral and depth errors of the anomaly centroid: ``(|x_c_hat - x_c|, |z_c_hat - z_c|)`` (m).
+
+    ``nan`` when either model is zero everywhere (no centroid). See :func:`anomaly_centroid`.
+    """
+    xt, zt = anomaly_centroid(rho, x_edges, z_edges)
+    xh, zh = anomaly_centroid(rho_hat, x_edges, z_edges)
+    return abs(xh - xt), abs(zh - zt)
+
+
+def depth_error_profile(rho, rho_hat, x_edges, z_edges, bands=DEPTH_BANDS):
+    """Model error by depth band: ``e_k = ||(rho - rho_hat)_band k|| / ||rho||`` (dimensionless).
+
+    Parameters
+    ----------
+    rho, rho_hat : array_like (nz, nx), kg/m^3
+    x_edges, z_edges : array_like, m
+    bands : int
+        Number of equal-depth bands from the top to the bottom of the grid (>= 1); a cell
+        belongs to the band that holds its centre.
+
+    Returns
+    -------
+    list of float
+        ``bands`` values, top band first. All bands share the denominator ``||rho||`` so the
+        profile decomposes the model error: ``sum_k e_k^2 = model_error(rho, rho_hat)^2``
+        (cell-count weights, as :func:`model_error`).
+
+    Examples
+    --------
+    >>> depth_error_profile([[1.0], [1.0]], [[1.0], [0.0]], [0.0, 1.0], [0.0, 1.0, 2.0], bands=2)
+    [0.0, 0.7071067811865475]
+    """
+    if isinstance(bands, bool) or not isinstance(bands, (int, np.integer)) or bands < 1:
+        raise ValueError(f"bands must be an integer >= 1, got {bands!r}")
+    r, xe, ze = _grid_arrays("rho", rho, x_edges, z_edges)
+    h, _, _ = _grid_arrays("rho_hat", rho_hat, x_edges, z_edges)
+    nr = float(np.linalg.norm(r))
+    if nr == 0.0:
+        raise ValueError("rho: the true model is zero everywhere, so the relative error is undefined")
+    zc = 0.5 * (ze[1:] + ze[:-1])
+    k = np.minimum(((zc - ze[0]) / (ze[-1] - ze[0]) * bands).astype(np.int64), bands - 1)
+    d2 = np.sum((r - h) ** 2, axis=1)
+    return [float(math.sqrt(float(d2[k == b].sum()))) / nr for b in range(int(bands))]
+
+
+def gravity_metrics(rho, rho_hat, x_edges, z_edges, bands=DEPTH_BANDS):
+    """The gravity metrics of one estimate, as the record fields :data:`GRAVITY_KEYS`.
+
+    Returns
+    -------
+    dict
+        ``mass_error`` (:func:`mass_error`, dimensionless), ``x_centroid_error`` and
+        ``z_centroid_error`` (:func:`centroid_errors`, m; ``None`` when undefined) and
+        ``depth_error`` (:func:`depth_error_profile`, a list of ``bands`` values, top first).
+    """
+    ex, ez = centroid_errors(rho, rho_hat, x_edges, z_edges)
+    return {"mass_error": mass_error(rho, rho_hat, x_edges, z_edges),
+            "x_centroid_error": ex if math.isfinite(ex) else None,
+            "z_centroid_error": ez if math.isfinite(ez) else None,
+            "depth_error": depth_error_profile(rho, rho_hat, x_edges, z_edges, bands)}

@@ -33,6 +33,11 @@ soon as the case finishes) with exactly the keys
 ``schema``
     :data:`SCHEMA`, the version of this record layout (records of files written
     before it existed are read as schema 1, with ``status`` derived from ``error``).
+``family``
+    the geological family of the test model (``"blocks"``, ``"layers"``, ...; ``None`` when unknown);
+``mass_error, x_centroid_error, z_centroid_error, depth_error``
+    :func:`gravbench.bench.metrics.gravity_metrics`: excess-mass error, centroid errors (m)
+    and the error by depth band (a list, top band first).
 
 A case that raises becomes an error (or skipped) record and the sweep goes on.
 
@@ -64,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from .cases import NO_REFINER, Case, SkipCase, case_key
-from .metrics import RECORD_KEYS, evaluate
+from .metrics import RECORD_KEYS, evaluate, gravity_metrics
 
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
            "default_get_provider", "default_refine", "test_set", "clear_caches", "SweepMismatch",
@@ -89,6 +94,7 @@ class TestSet:
     g: np.ndarray
     sigma: object = None  # (S, 2m) array or None for noise-free data
     source: str = ""
+    family: tuple = ()  # the geological family name of each model ("" or empty when unknown)
 
 
 def default_load(n, samples, noise, seed):
@@ -126,9 +132,10 @@ def default_load(n, samples, noise, seed):
         source = f"built: {samples} mixed models, seed {seed}"
     sig = getattr(ds, "sigma", None)
     sig = None if sig is None or noise == 0 else np.asarray(sig[:samples], dtype=np.float64)
+    fam = tuple(ds.family_of(i) for i in range(min(samples, len(ds.rho)))) if hasattr(ds, "family_of") else ()
     return TestSet(problem=ds.problem if getattr(ds, "problem", None) is not None else prob,
                    rho=np.asarray(ds.rho[:samples], dtype=np.float64), g=np.asarray(ds.g[:samples], dtype=np.float64),
-                   sigma=sig, source=source)
+                   sigma=sig, source=source, family=fam)
 
 
 def default_get_provider(name, n):
@@ -420,6 +427,8 @@ def run_case(case, toolkit=None):
         met = evaluate(op, ts.rho[case.model], x, ts.g[case.model], s)
         rec.update(met)
         rec.update(fields)
+        grid = ts.problem.grid
+        rec.update(gravity_metrics(ts.rho[case.model], x, grid.x_edges, grid.z_edges))
         rec["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - a failing case is a record, not a crash
         rec = _blank(case)
@@ -428,7 +437,17 @@ def run_case(case, toolkit=None):
             rec["status"], rec["reason"] = "skipped", why
         else:
             rec["status"], rec["error"] = "error", _err(exc)
+    rec["family"] = _family(case, tk)
     return _clean(rec)
+
+
+def _family(case, tk):
+    """The test model's family name from its (cached) test set, or ``None`` when unknown."""
+    try:
+        fam = _testset(case, tk, _CTX).family
+        return str(fam[case.model]) if 0 <= case.model < len(fam) and fam[case.model] else None
+    except Exception:  # noqa: BLE001 - the record already says why the set failed
+        return None
 
 
 def _clean(rec):

@@ -12,11 +12,19 @@ from typing import List, Optional
 
 import typer
 
-#: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache)
+#: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache).
+#: gmres and lgmres are opt-in (``--refiners ...,gmres,lgmres``): they cost 2.0 s + 2.6 s per test model at
+#: n = 50 + 100 (72 % of the old default run, measured at load 1.1) and rank last (they fit the noise,
+#: chi2 ~ 0.7). 32 test models: the leader vs runner-up paired difference at n = 50 is then known to +-0.0034
+#: (95 % half-width measured in reports/compare-50-100.md: cnn -> tikhonov vs cnn -> icg, standard deviation of
+#: the difference 0.0093; +-0.01 needs about 5 models), each family gets about 5 models, and the run (about
+#: 1.8 s per test model index for both sizes on an idle machine) leaves room in the 5 minutes for the providers
+#: other branches add to the defaults. Separating two different providers to +-0.01 would need ~450 models
+#: (standard deviation of their paired difference ~0.11): not affordable in the default run.
 DEFAULT_NS = (50, 100)
 DEFAULT_PROVIDERS = "zero,tikhonov,depth-weighted,cnn"
-DEFAULT_REFINERS = "none,gd,cgls,gmres,lgmres,icg,tikhonov"
-DEFAULT_SAMPLES = 8
+DEFAULT_REFINERS = "none,gd,cgls,icg,tikhonov"
+DEFAULT_SAMPLES = 32
 DEFAULT_NOISE = 0.01
 DEFAULT_SEED = 0
 DEFAULT_OUT = Path("reports")
@@ -77,7 +85,8 @@ def _check_writable_dir(opt, d):
         raise UserError(f"{opt}: directory {d} is not writable ({exc.strerror or exc})") from None
 
 
-def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, weights=None):
+def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, weights=None,
+             sigma_scale=1.0, noise_kind="gaussian"):
     parts = ["gravbench compare --n " + " ".join(str(n) for n in ns)]
     if ",".join(providers) != DEFAULT_PROVIDERS:
         parts.append(f"--providers {','.join(providers)}")
@@ -89,6 +98,10 @@ def _command(ns, providers, refiners, samples, noise, seed, out, json_path, sche
         parts.append(f"--noise {noise:g}")
     if seed != DEFAULT_SEED:
         parts.append(f"--seed {seed}")
+    if sigma_scale != 1.0:
+        parts.append(f"--sigma-scale {sigma_scale:g}")
+    if noise_kind != "gaussian":
+        parts.append(f"--noise-kind {noise_kind}")
     if Path(out) != DEFAULT_OUT:
         parts.append(f"--out {out}")
     if json_path is not None:
@@ -129,6 +142,12 @@ def register(app, report_app):
         weights: Optional[List[str]] = typer.Option(
             None, "--weights", help="PROVIDER=WEIGHTS (repeatable): a learned provider's weights, a .pt path or the "
                                     "name of weights made by 'gravbench train' (e.g. --weights cnn=cnn-50)."),
+        sigma_scale: float = typer.Option(1.0, "--sigma-scale",
+                                          help="Robustness: tell the methods this multiple of the true noise sigma "
+                                               "(0.5, 2); the report gets a -sigma<s> suffix."),
+        noise_kind: str = typer.Option("gaussian", "--noise-kind",
+                                       help="Robustness: gaussian (the test set's noise), correlated (along the "
+                                            "profile) or heavy (Student-t, 3 dof), same sigma."),
     ):
         """Run every provider x refiner pair on held-out models at each grid size; rank them; write a report.
 
@@ -170,6 +189,15 @@ def register(app, report_app):
                             "--overwrite replaces them")
         if seed < 0:
             raise UserError(f"--seed must be >= 0, got {seed}")
+        from ..bench.robustness import NOISE_KINDS
+
+        if not sigma_scale > 0:
+            raise UserError(f"--sigma-scale must be > 0 (e.g. 0.5 or 2), got {sigma_scale}")
+        if noise_kind not in NOISE_KINDS:
+            raise UserError(f"--noise-kind must be one of {', '.join(NOISE_KINDS)}, got {noise_kind!r}")
+        perturbed = sigma_scale != 1.0 or noise_kind != "gaussian"
+        if perturbed and not noise > 0:
+            raise UserError("--sigma-scale/--noise-kind need noisy data (--noise > 0)")
         provs = _split("--providers", providers)
         refs = _split("--refiners", refiners)
         known_p = available_providers()
@@ -191,6 +219,9 @@ def register(app, report_app):
         from ..bench.compare_report import report_stem
 
         stem = report_stem(ns)
+        if perturbed:
+            stem += ("" if noise_kind == "gaussian" else f"-{noise_kind}") + (
+                "" if sigma_scale == 1.0 else f"-sigma{sigma_scale:g}")
         _check_writable_dir("--out", out)
         jpath = Path(json_path) if json_path is not None else Path(out) / f"{stem}.jsonl"
         if jpath.is_dir():
@@ -222,6 +253,10 @@ def register(app, report_app):
                     raise UserError(f"--weights {pname}={spec}: {exc}") from None
             opts = tuple((pname, (("weights", spec),)) for pname, spec in sorted(wopts.items()))
             tk = dataclasses.replace(tk, get_provider=functools.partial(runner.provider_with_options, options=opts))
+        if perturbed:
+            from ..bench.robustness import toolkit as perturbed_toolkit
+
+            tk = perturbed_toolkit(sigma_scale, noise_kind, base=tk)
         client = None
         if scheduler:
             with console.status(f"connecting to the Dask scheduler {scheduler} ..."):
@@ -286,12 +321,19 @@ def register(app, report_app):
                 sources.append(line)
                 console.print(line, highlight=False, soft_wrap=True)
             wall = time.perf_counter() - t_start
-            cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler, weights)
+            cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler, weights, sigma_scale,
+                           noise_kind)
             settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
                         "refiners": ", ".join(refs)}
+            if perturbed:
+                from ..bench.robustness import condition_name
+
+                settings["noise model"] = (condition_name(sigma_scale, noise_kind)
+                                           + " (chi2 and success against the sigma the methods were told)")
             written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall,
-                                                  settings=settings,
-                                                  gallery=items, json_path=jpath, provider_notes=sources)
+                                                  settings=settings, gallery=items, json_path=jpath,
+                                                  provider_notes=sources, stem=stem,
+                                                  training=compare_report.training_costs(provs, ns))
         except KeyboardInterrupt:
             err_console.print(f"The records are complete in {jpath}; rerun the same command with --resume to write "
                               "the report without running any case again.", highlight=False, soft_wrap=True)
