@@ -212,7 +212,7 @@ def test_compare_robustness_options(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     for extra, msg in ((["--noise-kind", "pink"], "--noise-kind must be one of"),
                        (["--sigma-scale", "0"], "--sigma-scale must be > 0")):
-        assert main(args + extra) == 1
+        assert main(args + extra) == 2  # a usage error
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1
 

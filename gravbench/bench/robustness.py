@@ -122,7 +122,7 @@ def perturbed_noise(shape, kind, seed, index, station_x=None, corr_length=CORR_L
 
 def _dataset(n, samples, noise, seed):
     from .. import data
-    from ..geometry import Problem
+    from ..problem import Problem
 
     name = f"paper-{n}"
     if name in data.STANDARD:
