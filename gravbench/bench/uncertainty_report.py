@@ -309,14 +309,19 @@ def _fmt_cov(c):
 
 
 def write(res, fig_data, out_dir="reports"):
-    """Write ``uncertainty.md``, ``.json`` and the two PNGs; return their paths."""
+    """Write ``uncertainty.md``, ``.json`` and the two PNGs; return their paths.
+
+    ``fig_data=None`` re-renders the Markdown, JSON and reliability plot from a stored
+    ``uncertainty.json`` (``json.loads``) and keeps the maps PNG already in ``out_dir``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js = out / "uncertainty.json"
     js.write_text(json.dumps(res, indent=1))
     rel_png, maps_png = out / "uncertainty-reliability.png", out / "uncertainty-maps.png"
     _reliability_png(res, rel_png)
-    _maps_png(fig_data, maps_png)
+    if fig_data is not None:  # None: re-render the text from stored results, keep the maps already written
+        _maps_png(fig_data, maps_png)
     ex = res["exactness"]
     t2 = res["timing_200"]
     L = []
@@ -326,6 +331,8 @@ def write(res, fig_data, out_dir="reports"):
       f"({res['seconds']:.0f} s here; load average {res['machine']['load_start']} at the start, "
       f"{res['machine']['load_end']} at the end, {res['machine']['cpus']} cores shared with other jobs: "
       "timings are from a loaded machine). Library: `gravbench.uncertainty`.\n")
+    if res.get("note"):
+        w(f"> **Note.** {res['note']}\n")
     w("Every interval below is a central per-cell interval; its coverage is the fraction of all cells of all "
       "listed models whose true density lies inside. CRPS is in kg/m^3 (lower is better). Nominal: 68 % / 95 %.\n")
     w("## 1. Exactness check: models drawn from the prior itself\n")
@@ -382,9 +389,15 @@ def write(res, fig_data, out_dir="reports"):
       f"are draws of the `lg-*` posterior with the same prior and are not ranked separately): **`{b}`**, covering "
       f"{_fmt_cov(bc)}. That calibration error, in percentage points, per method: "
       + ", ".join(f"`{m}` {100 * v:.1f}" for m, v in ce["subset"].items())
-      + f" (subset); " + ", ".join(f"`{m}` {100 * v:.1f}" for m, v in ce["all_test"].items())
+      + " (subset); " + ", ".join(f"`{m}` {100 * v:.1f}" for m, v in ce["all_test"].items())
       + f" (all {res['n_test']} test models, where "
-      f"`{res['best_calibrated_all_test']}` is best). No method is calibrated on these models: see the notes.\n")
+      f"`{res['best_calibrated_all_test']}` is best). No method is calibrated on these models: see the notes.")
+    lin = sorted(ce["all_test"].values())
+    if len(lin) > 1 and lin[1] - lin[0] < 0.01:
+        w("The linear-Gaussian methods are a near tie on this rule (less than 1 percentage point apart on all test "
+          "models); CRPS separates them: " + ", ".join(f"`{m}` {t['all']['crps']}" for m, t in res["test_all"].items())
+          + " kg/m^3 on all test models.")
+    w("")
     w("### Linear-Gaussian methods on all test models\n")
     w("| method | family | models | coverage 68 % / 95 % | CRPS (kg/m^3) | model error of mean | s / model |")
     w("|---|---|---|---|---|---|---|")
