@@ -33,8 +33,10 @@ to gravity:
    it the data pull every change toward the surface.
 4. **Discrepancy stop.** The loop ends at the first iterate whose chi2 is in
    the success band of :func:`gravbench.bench.metrics.is_success` (that
-   function is called, not re-implemented), or after ``maxiter`` steps;
-   then the iterate with the lowest chi2 is returned.
+   function is called, not re-implemented), or after the budget of
+   ``maxiter`` Adam steps; then the iterate with the lowest chi2 is returned.
+   An Adam blow-up (chi2 above ``backtrack`` times its best value) returns to
+   the best weights with half the learning rate.
 
 Network (:class:`DIPDecoder`): ``Linear(latent -> c0 * s_z * s_x)`` and
 LeakyReLU(0.2), then blocks of [upsample x2 (bilinear), 3x3 conv,
@@ -76,16 +78,16 @@ DEFAULTS = {
     "channels": (32, 16, 8, 4),
     "upsample": "bilinear",
     "dropout": 0.0,
-    "bounds": (-1000.0, 1000.0),
+    "bounds": (-1500.0, 1500.0),
     "m_ref": 0.0,
     "start": "reference",
     "start_steps": 500,
     "start_lr": 1e-2,
     "start_tol": 1e-3,
     "reg": "l1",
-    "tau": 100.0,
-    "lr": 3e-3,
-    "maxiter": 1000,
+    "tau": 30.0,
+    "lr": 5e-3,
+    "maxiter": 2000,
     "weighting": "depth",
     "power": 1.0,
     "stop": True,
@@ -98,6 +100,7 @@ PLAIN = {
     "latent": 32,
     "channels": (64, 32, 16, 8),
     "upsample": "nearest",
+    "bounds": (-1000.0, 1000.0),
     "start": "random",
     "tau": 0.0,
     "lr": 0.01,
@@ -362,7 +365,7 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
             Dropout probability before the last convolution (0: none). The
             returned model and the stopping test use the network without dropout.
         bounds : (float, float)
-            Density bounds ``(lo, hi)``, kg/m^3 ((-1000, 1000)).
+            Density bounds ``(lo, hi)``, kg/m^3 ((-1500, 1500); symmetric about the zero reference).
         m_ref : float or array_like (nz, nx)
             Reference model, kg/m^3 (0), inside the bounds.
         start : {"reference", "random"}
@@ -384,6 +387,12 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
             Weighting of the data gradient (:func:`cell_weights`).
         stop : bool
             Stop at the first iterate in the chi2 success band (needs ``sigma``).
+        backtrack : float
+            When chi2 exceeds ``backtrack`` times its best value so far (an Adam
+            blow-up), return to the best weights, halve the learning rate and
+            restart Adam's moments (0: off).
+        lr_decay : float
+            Learning-rate factor reached at ``maxiter`` (exponential decay; 1: constant).
 
     Returns
     -------
@@ -391,7 +400,9 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
         ``rho`` (nz, nx) kg/m^3; ``chi2`` (reduced chi-squared of ``rho``, or the
         mean squared residual when ``sigma`` is None); ``history`` (chi2 before each
         Adam step, then of the returned iterate); ``beta`` (the schedule used);
-        ``niter`` (Adam steps of the fit); ``start_steps`` (steps of the start
+        ``niter`` (iterations of the fit: Adam steps plus ``backtracks``, returns to
+        the best weights with the step halved after chi2 rose above ``backtrack``
+        times its best value); ``start_steps`` (steps of the start
         fit) and ``start_error`` (``max |f - m_ref|`` after it, kg/m^3);
         ``converged`` (stopped in the success band); ``n_matvec`` / ``n_rmatvec``
         (operator applications); ``seconds``.
