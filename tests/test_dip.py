@@ -219,3 +219,28 @@ def test_dip_bad_input(setup):
         p(g, prob, sigma=-1.0)
     with pytest.raises(ValueError, match="m_ref"):
         gb.providers.get("dip", m_ref=5000.0, maxiter=2, **SMALL)(g, prob, sigma=sigma)
+
+
+def test_dip_report_writes_tables(tmp_path):
+    """The report writer lays out what measure() returns (numbers come from the dict, not the writer)."""
+    from gravbench.bench.dip_report import write
+
+    def piece(err, ok):
+        rows = [{"index": i, "model_error": e, "chi2": 1.0 + 0.1 * i, "success": s, "seconds": 2.0}
+                for i, (e, s) in enumerate(zip(err, ok))]
+        from gravbench.bench.dip_report import _summary
+
+        return {"summary": _summary(rows), "rows": rows, "load": [1.5, 1.5]}
+
+    res = {"settings": {"n": 50, "stations": 150, "noise": 0.01, "heldout_seed": 1, "validation_seed": 2, "heldout": 2,
+                        "per_family": 2, "plain_samples": 0, "jobs": 1, "dip_defaults": {"tau": 30.0},
+                        "torch_threads": 1, "torch": "x", "cpus": 2},
+           "load_start": 1.0, "load_end": 2.0, "seconds": 60.0,
+           "heldout": {"dip": piece([0.5, 0.7], [True, False]), "tikhonov": piece([0.9, 0.9], [True, True])},
+           "families": {"blocks": {m: piece([0.25, 0.75], [True, True])
+                                   for m in ("dip", "tikhonov", "depth-weighted")}}}
+    md, js = write(res, tmp_path)
+    text = md.read_text()
+    assert "| dip | 2 | 0.600 | 0.600 |" in text and "| 50% |" in text
+    assert "| blocks | 0.500 | 100% |" in text
+    assert js.exists()

@@ -50,7 +50,7 @@ def _run_method(name, fn, ds, idx, prob, log=None, progress=None):
         rho_hat, extra = fn(ds.g[i], ds.sigma[i], int(i))
         dt = time.perf_counter() - t0
         m = evaluate(prob.operator("dense"), ds.rho[i], rho_hat, ds.g[i], ds.sigma[i])
-        rows.append({"index": int(i), "model_error": m["model_error"], "chi2": m["chi2"],
+        rows.append({"index": int(i), "family": ds.family_of(i), "model_error": m["model_error"], "chi2": m["chi2"],
                      "success": bool(is_success(m["chi2"], ds.g.shape[1])), "seconds": dt, **extra})
         if progress is not None:
             progress(name, j + 1, len(idx))
@@ -96,8 +96,8 @@ FAMILY_METHODS = ("dip", "tikhonov", "depth-weighted")
 
 
 def _task(args):
-    """One (set, method) piece of the report; runs in a worker process when ``jobs > 1``."""
-    kind, key, name, count = args
+    """One (set, method, chunk of models) piece of the report; runs in a worker process when ``jobs > 1``."""
+    kind, key, name, idx = args
     import torch
 
     from .. import data
@@ -107,16 +107,20 @@ def _task(args):
     prob = Problem.paper(n=50)
     if kind == "heldout":
         ds = data.build(prob, families="blocks", count=int(key), seed=HELDOUT_SEED, noise=0.01)["all"]
-        idx = np.arange(min(count, len(ds)))
     else:
         ds = data.standard("paper-50", "test", noise=0.01, progress=False)
-        idx = np.flatnonzero(ds.family == ds.family_names.index(key))[:count]
     la = _load()
-    rows = _run_method(name, _method(prob, name), ds, idx, prob, None, None)
-    return kind, key, name, {"summary": _summary(rows), "rows": rows, "load": [la, _load()]}
+    rows = _run_method(name, _method(prob, name), ds, list(idx), prob)
+    for r in rows:
+        r["load"] = la
+    return kind, key, name, rows
 
 
-def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, log=None, progress=None):
+def _family_index(ds, fam, count):
+    return np.flatnonzero(ds.family == list(ds.family_names).index(fam))[:count]
+
+
+def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, chunk=4, log=None, progress=None, partial=None):
     """Run the measurements; returns a JSON-ready dict.
 
     Parameters
@@ -129,10 +133,14 @@ def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, log=None, progre
         Held-out models for the (slow) pre-recipe ``dip``.
     jobs : int
         Worker processes (each runs torch with one thread); 1 runs in this process.
+    chunk : int
+        Models per work piece.
     log : callable, optional
         ``log(message)``.
     progress : callable, optional
-        ``progress(done, total)`` over the (set, method) pieces.
+        ``progress(done, total)`` over the work pieces.
+    partial : path, optional
+        A JSON file rewritten with the rows gathered so far after every piece.
     """
     import torch
 
@@ -142,6 +150,8 @@ def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, log=None, progre
 
     if int(jobs) < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs!r}")
+    if int(chunk) < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk!r}")
     log = log or (lambda msg: None)
     prob = Problem.paper(n=50)
     res = {"settings": {"n": 50, "stations": int(prob.survey.x.size), "noise": 0.01, "heldout_seed": HELDOUT_SEED,
@@ -152,28 +162,32 @@ def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, log=None, progre
            "load_start": _load()}
     t0 = time.perf_counter()
     data.build(prob, families="blocks", count=int(heldout), seed=HELDOUT_SEED, noise=0.01)
-    tasks = [("heldout", int(heldout), m, plain_samples if "PLAIN" in m else int(heldout)) for m in HELDOUT_METHODS]
-    tasks = [t for t in tasks if t[3] > 0]
+    pieces = [("heldout", int(heldout), m, np.arange(plain_samples if "PLAIN" in m else int(heldout)))
+              for m in HELDOUT_METHODS]
     if per_family:
-        data.standard("paper-50", "test", noise=0.01, progress=False)
-        tasks += [("family", fam, m, int(per_family)) for fam in data.BASE_FAMILIES for m in FAMILY_METHODS]
+        test = data.standard("paper-50", "test", noise=0.01, progress=False)
+        pieces += [("family", fam, m, _family_index(test, fam, int(per_family)))
+                   for fam in data.BASE_FAMILIES for m in FAMILY_METHODS]
+    tasks = []
+    for kind, key, name, idx in pieces:
+        step = int(chunk) if name.startswith("dip") else max(1, len(idx))
+        tasks += [(kind, key, name, [int(i) for i in idx[a:a + step]]) for a in range(0, len(idx), step)]
+    tasks = [t for t in tasks if t[3]]
     # slow pieces first, so that the pool's tail is short
-    tasks.sort(key=lambda t: (t[2] not in ("dip", "dip (weighting=none)", "dip (pre-recipe, PLAIN)"), -t[3]))
-    res["heldout"], res["families"] = {}, {}
+    tasks.sort(key=lambda t: (not t[2].startswith("dip"), "PLAIN" not in t[2]))
+    got = {}
     done = []
 
     def collect(out):
-        kind, key, name, r = out
-        if kind == "heldout":
-            res["heldout"][name] = r
-        else:
-            res["families"].setdefault(key, {})[name] = r
+        kind, key, name, rows = out
+        got.setdefault((kind, str(key), name), []).extend(rows)
         done.append(1)
-        s = r["summary"]
-        log(f"{kind} {key if kind == 'family' else ''} {name}: error {s['model_error']['mean']:.3f}, "
-            f"chi2 in band {s['success_rate']:.0%}, {s['seconds']['mean']:.1f} s/model (load {r['load'][0]:.1f})")
+        log(f"{kind} {key if kind == 'family' else ''} {name}: +{len(rows)} models "
+            f"(error {np.mean([r['model_error'] for r in rows]):.3f}, load {rows[0]['load']:.1f})")
         if progress is not None:
             progress(len(done), len(tasks))
+        if partial is not None:
+            Path(partial).write_text(json.dumps({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in got.items()}) + "\n")
 
     if int(jobs) == 1:
         for t in tasks:
@@ -185,12 +199,30 @@ def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, log=None, progre
         with ProcessPoolExecutor(int(jobs), mp_context=mp.get_context("spawn")) as ex:
             for fut in as_completed([ex.submit(_task, t) for t in tasks]):
                 collect(fut.result())
-    res["heldout"] = {m: res["heldout"][m] for m in HELDOUT_METHODS if m in res["heldout"]}
-    res["families"] = {f: {m: res["families"][f][m] for m in FAMILY_METHODS}
-                       for f in data.BASE_FAMILIES if f in res["families"]}
+    res.update(assemble(got, heldout))
     res["load_end"] = _load()
     res["seconds"] = time.perf_counter() - t0
     return res
+
+
+def assemble(got, heldout):
+    """``{"heldout": {method: piece}, "families": {family: {method: piece}}}`` from gathered rows
+    (keys ``(kind, key, method)`` with ``key`` a string), each piece ``{"summary", "rows", "load"}``."""
+    from .. import data
+
+    def piece(rows):
+        rows = sorted(rows, key=lambda r: r["index"])
+        loads = [r["load"] for r in rows]
+        return {"summary": _summary(rows), "rows": rows, "load": [min(loads), max(loads)]}
+
+    out = {"heldout": {}, "families": {}}
+    for m in HELDOUT_METHODS:
+        if ("heldout", str(heldout), m) in got:
+            out["heldout"][m] = piece(got[("heldout", str(heldout), m)])
+    for fam in data.BASE_FAMILIES:
+        if all(("family", fam, m) in got for m in FAMILY_METHODS):
+            out["families"][fam] = {m: piece(got[("family", fam, m)]) for m in FAMILY_METHODS}
+    return out
 
 
 def _f(v, fmt=".3f"):
@@ -222,7 +254,7 @@ def write(res, out="reports", command="gravbench report dip"):
         s = r["summary"]
         L.append(f"| {name} | {s['count']} | {_f(s['model_error']['mean'])} | {_f(s['model_error']['median'])} | "
                  f"{_f(s['model_error']['p90'])} | {s['success_rate']:.0%} | {_f(s['chi2']['mean'], '.2f')} | "
-                 f"{_f(s['seconds']['mean'], '.1f')} | {r['load'][0]:.1f} |")
+                 f"{_f(s['seconds']['mean'], '.1f')} | {r['load'][0]:.0f}-{r['load'][1]:.0f} |")
     if res["families"]:
         L += ["", f"## `paper-50` test split, first {st['per_family']} models of each family ({st['noise']:.0%} noise)",
               "", "| family | dip error | dip chi2 in band | dip s / model | tikhonov error | depth-weighted error |",
@@ -241,7 +273,14 @@ def write(res, out="reports", command="gravbench report dip"):
 
 def run(out="reports", heldout=24, per_family=20, plain_samples=3, jobs=1, log=None, progress=None,
         command="gravbench report dip"):
-    """:func:`measure` then :func:`write`; returns the paths of ``dip.md`` and ``dip.json``."""
+    """:func:`measure` then :func:`write`; returns the paths of ``dip.md`` and ``dip.json``.
+
+    The rows gathered so far are kept in ``OUT/dip.partial.json`` while it runs (removed at the end).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / "dip.partial.json"
     res = measure(heldout=heldout, per_family=per_family, plain_samples=plain_samples, jobs=jobs, log=log,
-                  progress=progress)
+                  progress=progress, partial=partial)
+    partial.unlink(missing_ok=True)
     return write(res, out, command=command)

@@ -1,4 +1,4 @@
-"""``gravbench report dip``: the deep image prior against Tikhonov and depth weighting; writes reports/dip.md (+ .json)."""
+"""``gravbench report dip``: the deep image prior against the L2 providers; writes reports/dip.md (+ .json)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def register(app, report_app):
                                           help="Held-out models for the slow pre-recipe dip (~30 s each)."),
         jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes (one torch thread each)."),
     ):
-        """dip vs tikhonov / depth-weighted on held-out blocks and per paper-50 family (about 30 min)."""
+        """dip vs tikhonov / depth-weighted: held-out blocks and each paper-50 family (~170 dip fits)."""
         import time
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

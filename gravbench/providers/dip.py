@@ -415,7 +415,7 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
     o = _check_options({**DEFAULTS, **options})
-    torch, DIPDecoder = _torch_parts()
+    torch, _ = _torch_parts()
     ScaleGrad = _LAZY["ScaleGrad"]
     from ..bench.metrics import is_success
     from ._torchutil import device as _device
@@ -455,7 +455,7 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
     use_stop = bool(o["stop"]) and sigma is not None
     betas = beta_schedule(np.arange(o["maxiter"]), o["tau"])
     with torch.no_grad():
-        chi2_ref = float((((layer(mref_t.to(f64)) [0] - gt) * wt) ** 2).mean())
+        chi2_ref = float((((layer(mref_t.to(f64))[0] - gt) * wt) ** 2).mean())
     chi2_ref = max(chi2_ref, 1e-30)
     opt = torch.optim.Adam(net.parameters(), lr=o["lr"])
     hist = []
@@ -525,7 +525,8 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
             best = (c, rho[0].clone())
     return {"rho": best[1].double().cpu().numpy(), "chi2": best[0], "history": np.asarray(hist),
             "beta": betas[:max(n_steps, 1)], "niter": n_steps, "start_steps": n_start, "start_error": start_error,
-            "converged": converged, "backtracks": n_back, "n_matvec": n_mv, "n_rmatvec": n_rmv, "seconds": time.perf_counter() - t0}
+            "converged": converged, "backtracks": n_back, "n_matvec": n_mv, "n_rmatvec": n_rmv,
+            "seconds": time.perf_counter() - t0}
 
 
 class DIPProvider(Provider):
