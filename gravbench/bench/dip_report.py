@@ -264,6 +264,8 @@ def write(res, out="reports", command="gravbench report dip"):
             L.append(f"| {fam} | {_f(d['model_error']['mean'])} | {d['success_rate']:.0%} | "
                      f"{_f(d['seconds']['mean'], '.1f')} | {_f(t['model_error']['mean'])} | "
                      f"{_f(w['model_error']['mean'])} |")
+    for note in res.get("notes", []):
+        L += ["", note]
     L += ["", "Model error = ||rho - rho_hat|| / ||rho|| (mean over the models); chi2 = reduced chi-squared of the "
           "noisy data; 'in band' = `is_success(chi2, N)`. Per-model rows are in `dip.json`.", ""]
     md = out / "dip.md"
