@@ -1,4 +1,4 @@
-"""Deep image prior provider: misfit reduction, discrepancy stop, determinism, registry, bad input."""
+"""Deep image prior provider: start weights, annealing, weighting, discrepancy stop, determinism, bad input."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import gravbench as gb  # noqa: E402
+from gravbench.bench.metrics import is_success  # noqa: E402
 
 N = 12
 SMALL = {"latent": 8, "channels": (16, 8, 4)}
+
+
+def _scale():
+    from gravbench.providers.dip import DEFAULTS
+
+    lo, hi = DEFAULTS["bounds"]
+    return 0.5 * (hi - lo)
 
 
 @pytest.fixture(scope="module")
@@ -24,39 +32,133 @@ def setup():
     return prob, rho, g, sigma
 
 
-def _chi(prob, rho, g, sigma):
-    return float(np.sqrt(np.mean(((prob.forward(rho) - g) / sigma) ** 2)))
+def _chi2(prob, rho, g, sigma):
+    return float(np.mean(((prob.forward(rho) - g) / sigma) ** 2))
 
 
-def test_dip_reduces_misfit_and_stops_at_the_discrepancy_target(setup):
+@pytest.mark.parametrize("m_ref", [0.0, "ramp"])
+def test_start_weights_reproduce_the_reference_model(setup, m_ref):
+    from gravbench.providers.dip import start_network
+
+    prob = setup[0]
+    if m_ref == "ramp":  # a non-constant reference: 200 kg/m^3 at the top falling to -100 at the bottom
+        m_ref = np.repeat(np.linspace(200.0, -100.0, N)[:, None], N, axis=1)
+    net, z, info = start_network(prob, seed=2, start_steps=2000, start_tol=2e-3, **SMALL)
+    with torch.no_grad():
+        out = net(z)[0].double().numpy()
+    # a freshly initialised network is far from the reference; the start fit brings it within tolerance
+    net0, z0, info0 = start_network(prob, seed=2, start="random", **SMALL)
+    with torch.no_grad():
+        out0 = net0(z0)[0].double().numpy()
+    np.testing.assert_array_equal(z.numpy(), z0.numpy())
+    if isinstance(m_ref, float):
+        assert np.abs(out0 - m_ref).max() > 10.0
+        assert np.abs(out - m_ref).max() <= 2e-3 * _scale()
+        assert info["error"] == pytest.approx(np.abs(out - m_ref).max(), rel=1e-5)
+        assert 0 < info["steps"] < 2000 and info0["steps"] == 0
+    else:
+        net, z, info = start_network(prob, seed=2, m_ref=m_ref, start_steps=3000, start_tol=5e-3, **SMALL)
+        with torch.no_grad():
+            out = net(z)[0].double().numpy()
+        assert np.abs(out - m_ref).max() <= 5e-3 * _scale()
+        assert info["steps"] < 3000
+
+
+def test_the_fit_starts_at_the_reference_model(setup):
+    """The first chi2 of the fit is the reference model's (computed here by the numpy operator)."""
+    from gravbench.providers.dip import fit_dip
+
+    prob, rho, g, sigma = setup
+    from gravbench.providers.dip import DEFAULTS
+
+    out = fit_dip(prob, g, sigma, maxiter=3, stop=False, seed=0, **SMALL)
+    assert 0 < out["start_steps"] <= DEFAULTS["start_steps"]
+    assert out["start_error"] <= DEFAULTS["start_tol"] * _scale()
+    assert out["history"][0] == pytest.approx(_chi2(prob, np.zeros(prob.shape), g, sigma), rel=1e-3)
+
+
+def test_annealing_schedule_is_exp_minus_step_over_tau(setup):
+    from gravbench.providers.dip import beta_schedule, fit_dip
+
+    prob, rho, g, sigma = setup
+    steps = np.arange(50)
+    np.testing.assert_allclose(beta_schedule(steps, 20.0), np.exp(-steps / 20.0), rtol=1e-15)
+    assert beta_schedule(0, 20.0) == 1.0 and beta_schedule(20, 20.0) == pytest.approx(1 / np.e)
+    np.testing.assert_array_equal(beta_schedule(steps, 0.0), 0.0)
+    out = fit_dip(prob, g, sigma, maxiter=40, tau=7.0, stop=False, seed=0, **SMALL)
+    assert out["niter"] == 40
+    np.testing.assert_allclose(out["beta"], np.exp(-np.arange(40) / 7.0), rtol=1e-12)
+
+
+def test_the_reference_term_holds_the_model_back(setup):
+    """With a long tau (beta ~ 1 throughout) the model stays near m_ref; with tau = 0 the data pull it away."""
+    from gravbench.providers.dip import fit_dip
+
+    prob, rho, g, sigma = setup
+    held = fit_dip(prob, g, sigma, maxiter=60, tau=1e6, stop=False, seed=0, **SMALL)
+    free = fit_dip(prob, g, sigma, maxiter=60, tau=0.0, stop=False, seed=0, **SMALL)
+    assert np.abs(held["rho"]).mean() < 0.2 * np.abs(free["rho"]).mean()
+    assert free["chi2"] < 0.2 * held["chi2"]
+
+
+def test_discrepancy_stop_ends_the_loop(setup):
     from gravbench.providers.dip import fit_dip
 
     prob, rho, g, sigma = setup
     out = fit_dip(prob, g, sigma, maxiter=1500, seed=0, **SMALL)
-    assert out["converged"] and out["niter"] < 1500
     h = out["history"]
-    assert h[0] > 5 * h[-1]  # the random network starts far off
-    assert h[-1] <= 1.0 < h[-2]  # stopped at the first iterate meeting the target
-    # the reported misfit is the true one, by the numpy forward operator (float32 network -> loose rtol)
-    assert _chi(prob, out["rho"], g, sigma) == pytest.approx(h[-1], rel=1e-3)
-    assert out["n_matvec"] == out["niter"] and out["n_rmatvec"] == out["niter"] - 1
-    lo, hi = -1000.0, 1000.0
-    assert out["rho"].min() >= lo and out["rho"].max() <= hi
+    assert out["converged"] and out["niter"] < 1500 and len(h) == out["niter"] + 1
+    assert is_success(h[-1], g.size) and not any(is_success(c, g.size) for c in h[:-1])
+    assert h[0] > 10 * h[-1]
+    # the reported chi2 is the returned model's, by the numpy forward operator
+    assert _chi2(prob, out["rho"], g, sigma) == pytest.approx(h[-1], rel=1e-6)
+    assert is_success(_chi2(prob, out["rho"], g, sigma), g.size)
+    assert out["n_matvec"] == out["niter"] + 2 and out["n_rmatvec"] == out["niter"] - out["backtracks"]
+    assert out["rho"].min() >= -_scale() and out["rho"].max() <= _scale()
+    # without the stop the same run goes on to maxiter
+    cont = fit_dip(prob, g, sigma, maxiter=out["niter"] + 5, stop=False, seed=0, **SMALL)
+    assert not cont["converged"] and cont["niter"] == out["niter"] + 5
 
 
-def test_dip_bounds_and_maxiter_without_target(setup):
+def test_bounds_maxiter_and_best_iterate(setup):
     from gravbench.providers.dip import fit_dip
 
     prob, rho, g, sigma = setup
-    out = fit_dip(prob, g, sigma, maxiter=25, target=None, bounds=(0.0, 50.0), seed=1, **SMALL)
-    assert not out["converged"] and out["niter"] == 25 and out["n_matvec"] == 26
-    assert out["rho"].min() >= 0.0 and out["rho"].max() <= 50.0
-    assert out["chi"] == pytest.approx(min(out["history"]), rel=1e-6)
+    out = fit_dip(prob, g, sigma, maxiter=25, stop=False, bounds=(-50.0, 50.0), seed=1, **SMALL)
+    assert not out["converged"] and out["niter"] == 25 and out["n_matvec"] == 27
+    assert out["rho"].min() >= -50.0 and out["rho"].max() <= 50.0
+    assert out["chi2"] == pytest.approx(min(out["history"]), rel=1e-12)
+
+
+def test_depth_weights_grow_with_depth_and_scale_the_data_gradient(setup):
+    from gravbench.providers.dip import _torch_parts, cell_weights
+
+    prob, rho, g, sigma = setup
+    w = cell_weights(prob, "depth", 1.0).reshape(prob.shape)
+    assert w.mean() == pytest.approx(1.0)
+    assert np.all(np.diff(w[:, 0]) > 0) and np.all(w == w[:, :1])
+    grid = prob.grid
+    zc = grid.z_centers - grid.z_edges[0]
+    z0 = zc[0] + float(np.mean(-prob.survey.z))  # half the top cell + the station height (stations at z < 0)
+    np.testing.assert_allclose(w[-1, 0] / w[0, 0], (zc[-1] + z0) / (zc[0] + z0))
+    s = cell_weights(prob, "sensitivity", 1.0, sigma=np.full(prob.n_data, sigma)).reshape(prob.shape)
+    A = prob.sensitivity()
+    expect = 1.0 / np.sqrt((A ** 2).sum(axis=0))
+    np.testing.assert_allclose(s.ravel(), expect / expect.mean(), rtol=1e-12)
+    assert s[-1].mean() > s[0].mean()
+    np.testing.assert_array_equal(cell_weights(prob, "none"), 1.0)
+    torch_, _ = _torch_parts()
+    from gravbench.providers.dip import _LAZY
+
+    x = torch.ones(3, requires_grad=True)
+    wt = torch.tensor([1.0, 2.0, 3.0])
+    (_LAZY["ScaleGrad"].apply(x, wt) * torch.tensor([5.0, 5.0, 5.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [5.0, 10.0, 15.0])
 
 
 def test_dip_is_deterministic_under_a_seed(setup):
     prob, rho, g, sigma = setup
-    p = gb.providers.get("dip", maxiter=30, target=None, **SMALL)
+    p = gb.providers.get("dip", maxiter=30, stop=False, **SMALL)
     a = p(g, prob, sigma=sigma, seed=3)
     b = p(g, prob, sigma=sigma, seed=3)
     c = p(g, prob, sigma=sigma, seed=4)
@@ -66,6 +168,20 @@ def test_dip_is_deterministic_under_a_seed(setup):
     B = p.batch(np.stack([g, g]), prob, sigma=sigma, seed=3)
     np.testing.assert_array_equal(B[0], a)
     assert p.info.name == "dip" and p.info.grids == () and not p.info.learned
+
+
+def test_plain_options_and_dropout_run(setup):
+    from gravbench.providers.dip import PLAIN, fit_dip
+
+    prob, rho, g, sigma = setup
+    out = fit_dip(prob, g, sigma, seed=0, **{**PLAIN, "maxiter": 20, "stop": False, **SMALL})
+    assert out["start_steps"] == 0 and np.all(out["beta"] == 0.0)
+    calls = []
+    d = fit_dip(prob, g, sigma, seed=0, dropout=0.2, maxiter=10, stop=False, progress=lambda *a: calls.append(a),
+                **SMALL)
+    assert len(calls) == 10 and calls[-1][:2] == (10, 10)
+    # the returned model is the network without dropout: its chi2 is the reported one
+    assert _chi2(prob, d["rho"], g, sigma) == pytest.approx(d["chi2"], rel=1e-6)
 
 
 def test_dip_gradient_is_the_adjoint_through_the_network(setup):
@@ -88,8 +204,43 @@ def test_dip_bad_input(setup):
         gb.providers.get("dip", bounds=(5.0, 1.0))
     with pytest.raises(ValueError, match="maxiter"):
         gb.providers.get("dip", maxiter=0)
+    with pytest.raises(ValueError, match="tau"):
+        gb.providers.get("dip", tau=-1.0)
+    with pytest.raises(ValueError, match="weighting"):
+        gb.providers.get("dip", weighting="sideways")
+    with pytest.raises(ValueError, match="unknown dip option"):
+        gb.providers.get("dip", learning_rate=0.1)
+    with pytest.raises(ValueError, match="dropout"):
+        gb.providers.get("dip", dropout=1.0)
     p = gb.providers.get("dip", maxiter=2, **SMALL)
     with pytest.raises(ValueError, match="shape"):
         p(g[:-1], prob)
     with pytest.raises(ValueError, match="sigma"):
         p(g, prob, sigma=-1.0)
+    with pytest.raises(ValueError, match="m_ref"):
+        gb.providers.get("dip", m_ref=5000.0, maxiter=2, **SMALL)(g, prob, sigma=sigma)
+
+
+def test_dip_report_writes_tables(tmp_path):
+    """The report writer lays out what measure() returns (numbers come from the dict, not the writer)."""
+    from gravbench.bench.dip_report import write
+
+    def piece(err, ok):
+        rows = [{"index": i, "model_error": e, "chi2": 1.0 + 0.1 * i, "success": s, "seconds": 2.0}
+                for i, (e, s) in enumerate(zip(err, ok))]
+        from gravbench.bench.dip_report import _summary
+
+        return {"summary": _summary(rows), "rows": rows, "load": [1.5, 1.5]}
+
+    res = {"settings": {"n": 50, "stations": 150, "noise": 0.01, "heldout_seed": 1, "validation_seed": 2, "heldout": 2,
+                        "per_family": 2, "plain_samples": 0, "jobs": 1, "dip_defaults": {"tau": 30.0},
+                        "torch_threads": 1, "torch": "x", "cpus": 2},
+           "load_start": 1.0, "load_end": 2.0, "seconds": 60.0,
+           "heldout": {"dip": piece([0.5, 0.7], [True, False]), "tikhonov": piece([0.9, 0.9], [True, True])},
+           "families": {"blocks": {m: piece([0.25, 0.75], [True, True])
+                                   for m in ("dip", "tikhonov", "depth-weighted")}}}
+    md, js = write(res, tmp_path)
+    text = md.read_text()
+    assert "| dip | 2 | 0.600 | 0.600 |" in text and "| 50% |" in text
+    assert "| blocks | 0.500 | 100% |" in text
+    assert js.exists()
