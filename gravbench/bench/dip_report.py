@@ -29,6 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import data, providers
+from ..problem import Problem
+from ..providers.dip import DEFAULTS, PLAIN, fit_dip
+from .metrics import evaluate, is_success, summary
+
 __all__ = ["run", "measure", "write", "HELDOUT_SEED", "VALIDATION_SEED"]
 
 #: Seed of the held-out blocks set (distinct from the standard sets' seeds and from the validation set).
@@ -42,7 +47,6 @@ def _load():
 
 
 def _run_method(name, fn, ds, idx, prob, log=None, progress=None):
-    from .metrics import evaluate, is_success
 
     rows = []
     for j, i in enumerate(idx):
@@ -58,7 +62,6 @@ def _run_method(name, fn, ds, idx, prob, log=None, progress=None):
 
 
 def _summary(rows):
-    from .metrics import summary
 
     out = {k: summary(r[k] for r in rows) for k in ("model_error", "chi2", "seconds")}
     out["success_rate"] = float(np.mean([r["success"] for r in rows])) if rows else None
@@ -70,8 +73,6 @@ def _summary(rows):
 
 def _method(prob, name):
     """``fn(g, sigma, index) -> (rho_hat, extra)`` for a method name of the report."""
-    from .. import providers
-    from ..providers.dip import PLAIN, fit_dip
 
     def dip(**opts):
         def fn(g, s, i):
@@ -100,8 +101,6 @@ def _task(args):
     kind, key, name, idx = args
     import torch
 
-    from .. import data
-    from ..geometry import Problem
 
     torch.set_num_threads(1)
     prob = Problem.paper(n=50)
@@ -144,9 +143,6 @@ def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, chunk=4, log=Non
     """
     import torch
 
-    from .. import data
-    from ..geometry import Problem
-    from ..providers.dip import DEFAULTS
 
     if int(jobs) < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs!r}")
@@ -208,7 +204,6 @@ def measure(heldout=24, per_family=20, plain_samples=3, jobs=1, chunk=4, log=Non
 def assemble(got, heldout):
     """``{"heldout": {method: piece}, "families": {family: {method: piece}}}`` from gathered rows
     (keys ``(kind, key, method)`` with ``key`` a string), each piece ``{"summary", "rows", "load"}``."""
-    from .. import data
 
     def piece(rows):
         rows = sorted(rows, key=lambda r: r["index"])

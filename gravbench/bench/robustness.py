@@ -36,6 +36,8 @@ import numpy as np
 from .metrics import chi2_threshold, is_success
 from .runner import TestSet, Toolkit, atomic_write_text, run_cases
 from .stats import LEVEL, mean_ci, paired_diff
+from .. import data
+from ..problem import Problem
 
 __all__ = ["NOISE_KINDS", "CORR_LENGTH", "CONDITIONS", "perturbed_noise", "perturbed_load", "toolkit",
            "condition_name", "run_conditions", "markdown", "write_report"]
@@ -121,8 +123,6 @@ def perturbed_noise(shape, kind, seed, index, station_x=None, corr_length=CORR_L
 
 
 def _dataset(n, samples, noise, seed):
-    from .. import data
-    from ..problem import Problem
 
     name = f"paper-{n}"
     if name in data.STANDARD:

@@ -70,6 +70,7 @@ import numpy as np
 
 from .cases import NO_REFINER, Case, SkipCase, case_key
 from .metrics import RECORD_KEYS, evaluate, gravity_metrics
+from ..providers.base import NotApplicable
 
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
            "default_get_provider", "default_refine", "test_set", "clear_caches", "SweepMismatch",
@@ -284,7 +285,6 @@ def skip_reason(exc):
     weights for the grid; a problem too large for the method) and an ``ImportError``
     of an optional package (not of gravbench itself, which is a bug).
     """
-    from ..providers.base import NotApplicable
 
     if isinstance(exc, (SkipCase, NotApplicable)):
         return _err(exc)

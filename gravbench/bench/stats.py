@@ -32,6 +32,8 @@ import math
 
 import numpy as np
 
+from ..data.families import BASE_FAMILIES
+
 __all__ = ["mean_ci", "paired_diff", "holm", "compare_with_leader", "analyse", "t_quantile", "LEVEL", "ALPHA",
            "CI_KEYS"]
 
@@ -249,10 +251,6 @@ def _label(provider, refiner):
 
 
 def _family_order(names):
-    try:
-        from ..data.families import BASE_FAMILIES
-    except ImportError:  # pragma: no cover - data is part of the package
-        BASE_FAMILIES = ()
     known = [f for f in BASE_FAMILIES if f in names]
     return known + sorted(f for f in names if f not in known)
 

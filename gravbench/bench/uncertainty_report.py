@@ -31,6 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+import gravbench as gb
+
+from ..uncertainty import RELIABILITY_LEVELS, KroneckerPrior, LinearGaussian, LowRankPrior, coverage, crps
+
 __all__ = ["run", "measure", "write"]
 
 LEVELS = (0.68, 0.95)
@@ -49,7 +53,6 @@ def _cov_err(c):
 
 def _score(truth, res_list):
     """Coverage, reliability, CRPS and mean relative error over a list of (truth, UncertaintyResult)."""
-    from ..uncertainty import RELIABILITY_LEVELS, coverage, crps
 
     X = np.array(truth, dtype=np.float64)
     if res_list[0].gaussian:
@@ -72,9 +75,7 @@ def _score(truth, res_list):
 
 
 def _exactness(n, count, log):
-    import gravbench as gb
 
-    from ..uncertainty import KroneckerPrior, LinearGaussian
 
     prob = gb.Problem.paper(n=n)
     op = prob.operator("auto")
@@ -97,7 +98,6 @@ def _exactness(n, count, log):
 
 def _choose_length(prob, op, mean, std, val, lengths, count, log):
     """The Kronecker length scale with the lowest mean CRPS on ``count`` validation models."""
-    from ..uncertainty import KroneckerPrior, LinearGaussian
 
     idx = np.linspace(0, len(val) - 1, count).astype(int)
     table = {}
@@ -112,9 +112,7 @@ def _choose_length(prob, op, mean, std, val, lengths, count, log):
 
 
 def _timing_200(n, log):
-    import gravbench as gb
 
-    from ..uncertainty import KroneckerPrior, LinearGaussian
 
     load0 = _load()
     prob = gb.Problem.paper(n=n)
@@ -142,9 +140,7 @@ def _timing_200(n, log):
 
 def measure(quick=False, log=print, pcn_per_family=None, rto_samples=100):
     """Run every measurement; returns ``(results dict, figure data)``."""
-    import gravbench as gb
 
-    from ..uncertainty import KroneckerPrior, LinearGaussian, LowRankPrior
     from ..uncertainty.latent import LatentSampler
 
     t_all = time.perf_counter()

@@ -40,6 +40,7 @@ from .families import (BASE_FAMILIES, GENERATOR_VERSION, _check_seed, assign_fam
                        resolve_families)
 from .noise import _check as _check_noise
 from .noise import noisy
+from ._forward import ordered_forward
 
 __all__ = ["Dataset", "build", "load", "save", "add_noise", "FORMAT", "FORMAT_VERSION"]
 
@@ -234,7 +235,6 @@ def _forward_batch(problem, method=None):
     op = problem.operator(method)
     A = getattr(op, "A", None)
     if A is not None:
-        from ._forward import ordered_forward
 
         AT = np.ascontiguousarray(A.T)
         return (lambda R: ordered_forward(R, AT)), op.method

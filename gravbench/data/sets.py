@@ -29,6 +29,7 @@ import numpy as np
 from . import fingerprint as fpm
 from .dataset import add_noise, build, load
 from .families import GENERATOR_VERSION
+from .. import __version__
 
 __all__ = ["STANDARD", "StandardSpec", "standard", "standard_paths", "cache_dir", "recorded", "check_fingerprint",
            "compute_standard", "record"]
@@ -270,7 +271,6 @@ def record(names=None, *, path=None, progress=True, log=None, fresh=True):
 
     import numba
 
-    from .. import __version__
 
     path = Path(path) if path is not None else fpm.RECORD_PATH
     names = sorted(STANDARD) if names is None else list(names)

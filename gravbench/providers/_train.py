@@ -71,6 +71,7 @@ import time
 from pathlib import Path
 
 from ._torchutil import require_torch, seed_all, sha256_file
+from ..data import cache_dir
 
 __all__ = ["fit", "save_weights", "load_weights", "command_line", "user_weights_dir", "resolve_weights",
            "default_out", "load_state"]
@@ -222,7 +223,6 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
 
 def user_weights_dir():
     """Where trained weights go by default: ``<cache>/weights`` (``$GRAVBENCH_CACHE`` or ``~/.cache/gravbench``)."""
-    from ..data import cache_dir
 
     return cache_dir() / "weights"
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Provider
+from .base import NotApplicable, Provider, check_real
 
 __all__ = ["Zero", "Tikhonov", "DepthWeighted", "dataspace_solve"]
 
@@ -158,8 +158,6 @@ class _DenseCache:
         if A is None:
             nbytes = 8 * problem.n_data * problem.n_cells
             if nbytes > _MAX_DENSE:
-                from .base import NotApplicable
-
                 raise NotApplicable(
                     f"problem too large for the direct engine ({nbytes / 2**20:.0f} MiB for A); use engine='refiner'")
             A = self._A[problem] = problem.sensitivity()
@@ -198,8 +196,6 @@ class Tikhonov(Provider):
     def __init__(self, engine="auto", chi=1.0, **refiner_options):
         if engine not in ("auto", "direct", "refiner"):
             raise ValueError(f"engine must be 'auto', 'direct' or 'refiner', got {engine!r}")
-        from .base import check_real
-
         chi = check_real("chi", chi, positive=True)
         if refiner_options and engine == "direct":
             raise ValueError(f"refiner options {sorted(refiner_options)} need engine='refiner' or 'auto'")

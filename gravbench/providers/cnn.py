@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import NoWeightsError, Provider
+from .base import NoWeightsError, Provider, ProviderInfo
 
 __all__ = ["CNNProvider", "build_model", "train", "available", "WEIGHTS_DIR"]
 
@@ -436,8 +436,6 @@ class CNNProvider(Provider):
 
     @property
     def info(self):
-        from .base import ProviderInfo
-
         if self._weights is not None:
             used = {"any grid": str(self._weights)}
         else:

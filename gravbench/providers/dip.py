@@ -68,6 +68,7 @@ import time
 import numpy as np
 
 from .base import Provider, ProviderInfo
+from ..bench.metrics import is_success
 
 __all__ = ["DIPProvider", "fit_dip", "start_network", "beta_schedule", "cell_weights", "DEFAULTS", "PLAIN"]
 
@@ -417,7 +418,6 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
     o = _check_options({**DEFAULTS, **options})
     torch, _ = _torch_parts()
     ScaleGrad = _LAZY["ScaleGrad"]
-    from ..bench.metrics import is_success
     from ._torchutil import device as _device
 
     g = np.asarray(g, dtype=np.float64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from .calibration import _check_level, _z
 
 __all__ = ["UncertaintyResult"]
 
@@ -54,7 +55,6 @@ class UncertaintyResult:
         Gaussian results give ``mean +- z std``; sample-based results the
         empirical ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles.
         """
-        from .calibration import _check_level, _z
 
         lv = _check_level(level)
         if self.gaussian:

@@ -43,6 +43,8 @@ import time
 import numpy as np
 
 from ._result import UncertaintyResult
+from ..providers._torchutil import require_torch
+from ..providers.latent import load_generator
 
 __all__ = ["pcn_latent", "LatentSampler", "pcn_chains"]
 
@@ -141,8 +143,6 @@ class LatentSampler:
     """
 
     def __init__(self, op, kind="vae", weights=None, shape=None):
-        from ..providers._torchutil import require_torch
-        from ..providers.latent import load_generator
 
         torch = require_torch()
         self.torch = torch
