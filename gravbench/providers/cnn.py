@@ -69,8 +69,13 @@ def available(weights_dir=None):
 
 
 def build_model(n_stations, nz, nx, *, arch="paper", width=32, hidden=256, head_k=4, out_stride=1,
-                g_scale=(1.0, 1.0), rho_lo=0.0, rho_hi=1.0):
-    """The network (a ``torch.nn.Module``); see the module docstring for ``arch``."""
+                g_scale=(1.0, 1.0), rho_lo=0.0, rho_hi=1.0, g_mean=None, dropout=0.1):
+    """The network (a ``torch.nn.Module``); see the module docstring for ``arch``.
+
+    ``g_mean`` (``2 n_stations``, mGal; ``arch="paper-full"`` only) is
+    subtracted from the data before the per-channel scaling by ``g_scale``;
+    ``dropout`` is the dense layers' dropout rate (``"paper-full"``).
+    """
     from ._torchutil import require_torch
 
     torch = require_torch()
@@ -93,6 +98,41 @@ def build_model(n_stations, nz, nx, *, arch="paper", width=32, hidden=256, head_
             """``g`` (B, 2m) mGal -> rho (B, nz, nx) kg/m^3."""
             s = self.unit(self.logits(self.normalise(g)))
             return self.rho_lo + (self.rho_hi - self.rho_lo) * s
+
+    if arch == "paper-full":
+        class PaperFull(_Base):
+            """The seed paper's network, layer for layer (Keras ``padding="valid"`` convolutions)."""
+
+            def __init__(self):
+                super().__init__()
+                gm = np.zeros(2 * n_stations, np.float32) if g_mean is None else np.asarray(g_mean, np.float32)
+                if gm.shape != (2 * n_stations,):
+                    raise ValueError(f"g_mean must have {2 * n_stations} values, got shape {gm.shape}")
+                self.register_buffer("g_mean", torch.as_tensor(gm))
+                L = n_stations
+                for _ in range(3):
+                    L = (L - 3) // 2 + 1
+                if L < 1:
+                    raise ValueError(f"arch='paper-full' needs at least 15 stations, got {n_stations}")
+                act = nn.LeakyReLU(0.01)
+                self.enc = nn.Sequential(
+                    nn.Conv1d(2, 32, 3, stride=2), act,
+                    nn.Conv1d(32, 64, 3, stride=2), act,
+                    nn.Conv1d(64, 128, 3, stride=2), act, nn.Flatten())
+                layers, w_in = [], 128 * L
+                for w in (250, 500, 1000, 1500):
+                    layers += [nn.Linear(w_in, w), nn.LeakyReLU(0.01), nn.Dropout(float(dropout))]
+                    w_in = w
+                self.dense = nn.Sequential(*layers)
+                self.out = nn.Linear(w_in, nz * nx)
+
+            def normalise(self, g):
+                return ((g - self.g_mean[None, :]).reshape(g.shape[0], 2, -1)) / self.g_scale[None, :, None]
+
+            def logits(self, x):
+                return self.out(self.dense(self.enc(x))).reshape(x.shape[0], nz, nx)
+
+        return PaperFull()
 
     if arch == "paper":
         class Paper(_Base):
@@ -118,7 +158,7 @@ def build_model(n_stations, nz, nx, *, arch="paper", width=32, hidden=256, head_
         return Paper()
 
     if arch != "unet1d":
-        raise ValueError(f"arch must be 'unet1d' or 'paper', got {arch!r}")
+        raise ValueError(f"arch must be 'paper-full', 'paper' or 'unet1d', got {arch!r}")
     if n_stations % nx != 0:
         raise ValueError(f"arch='unet1d' needs a whole number of stations per cell column; got {n_stations} stations for nx={nx}")
     per = n_stations // nx
@@ -200,12 +240,13 @@ CHECK_BATCH_DOC = ("gravbench.data.build(problem, families='mixed', count=64, se
                    "fresh models (a seed no standard split uses), mean relative model error")
 
 
-def check_batch(problem):
-    """The fixed check batch for ``problem`` (see :data:`CHECK_BATCH`)."""
+def check_batch(problem, families=None):
+    """The fixed check batch for ``problem`` (see :data:`CHECK_BATCH`); ``families`` overrides ``"mixed"``."""
     from .. import data as _data
 
     c = CHECK_BATCH
-    return _data.build(problem, families=c["families"], count=c["count"], seed=c["seed"], noise=c["noise"])["all"]
+    return _data.build(problem, families=families or c["families"], count=c["count"], seed=c["seed"],
+                       noise=c["noise"])["all"]
 
 
 def rel_errors(rho_hat, rho):
@@ -217,7 +258,8 @@ def rel_errors(rho_hat, rho):
 
 def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=None, resume=False, device="cpu",
           progress=True, arch="paper", width=32, hidden=256, head_k=4, out_stride=1, noise=0.01, noise_aug=1.5, patience=6,
-          max_train=None, max_seconds=None, checkpoint=None, threads=None, val=None, loss="rel", command=None, stop_after=None, **unknown):
+          max_train=None, max_seconds=None, checkpoint=None, threads=None, val=None, loss="rel", command=None, stop_after=None,
+          optimizer="adam", weight_decay=0.0, lr_schedule="cosine", out_range="zero", dropout=0.1, **unknown):
     """Train a CNN provider and write its weights and manifest.
 
     Parameters
@@ -259,6 +301,18 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         ``"mse"``: plain mean squared error.
     threads : int, optional
         ``torch.set_num_threads``.
+    optimizer : {"adam", "adamw"}
+        Adam with L2 ``weight_decay`` or AdamW (decoupled weight decay, Keras'
+        ``weight_decay``: the paper's choice with 1e-4).
+    weight_decay : float
+    lr_schedule : {"cosine", "exp", "constant"}
+        ``"exp"``: exponential decay from ``lr`` to ``lr/20`` over ``epochs``.
+    out_range : {"zero", "data"}
+        Output range of the sigmoid: ``"zero"``: ``[min(0, rho_min), rho_max]``
+        of the training models (contrasts); ``"data"``: ``[rho_min, rho_max]``
+        widened by 2 % of the span (absolute densities such as ``fwi-51``).
+    dropout : float
+        Dropout of the dense layers (``arch="paper-full"``).
     val : Dataset, optional
         Validation set when ``dataset`` is a ``Dataset`` object.
     command : str, optional
@@ -273,6 +327,10 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         raise ValueError(f"unknown option(s) for cnn: {', '.join(sorted(unknown))}")
     if loss not in ("rel", "mse"):
         raise ValueError(f"loss must be 'rel' or 'mse', got {loss!r}")
+    if optimizer not in ("adam", "adamw"):
+        raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
+    if out_range not in ("zero", "data"):
+        raise ValueError(f"out_range must be 'zero' or 'data', got {out_range!r}")
     from ._torchutil import require_torch, seed_all
     from ._train import command_line, fit, save_weights
 
@@ -289,12 +347,27 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
     gc_tr = np.asarray(tr.g_clean[:n_tr], dtype=np.float32)
     su_tr = _unit_sigma(tr, noise)[:n_tr].astype(np.float32) * float(noise or 0.01)
     m = gc_tr.shape[1] // 2
-    g_scale = (float(np.sqrt(np.mean(gc_tr[:, :m] ** 2))), float(np.sqrt(np.mean(gc_tr[:, m:] ** 2))))
-    lo, hi = float(min(0.0, rho_tr.min())), float(rho_tr.max())
+    g_mean = None
+    if arch == "paper-full":  # standardise: per-datum training mean off, then per-channel RMS of the rest
+        g_mean = gc_tr.astype(np.float64).mean(0)
+        dev = gc_tr - g_mean[None, :].astype(np.float32)
+        g_scale = (float(np.sqrt(np.mean(dev[:, :m] ** 2))), float(np.sqrt(np.mean(dev[:, m:] ** 2))))
+    else:
+        g_scale = (float(np.sqrt(np.mean(gc_tr[:, :m] ** 2))), float(np.sqrt(np.mean(gc_tr[:, m:] ** 2))))
+    if out_range == "data":
+        span = float(rho_tr.max() - rho_tr.min())
+        lo, hi = float(rho_tr.min()) - 0.02 * span, float(rho_tr.max()) + 0.02 * span
+    else:
+        lo, hi = float(min(0.0, rho_tr.min())), float(rho_tr.max())
     if not hi > lo:
         raise ValueError("training models have no density contrast (max == min)")
-    model = build_model(m, nz, nx, arch=arch, width=width, hidden=hidden, head_k=head_k,
-                        out_stride=out_stride, g_scale=g_scale, rho_lo=lo, rho_hi=hi)
+    mk = dict(arch=arch, width=width, hidden=hidden, head_k=head_k, out_stride=out_stride, g_scale=g_scale,
+              rho_lo=lo, rho_hi=hi, g_mean=None if g_mean is None else g_mean.tolist(), dropout=dropout)
+    model = build_model(m, nz, nx, **mk)
+    if arch == "paper-full":  # start from the training set's mean model: output bias = logit of its scaled value
+        with torch.no_grad():
+            u = np.clip((rho_tr.astype(np.float64).mean(0) - lo) / (hi - lo), 1e-4, 1 - 1e-4).ravel()
+            model.out.bias.copy_(torch.as_tensor(np.log(u / (1 - u)), dtype=torch.float32))
     scale = hi - lo
     aug = float(noise_aug)
 
@@ -328,18 +401,22 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
     out = Path(out) if out else WEIGHTS_DIR / f"cnn-{n}.pt"
     hist = fit(model, train_t, val_t, loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs), batch_size=int(batch_size),
                lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume, device=device, progress=progress,
-               patience=int(patience), max_seconds=max_seconds, stop_after=stop_after, description=f"cnn-{n}")
+               patience=int(patience), max_seconds=max_seconds, stop_after=stop_after, description=f"cnn-{n}",
+               lr_schedule=lr_schedule, weight_decay=float(weight_decay),
+               optimizer=(lambda ps: torch.optim.AdamW(ps, lr=float(lr), weight_decay=float(weight_decay)))
+               if optimizer == "adamw" else None)
     model.eval().cpu()
     # metrics on the validation split (float16 weights, as shipped)
-    half = build_model(m, nz, nx, arch=arch, width=width, hidden=hidden, head_k=head_k, out_stride=out_stride,
-                       g_scale=g_scale, rho_lo=lo, rho_hi=hi)
+    half = build_model(m, nz, nx, **mk)
     half.load_state_dict({k: (v.half().float() if v.is_floating_point() else v) for k, v in model.state_dict().items()})
     half.eval()
     with torch.no_grad():
         pv = half(torch.from_numpy(va_g)).numpy()
         pvc = half(torch.from_numpy(np.asarray(va.g_clean, np.float32))).numpy()
     ev, evc = rel_errors(pv, va.rho), rel_errors(pvc, va.rho)
-    chk = check_batch(prob)
+    fams = (getattr(tr, "meta", {}) or {}).get("families")
+    chk_fam = "fwi" if isinstance(fams, dict) and set(fams) == {"fwi"} else None
+    chk = check_batch(prob, chk_fam)
     with torch.no_grad():
         ec = rel_errors(half(torch.from_numpy(np.asarray(chk.g, np.float32))).numpy(), chk.rho)
     ds_name = str(dataset) if isinstance(dataset, (str, Path)) else f"<in-memory {type(dataset).__name__}>"
@@ -349,7 +426,7 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         "shape": [int(nz), int(nx)],
         "problem": prob.to_dict(),
         "config": {"arch": arch, "width": int(width), "hidden": int(hidden), "head_k": int(head_k),
-                   "out_stride": int(out_stride), "n_stations": int(m)},
+                   "out_stride": int(out_stride), "n_stations": int(m), "dropout": float(dropout)},
         "normalisation": {"g_scale_mgal": list(g_scale), "rho_lo": lo, "rho_hi": hi,
                           "note": "input g/g_scale per channel (gx, gz RMS of the clean training data); "
                                   "output rho_lo + (rho_hi - rho_lo) * sigmoid"},
@@ -359,6 +436,8 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
                              if isinstance(v, (str, int, float, bool))}},
         "training": {"loss": loss, "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed),
                      "noise_aug": aug, "patience": int(patience), "device": str(device),
+                     "optimizer": optimizer, "weight_decay": float(weight_decay), "lr_schedule": lr_schedule,
+                     "out_range": out_range,
                      "epochs_run": hist["epochs_run"], "best_epoch": hist["best_epoch"], "stopped": hist["stopped"],
                      "seconds": round(hist["seconds"], 1),
                      "torch_threads": int(torch.get_num_threads())},
@@ -366,7 +445,8 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
                     "val_model_error_p90": float(np.quantile(ev, 0.9)),
                     "val_clean_model_error_mean": float(evc.mean()),
                     "check_batch_model_error_mean": float(ec.mean()),
-                    "check_batch": CHECK_BATCH_DOC,
+                    "check_batch": CHECK_BATCH_DOC if chk_fam is None else CHECK_BATCH_DOC.replace("'mixed'", repr(chk_fam)),
+                    "check_batch_families": chk_fam or CHECK_BATCH["families"],
                     "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()}
                                 for h in hist["history"]]},
         "n_params": int(sum(p.numel() for p in model.parameters())),
