@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import chi2_threshold, summarize
+from .metrics import success_band, summarize
 from .runner import atomic_write_text
 
 __all__ = ["report_stem", "no_weights_hint", "rich_tables", "markdown", "plot_error_vs_n", "plot_seconds_vs_n",
@@ -48,14 +48,14 @@ def _pct(v):
 
 
 _COLS = ("#", "provider", "refiner", "model err mean", "median", "p90", "data misfit mean", "median", "p90",
-         "chi2 median", "success", "seconds mean", "A/A^T products", "iterations", "peak MiB", "errors")
+         "chi2 median", "success", "over-fitted", "seconds mean", "A/A^T products", "iterations", "peak MiB", "errors")
 
 
 def _cells(rank, row):
     me, dm = row["model_error"], row["data_misfit"]
     return [str(rank), row["provider"], row["refiner"], _f(me["mean"]), _f(me["median"]), _f(me["p90"]),
             _f(dm["mean"]), _f(dm["median"]), _f(dm["p90"]), _f(row["chi2"]["median"]), _pct(row["success_rate"]),
-            _f(row["seconds"]["mean"]), _f(row["n_matvec"]["mean"], "{:.0f}"), _f(row["niter"]["mean"], "{:.0f}"),
+            "-" if row.get("overfit") is None else str(row["overfit"]), _f(row["seconds"]["mean"]), _f(row["n_matvec"]["mean"], "{:.0f}"), _f(row["niter"]["mean"], "{:.0f}"),
             _f(row["peak_mb"]["mean"], "{:.2f}"), f"{row['errors']}/{row['cases']}" if row["errors"] else "0"]
 
 
@@ -158,7 +158,7 @@ def _md_summary(rows):
         out.append(f"- Cheapest pair that fits >= 90 % of the models to the noise level: **{pair_label(cheap)}** "
                    f"({cheap['seconds']['mean']:.2g} s per model, mean model error "
                    f"{cheap['model_error']['mean']:.3g}).")
-    lo = 2.0 - chi2_threshold(6 * ok[0]["n"])  # 1 - 2 sqrt(2/N): two standard deviations below the target
+    lo = success_band(6 * ok[0]["n"])[0]  # 1 - 2 sqrt(2/N): two standard deviations below the target
     over = [r for r in ok if r["chi2"]["median"] is not None and r["chi2"]["median"] < lo]
     if over:
         out.append(f"- Fitting the noise (median chi2 < {lo:.3f}, two standard deviations below 1): "
@@ -183,13 +183,15 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
     out.append("Metrics per test model, then mean / median / 90th percentile over the models: model error "
                "`||rho - rho_hat|| / ||rho||`, data misfit `||A rho_hat - g|| / ||g||` (g: the noisy data the "
                "inversion used), chi2 = reduced chi-squared `(1/N) sum((A rho_hat - g)/sigma)^2` (target 1), "
-               "success = chi2 <= 1 + 2 sqrt(2/N) (the data fitted to the noise level), seconds = provider + "
+               "success = |chi2 - 1| <= 2 sqrt(2/N) (the data fitted to the noise level, `metrics.is_success`; "
+               "over-fitted = chi2 below that band: fits the noise, not a success), seconds = provider + "
                "refiner wall time after a per-process warm-up (no compilation timed), A/A^T products = operator "
                "applications by the refiner, peak MiB = peak traced NumPy/Python heap of the provider or refiner call.")
     out.append("")
     for n, nrows in _by_n(rows).items():
         nd = 6 * n
-        out.append(f"## n = {n}  ({n * n} cells, {nd} data; success when chi2 <= {chi2_threshold(nd):.3f})")
+        lo, hi = success_band(nd)
+        out.append(f"## n = {n}  ({n * n} cells, {nd} data; success when {lo:.3f} <= chi2 <= {hi:.3f})")
         out.append("")
         out += _md_summary(nrows)
         tab, notes = _md_table(n, nrows)

@@ -44,7 +44,7 @@ import numpy as np
 
 from .base import NoWeightsError, Provider
 
-__all__ = ["CNNProvider", "build_model", "train", "available", "WEIGHTS_DIR"]
+__all__ = ["CNNProvider", "build_model", "train", "available", "catalogue", "weights_for", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -53,19 +53,74 @@ def _train_cmd(n):
     return f"gravbench train cnn --dataset paper-{n}"
 
 
-def available(weights_dir=None):
-    """``{n: path}`` of the CNN weight files shipped (``cnn-<n>.pt`` with a manifest)."""
+def _manifests(weights_dir=None):
+    """``[(path, manifest)]`` of every CNN weight file with a readable manifest, sorted by file name."""
     d = Path(weights_dir) if weights_dir else WEIGHTS_DIR
-    out = {}
+    out = []
     for m in sorted(d.glob("cnn-*.json")):
         pt = m.with_suffix(".pt")
         try:
             man = json.loads(m.read_text())
         except Exception:
             continue
-        if pt.exists() and "n" in man:
+        if pt.exists() and "shape" in man:
+            out.append((pt, man))
+    return out
+
+
+def available(weights_dir=None):
+    """``{n: path}`` of the shipped CNN weight files for ``Problem.paper(n)`` grids (``cnn-<n>.pt``).
+
+    Every weight file, whatever its geometry, is listed by :func:`catalogue`;
+    the provider picks the one trained for the problem it is given.
+    """
+    out = {}
+    for pt, man in _manifests(weights_dir):
+        if man.get("n") is not None and pt.stem == f"cnn-{man['n']}":
             out[int(man["n"])] = pt
     return out
+
+
+def _describe_manifest_problem(man):
+    p = man.get("problem") or {}
+    sv = p.get("survey") or {}
+    nz, nx = man["shape"]
+    z = sv.get("z") or [None]
+    h = f"{-z[0]:g} m up" if z[0] is not None else "?"
+    return (f"{nz}x{nx} grid, {len(sv.get('x') or [])} stations {h}, kernel={p.get('kernel', '?')}, "
+            f"arch={man.get('config', {}).get('arch', '?')}, trained on {man.get('dataset', {}).get('name', '?')}")
+
+
+def catalogue(weights_dir=None):
+    """``[(path, description)]`` of every CNN weight file (grid, stations, kernel, architecture, data set)."""
+    return [(pt, _describe_manifest_problem(man)) for pt, man in _manifests(weights_dir)]
+
+
+def weights_for(problem, weights_dir=None):
+    """The weight file trained for exactly ``problem`` (grid, stations, kernel); ``NoWeightsError`` if none.
+
+    The message lists every weight file there is and the command that trains one for this problem.
+    """
+    want = problem.to_dict()
+    mans = _manifests(weights_dir)
+    for pt, man in mans:
+        if man.get("problem") == want:
+            return pt
+    have = "; ".join(f"{pt.name}: {_describe_manifest_problem(man)}" for pt, man in mans) or "none"
+    nz, nx = problem.shape
+    hint = (_train_cmd(nx) if nz == nx and problem == _paper(nx, problem.kernel)
+            else "gravbench train cnn --dataset <a data set built on this problem>")
+    same = [pt.name for pt, man in mans if tuple(man["shape"]) == (nz, nx)]
+    why = (f"weights for a {nz}x{nx} grid ({', '.join(same)}) were trained for a different geometry "
+           f"(stations, extent or kernel)" if same else f"no weights for a {nz}x{nx} grid")
+    raise NoWeightsError(f"the cnn provider has no weights for this problem ({problem.describe()}): {why}; "
+                         f"it has: {have}; make them with: {hint}")
+
+
+def _paper(n, kernel="exact"):
+    from ..geometry import Problem
+
+    return Problem.paper(int(n), kernel=kernel)
 
 
 def build_model(n_stations, nz, nx, *, arch="paper", width=32, hidden=256, head_k=4, out_stride=1,
@@ -466,14 +521,24 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
 class CNNProvider(Provider):
     """A trained CNN: one network forward pass per model.
 
+    The provider picks, for each problem it is called on, the shipped weight
+    file whose manifest's problem (grid edges, stations, kernel) equals it
+    exactly (:func:`weights_for`): ``cnn-50.pt`` / ``cnn-100.pt`` for
+    ``Problem.paper(50 / 100)``, ``cnn-fwi-51.pt`` (the seed paper's network,
+    ``arch="paper-full"``) for ``Problem.seed(51)``. When none fits it raises
+    :class:`~gravbench.providers.NoWeightsError` listing the weights there are
+    and the training command.
+
     Parameters
     ----------
     n : int, optional
-        Load the weights for the ``n x n`` paper grid now (otherwise on the first call, from the problem).
+        Check now that weights for an ``n x n`` grid exist (``NoWeightsError``
+        otherwise); which file is used is still decided per problem.
     device : str
         Torch device.
     weights : path, optional
-        A weight file (with its manifest beside it) instead of the shipped ones.
+        A weight file (with its manifest beside it) instead of the shipped ones;
+        it must match the problem it is called on.
     """
 
     name = "cnn"
@@ -491,50 +556,48 @@ class CNNProvider(Provider):
         if n is not None:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"n must be a positive integer, got {n!r}")
-            from ..geometry import Problem
-
-            self._net(Problem.paper(int(n)))
+            shapes = set(self.grids())
+            if (int(n), int(n)) not in shapes:
+                have = ", ".join(f"{a}x{b}" for a, b in sorted(shapes)) or "none"
+                raise NoWeightsError(f"the cnn provider has no weights for a {n}x{n} grid (it has: {have}); "
+                                     f"make them with: {_train_cmd(int(n))}")
+            try:  # load the Problem.paper(n) network now when there is one (others load on first call)
+                self._net(_paper(int(n)))
+            except NoWeightsError:
+                pass
 
     def grids(self):
         if self._weights is not None:
             man = json.loads(self._weights.with_suffix(".json").read_text())
             return (tuple(man["shape"]),)
-        return tuple((n, n) for n in sorted(available()))
+        return tuple(sorted({tuple(man["shape"]) for _, man in _manifests()}))
 
     @property
     def manifest(self):
-        """Manifests of the loaded networks, by grid shape."""
-        return {k: v[1] for k, v in self._nets.items()}
+        """Manifests of the loaded networks, by grid shape ``(nz, nx)``."""
+        return {tuple(v[1]["shape"]): v[1] for v in self._nets.values()}
 
     def _net(self, problem):
-        key = tuple(problem.shape)
+        from ._train import load_weights
+
+        path = self._weights if self._weights is not None else weights_for(problem)
+        key = path.name
         if key in self._nets:
             net, man = self._nets[key]
             self._check_problem(problem, man)
             return net, man
-        from ._train import load_weights
-
-        if self._weights is not None:
-            path = self._weights
-        else:
-            av = available()
-            nz, nx = problem.shape
-            if nz != nx or nx not in av:
-                have = ", ".join(f"{k}x{k}" for k in sorted(av)) or "none"
-                raise NoWeightsError(
-                    f"the cnn provider has no weights for a {nz}x{nx} grid (it has: {have}); "
-                    f"make them with: {_train_cmd(nx) if nz == nx else 'gravbench train cnn --dataset <your data set>'}")
-            path = av[nx]
         sd, man = load_weights(path, map_location="cpu")
-        if tuple(man["shape"]) != key:
+        shape = tuple(problem.shape)
+        if tuple(man["shape"]) != shape:
             raise NoWeightsError(f"weights {path.name} are for a {man['shape'][0]}x{man['shape'][1]} grid, "
-                                 f"not {key[0]}x{key[1]}; make them with: {_train_cmd(key[1])}")
+                                 f"not {shape[0]}x{shape[1]}; make them with: {_train_cmd(shape[1])}")
         self._check_problem(problem, man)
         cfg = man["config"]
         nm = man["normalisation"]
-        net = build_model(cfg["n_stations"], key[0], key[1], arch=cfg["arch"], width=cfg["width"],
-                          hidden=cfg["hidden"], head_k=cfg["head_k"], out_stride=cfg.get("out_stride", 1), g_scale=nm["g_scale_mgal"],
-                          rho_lo=nm["rho_lo"], rho_hi=nm["rho_hi"])
+        net = build_model(cfg["n_stations"], shape[0], shape[1], arch=cfg["arch"], width=cfg["width"],
+                          hidden=cfg["hidden"], head_k=cfg["head_k"], out_stride=cfg.get("out_stride", 1),
+                          g_scale=nm["g_scale_mgal"], rho_lo=nm["rho_lo"], rho_hi=nm["rho_hi"],
+                          dropout=cfg.get("dropout", 0.1))
         net.load_state_dict(sd)
         net.eval().to(self._device)
         self._nets[key] = (net, man)
@@ -546,8 +609,8 @@ class CNNProvider(Provider):
         if want is not None and problem.to_dict() != want:
             raise NoWeightsError(
                 f"the cnn weights for {man['shape'][0]}x{man['shape'][1]} were trained for a different geometry "
-                f"(stations, extent or kernel); this problem is: {problem.describe()}; "
-                f"train for it with: gravbench train cnn --dataset <a data set built on this problem>")
+                f"(stations, extent or kernel): {_describe_manifest_problem(man)}; this problem is: "
+                f"{problem.describe()}; train for it with: gravbench train cnn --dataset <a data set built on this problem>")
 
     def _batch(self, G, problem, sigma, seed):
         from ._torchutil import require_torch
