@@ -108,8 +108,15 @@ def weights_for(problem, weights_dir=None):
             return pt
     have = "; ".join(f"{pt.name}: {_describe_manifest_problem(man)}" for pt, man in mans) or "none"
     nz, nx = problem.shape
-    hint = (_train_cmd(nx) if nz == nx and problem == _paper(nx, problem.kernel)
-            else "gravbench train cnn --dataset <a data set built on this problem>")
+    from ..data.sets import STANDARD
+
+    named = [name for name, spec in STANDARD.items() if spec.problem() == problem]
+    if named:
+        hint = f"gravbench train cnn --dataset {named[0]}"
+    elif nz == nx and problem == _paper(nx, problem.kernel) and problem.kernel == "exact":
+        hint = _train_cmd(nx)
+    else:
+        hint = "gravbench train cnn --dataset <a data set built on this problem>"
     same = [pt.name for pt, man in mans if tuple(man["shape"]) == (nz, nx)]
     why = (f"weights for a {nz}x{nx} grid ({', '.join(same)}) were trained for a different geometry "
            f"(stations, extent or kernel)" if same else f"no weights for a {nz}x{nx} grid")
