@@ -5,11 +5,21 @@ Input: ``g`` of length ``2m`` (``m = 3n`` stations, gx then gz, mGal) seen as a
 
 Architectures (``arch=``)
 -------------------------
-``"paper"``
-    The seed paper's network: Conv1D 32/64/128 (kernel 3, stride 2, ReLU),
-    flatten, dense ``hidden`` (ReLU), dense ``nz*nx``, sigmoid scaled to the
-    density range.
-``"unet1d"`` (default, shipped)
+``"paper-full"`` (shipped as ``cnn-fwi-51``, for ``Problem.seed(51)``)
+    The seed paper's network, layer for layer: Conv1D 32 / 64 / 128 filters
+    (kernel 3, stride 2, Keras ``padding="valid"``, LeakyReLU) on the
+    ``(2, 3n)`` gx / gz input, flatten, dense 250 / 500 / 1000 / 1500
+    (LeakyReLU, dropout 0.1), dense ``nz*nx``, sigmoid scaled to the density
+    range. 6.64M parameters at n = 51 (13 MB in float16). The input is
+    standardised: the training set's mean of every datum (buffer ``g_mean``)
+    is subtracted, then each channel is divided by its RMS deviation.
+``"paper"`` (shipped as ``cnn-50`` and ``cnn-100``, for ``Problem.paper(n)``)
+    A *reduced* variant kept for those weights (the name is historical; it is
+    not the paper's network): the same three convolutions with ReLU and
+    ``padding=1``, flatten, one dense layer of ``hidden`` units (ReLU), dense
+    to an ``out_stride``-times coarser grid, bilinear upsampling, sigmoid
+    scaled to the density range (0.81M parameters at n = 50).
+``"unet1d"`` (an option; no shipped weights)
     The same Conv1D front end kept fully convolutional in x, which the
     physics allows (each depth row of A is a Toeplitz block: the data are
     translation-equivariant in x): a stride-3 convolution takes the 3
@@ -18,8 +28,12 @@ Architectures (``arch=``)
     receptive field covers the whole profile, skip connections), then a
     per-column head that emits ``k`` depth profiles of length ``nz`` per x
     position, refined by two 3x3 2D convolutions, sigmoid scaled to the
-    density range. About 10x fewer weights than ``"paper"`` and grid-size
-    independent except for the head.
+    density range.
+
+Which weights: the provider reads every ``weights/cnn-*.json`` manifest and
+uses the file whose recorded problem (grid edges, stations, kernel) equals
+the problem it is called on (:func:`weights_for`); when none does it raises
+``NoWeightsError`` listing the files there are and the training command.
 
 Normalisation (stored in the weights as buffers)
 ------------------------------------------------
@@ -28,11 +42,16 @@ the network sees ``g / g_scale`` per channel. ``rho_lo``, ``rho_hi``: the
 training models' density range; the sigmoid output ``s`` becomes
 ``rho_lo + (rho_hi - rho_lo) s``.
 
-Training (``gravbench train cnn``): Adam with cosine decay, loss = mean squared
-error of ``(rho_hat - rho) / (rho_hi - rho_lo)``, noise augmentation (each
-batch sees ``g_clean + u * noise * sigma_unit * e``, ``u ~ U(0, 1.5)``,
-``e ~ N(0, 1)``, so one network serves noise-free and noisy data), early
-stopping on the validation split's mean relative model error.
+Training (``gravbench train cnn``): Adam (or AdamW, ``optimizer="adamw"``,
+decoupled weight decay as Keras' ``weight_decay``) with cosine or exponential
+(``lr_schedule="exp"``) decay to lr/20, loss ``"rel"`` (squared relative model
+error) or ``"mse"`` (mean squared error of the range-scaled density, the
+paper's), optional noise augmentation (each batch sees ``g_clean + u * noise *
+sigma_unit * e``, ``u ~ U(0, noise_aug)``, ``e ~ N(0, 1)``; 0 = noise-free as in
+the paper's Table I), early stopping on the validation split's mean relative
+model error, seeded and resumable (``--resume``), a wall-clock limit
+(``max_seconds``) recorded in the manifest as the exact ``stop_after`` to
+reproduce. The shipped ``cnn-fwi-51`` command is in its manifest.
 """
 
 from __future__ import annotations
