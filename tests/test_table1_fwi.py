@@ -213,3 +213,29 @@ def test_paper_full_architecture():
     assert out.shape == (4, n, n) and float(out.min()) >= 1900.0 and float(out.max()) <= 2600.0
     kinds = [type(m).__name__ for m in net.modules()]
     assert "LeakyReLU" in kinds and "ReLU" not in kinds and kinds.count("Dropout") == 4
+
+
+def test_shipped_paper_cnn_for_the_seed_geometry():
+    """cnn-fwi-51: the paper's network, float16 with a sha256 manifest, picked by problem, reproduces its
+    manifest's check-batch accuracy; all shipped weights stay small."""
+    pytest.importorskip("torch")
+    from gravbench import providers
+    from gravbench.providers import cnn
+
+    prob = gb.Problem.seed(51)
+    path = cnn.weights_for(prob)
+    assert path.name == "cnn-fwi-51.pt"
+    assert cnn.weights_for(gb.Problem.paper(50)).name == "cnn-50.pt"
+    man = json.loads(path.with_suffix(".json").read_text())
+    assert man["config"]["arch"] == "paper-full" and man["dtype"] == "float16"
+    assert 6.5e6 < man["n_params"] < 6.8e6 and man["dataset"]["name"] == "fwi-51"
+    assert "stop_after" in man["reproduce"] or man["training"]["stopped"] != "time-limit"
+    total = sum(p.stat().st_size for p in cnn.WEIGHTS_DIR.glob("*.pt"))
+    assert total < 40e6
+    p = providers.get("cnn")
+    chk = cnn.check_batch(prob, man["metrics"]["check_batch_families"])
+    e = cnn.rel_errors(p.batch(chk.g, prob), chk.rho)  # loads through load_weights: sha256 checked
+    assert abs(e.mean() - man["metrics"]["check_batch_model_error_mean"]) < 0.005
+    assert (51, 51) in p.info.grids
+    with pytest.raises(providers.NoWeightsError, match="fwi-51|different geometry"):
+        p(np.zeros(prob.n_data), gb.Problem.paper(51, kernel="midpoint"))
