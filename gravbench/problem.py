@@ -68,6 +68,38 @@ class Problem:
         grid = Grid(nx=int(n), nz=int(n), width=width, depth=depth)
         return cls(grid, Survey.regular(grid, per_cell=3, height=height), kernel)
 
+    @classmethod
+    def seed(cls, n: int = 51, width: float = 1000.0, depth: float = 1000.0):
+        """The seed paper's own code geometry: ``n x n`` cells, midpoint kernel, stations half a cell up.
+
+        ``3n`` stations evenly across the top (three per cell width, centred in
+        their sub-intervals, as :meth:`Survey.regular`), at a height of half a
+        cell (``depth / (2 n)`` m) above the top edge of the grid, i.e. one cell
+        spacing above the top row of cell centres; ``kernel="midpoint"`` (a
+        line mass at each cell centre). The authors' code uses ``n = 51``.
+
+        Parameters
+        ----------
+        n : int
+            Cells per side.
+        width, depth : float
+            Extent of the grid, m.
+
+        Returns
+        -------
+        Problem
+
+        Examples
+        --------
+        >>> p = Problem.seed(51)
+        >>> p.shape, p.survey.m, p.kernel, float(-p.survey.z[0]) == 1000.0 / 102
+        ((51, 51), 153, 'midpoint', True)
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        grid = Grid(nx=int(n), nz=int(n), width=width, depth=depth)
+        return cls(grid, Survey.regular(grid, per_cell=3, height=0.5 * grid.dz), "midpoint")
+
     # --- sizes --------------------------------------------------------------
     @property
     def shape(self):

@@ -171,7 +171,9 @@ def test_x0_shapes_sigma_forms_and_profiles():
     b = refiners.run("icg", op, g, x0=x0.ravel(), sigma=np.full(g.size, sigma), maxiter=10)
     np.testing.assert_array_equal(a.x, b.x)
     p = refiners.run("gd", op, g, profile="paper")
-    assert p.info["step"] == 1e-5 and p.niter <= 100
+    # the seed's lr 1e-5 rescaled by lambda_max: the same effective step 2 lr lambda_max = 2e-5 * 347
+    assert p.info["step"] == pytest.approx(1e-5 * 347.0 / p.info["lambda_max"]) and p.niter <= 100
+    assert p.info["effective_step"] == pytest.approx(2e-5 * 347.0)
     p = refiners.run("gmres", op, g, profile="paper", maxiter=2)
     assert p.info["restart"] == 20 and p.info["rtol"] == 1e-6
     p = refiners.run("lgmres", op, g, profile="paper", maxiter=2)

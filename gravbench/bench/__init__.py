@@ -28,7 +28,8 @@ import importlib
 _EXPORTS = {
     "Case": "cases", "build_cases": "cases", "NO_REFINER": "cases", "SkipCase": "cases",
     "model_error": "metrics", "data_misfit": "metrics", "chi2": "metrics", "chi2_threshold": "metrics",
-    "is_success": "metrics", "evaluate": "metrics", "summary": "metrics", "summarize": "metrics",
+    "is_success": "metrics", "fit_status": "metrics", "success_band": "metrics", "evaluate": "metrics",
+    "summary": "metrics", "summarize": "metrics",
     "RECORD_KEYS": "metrics",
     "run_cases": "runner", "run_case": "runner", "estimate": "runner", "Toolkit": "runner", "TestSet": "runner",
     "read_records": "runner",

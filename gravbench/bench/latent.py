@@ -2,9 +2,11 @@
 
 For a fixed set of test models of ``paper-50`` (1% noise), every latent-search
 method of :mod:`gravbench.providers.latent` runs from many random starts in
-the shipped VAE and GAN generators; a search **succeeds** when its data RMSE
-is within 1.1 x the noise standard deviation, i.e. ``sqrt(mean((r/sigma)^2))
-<= 1.1``. Per method: success rate, evaluations (forward runs + derivative
+the shipped VAE and GAN generators; a search **succeeds** by the one rule of
+:func:`gravbench.bench.metrics.is_success`: ``|chi2 - 1| <= 2 sqrt(2/N)`` with
+``chi2 = mean((r/sigma)^2)`` (two-sided: an over-fitted search is not a
+success; the report counts them). Every search stops at its first entry into
+the band. Per method: success rate, evaluations (forward runs + derivative
 passes) and seconds per search, the final misfit and the model error of the
 fitted models, and the fraction of searches that succeed within 10,000
 evaluations. The CNN warm start (the seed paper's) runs when the CNN provider
@@ -28,7 +30,7 @@ SETTINGS = {
     "families": ("blocks", "layers", "intrusions", "channels"),  # one test model of each (first in the split)
     "starts": 25,  # random starts per test model for Adam and both Gauss-Newton variants (4 x 25 = 100)
     "de_runs": 2,  # DE runs per test model (seeded)
-    "success": 1.1,  # RMS weighted residual target
+    "success": "band",  # stop at the first entry into the success band of metrics.is_success
     "budget": 10_000,  # evaluations per search for the "within budget" column
     "adam": {"lr": 0.01, "maxiter": 500},
     "gn": {"lam": 1.0, "maxiter": 20, "linesearch": 8},
@@ -73,7 +75,7 @@ def _restart_chains(rows, budget):
                 r = rs[(i + j) % k]
                 if spent >= budget:
                     break
-                if np.isfinite(r["reached"]) and spent + r["reached"] <= budget:
+                if r.get("ok", True) and np.isfinite(r["reached"]) and spent + r["reached"] <= budget:
                     hit = r
                     fwd += r["forward"]
                     der += r["derivs"]
@@ -86,8 +88,9 @@ def _restart_chains(rows, budget):
                 sec += r["seconds"]
                 if spent <= budget and (best is None or r["chi"] < best["chi"]):
                     best = r  # only starts that finished within the budget count
-            last = hit or best or {"chi": float("inf"), "model_error": float("nan")}
-            out.append({"model": idx, "family": fam, "chi": last["chi"], "evals": int(spent),
+            last = hit or best or {"chi": float("inf"), "model_error": float("nan"), "n_data": rs[0].get("n_data", 300)}
+            out.append({"model": idx, "family": fam, "chi": last["chi"], "n_data": last.get("n_data", 300),
+                        "ok": bool(hit), "evals": int(spent),
                         "forward": int(fwd), "derivs": int(der), "reached": float(spent) if hit else float("nan"),
                         "seconds": float(sec), "model_error": last["model_error"]})
     return out
@@ -119,16 +122,31 @@ def _cnn_available():
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-def _summ(rows, budget, success):
+def _ok(chi, n_data):
+    """The one success rule (:func:`gravbench.bench.metrics.is_success`) on an RMS weighted residual ``chi``."""
+    from .metrics import is_success
+
+    return is_success(float(chi) ** 2, int(n_data))
+
+
+def _over(chi, n_data):
+    from .metrics import fit_status
+
+    return fit_status(float(chi) ** 2, int(n_data)) == "over-fitted"
+
+
+def _summ(rows, budget, success=None):
     chi = np.array([r["chi"] for r in rows])
     ev = np.array([r["evals"] for r in rows], dtype=float)
     reached = np.array([r["reached"] for r in rows], dtype=float)
-    ok = chi <= success
+    ok = np.array([_ok(r["chi"], r.get("n_data", 300)) for r in rows], dtype=bool)
+    over = int(sum(_over(r["chi"], r.get("n_data", 300)) for r in rows))
     within = ok & (np.nan_to_num(reached, nan=np.inf) <= budget)
     me = np.array([r["model_error"] for r in rows])
     return {
         "searches": len(rows),
         "success_rate": float(ok.mean()),
+        "overfit": over,
         "success_within_budget": float(within.mean()),
         "median_evals_to_success": float(np.median(reached[ok])) if ok.any() else None,
         "mean_evals": float(ev.mean()),
@@ -204,6 +222,7 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
                     models = gen(torch.as_tensor(res.z, dtype=torch.float32)).double().numpy()
                 for s in range(len(res.chi)):
                     rows[method].append({"model": idx, "family": fam, "chi": float(res.chi[s]),
+                                         "n_data": int(g.size), "ok": _ok(res.chi[s], g.size),
                                          "evals": int(res.evals[s]), "forward": int(res.forward[s]),
                                          "derivs": int(res.derivs[s]), "reached": float(res.reached[s]),
                                          "seconds": float(res.seconds[s]),
@@ -216,13 +235,13 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
                 kw = dict(S["adam"]) if method == "adam" else dict(S["gn"])
                 res = latent.search(gen, layer, g, sigma, method=method, z0=z0, target=S["success"], **kw)
                 collect(method, res)
-                log(f"{kind} model {idx} ({fam}) {method}: {int((res.chi <= S['success']).sum())}/{len(res.chi)} "
+                log(f"{kind} model {idx} ({fam}) {method}: {int(res.success(g.size).sum())}/{len(res.chi)} "
                     f"succeeded, {time.perf_counter() - t0:.1f} s")
             t0 = time.perf_counter()
             res = latent.search(gen, layer, g, sigma, method="de", starts=S["de_runs"], seed=100 * idx,
                                 target=S["success"], **S["de"])
             collect("de", res)
-            log(f"{kind} model {idx} ({fam}) de: {int((res.chi <= S['success']).sum())}/{len(res.chi)} succeeded, "
+            log(f"{kind} model {idx} ({fam}) de: {int(res.success(g.size).sum())}/{len(res.chi)} succeeded, "
                 f"{time.perf_counter() - t0:.1f} s")
             if cnn_ok:
                 w = S["warm"]
@@ -237,7 +256,7 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
                 log(f"{kind} model {idx} ({fam}) warm start: chi {res.chi[0]:.2f}")
         for m in ("gn-fd", "gn-autodiff"):
             rows[m + "+restart"] = _restart_chains(rows[m], S["budget"])
-        summ = {m: _summ(r, S["budget"], S["success"]) for m, r in rows.items() if r}
+        summ = {m: _summ(r, S["budget"]) for m, r in rows.items() if r}
         results["generators"][kind] = {"manifest": {k: man.get(k) for k in ("command", "dataset", "metrics", "config",
                                                                            "sha256")},
                                        "summary": summ, "rows": rows}
@@ -263,14 +282,15 @@ def _figures(out, curves, examples, S, prob):
                 continue
             reached = np.sort(np.array([x["reached"] for x in r], dtype=float))
             xs = np.unique(np.concatenate([[1], reached[np.isfinite(reached)], [S["budget"]]]))
-            ys = [np.mean(np.nan_to_num(reached, nan=np.inf) <= x) for x in xs]
+            ok = np.array([x.get("ok", True) for x in r], dtype=bool)
+            ys = [np.mean(ok & (np.nan_to_num(reached, nan=np.inf) <= x)) for x in xs]
             ax.step(xs, ys, where="post", label=METHOD_LABELS[m])
         ax.set_xscale("log")
         ax.set_xlim(1, S["budget"])
         ax.set_ylim(0, 1.02)
         ax.axvline(S["budget"], color="k", lw=0.5)
         ax.set_xlabel("evaluations (forward runs + derivative passes)")
-        ax.set_ylabel(f"fraction of searches with RMS(r/sigma) <= {S['success']}")
+        ax.set_ylabel("fraction of searches with |chi2 - 1| <= 2 sqrt(2/N)")
         ax.set_title(f"{kind.upper()} latent search, paper-50 test models")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
@@ -321,8 +341,10 @@ def _markdown(R, S, figs, quick):
     L.append(f"- **Test models**: {nm} fixed models of the `paper-50` test split (50 x 50 cells, 150 stations, gx and "
              f"gz, 1% peak noise), the first of each family: {fams}. The search fits the noisy **data** "
              "(weighted by the data set's per-datum sigma), never the true model.")
-    L.append(f"- **Success**: RMS of the weighted residual `sqrt(mean(((A G(z) - g)/sigma)^2)) <= {S['success']}` "
-             "(data RMSE within 1.1 x the noise standard deviation). Every search stops as soon as it succeeds.")
+    L.append("- **Success**: `|chi2 - 1| <= 2 sqrt(2/N)` with `chi2 = mean(((A G(z) - g)/sigma)^2)` and N = 300 data "
+             "(gravbench's one success rule, `gravbench.bench.metrics.is_success`; two-sided: an over-fitted search, "
+             "chi2 below the band, is not a success and is counted in the 'over-fitted' column). Every search stops "
+             "at its first entry into the band.")
     L.append(f"- **Random starts**: {S['starts']} per test model, `z ~ N(0, I)` (the same starts for Adam and both "
              f"Gauss-Newton variants): {S['starts'] * nm} searches per method. Differential evolution: "
              f"{S['de_runs']} seeded runs per test model ({S['de_runs'] * nm} searches), each with a budget of "
@@ -365,18 +387,21 @@ def _markdown(R, S, figs, quick):
                  + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in (man.get("metrics") or {}).items() if k != "note") + ".\n")
         L.append("| method | searches | success | success within 10,000 evals | median evals to success "
-                 "| mean evals / search (fwd + deriv) | mean s / search | median final RMS(r/sigma) | median model error |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
+                 "| mean evals / search (fwd + deriv) | mean s / search | median final RMS(r/sigma) | median model error "
+                 "| over-fitted |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
         for m, s in G["summary"].items():
             L.append(f"| {METHOD_LABELS[m]} | {s['searches']} | {100 * s['success_rate']:.0f}% | "
                      f"{100 * s['success_within_budget']:.0f}% | {_fmt(s['median_evals_to_success'], '{:,.0f}')} | "
                      f"{s['mean_evals']:,.0f} ({s['mean_forward']:,.0f} + {s['mean_derivs']:,.0f}) | "
-                     f"{s['mean_seconds']:.3f} | {s['median_chi']:.2f} | {s['median_model_error']:.2f} |")
+                     f"{s['mean_seconds']:.3f} | {s['median_chi']:.2f} | {s['median_model_error']:.2f} | "
+                     f"{s.get('overfit', 0)} |")
         L.append("")
         per = {}
         for m, rows in G["rows"].items():
             for r in rows:
-                per.setdefault((r["model"], r["family"]), {}).setdefault(m, []).append(r["chi"] <= S["success"])
+                per.setdefault((r["model"], r["family"]), {}).setdefault(m, []).append(
+                    _ok(r["chi"], r.get("n_data", 300)))
         L.append("Success rate per test model:\n")
         ms = [m for m in G["summary"]]
         L.append("| test model | " + " | ".join(METHOD_LABELS[m] for m in ms) + " |")
@@ -400,7 +425,10 @@ def _markdown(R, S, figs, quick):
         for m, rows in G["rows"].items():
             for r in rows:
                 per.setdefault((r["model"], r["family"]), []).append(r["chi"])
-        hard = [(idx, fam, min(c)) for (idx, fam), c in per.items() if min(c) > S["success"]]
+        from .metrics import success_band
+
+        hi = float(np.sqrt(success_band(300)[1]))
+        hard = [(idx, fam, min(c)) for (idx, fam), c in per.items() if min(c) > hi]
         if hard:
             L.append(f"- {kind.upper()}: no search fitted test model(s) "
                      + ", ".join(f"#{i} ({f}; best RMS(r/sigma) {c:.2f})" for i, f, c in hard)

@@ -15,10 +15,15 @@ operator ``A`` (``N = len(g)`` data):
 * reduced chi-squared    ``chi2 = (1/N) sum_i ((A rho_hat - g)_i / sigma_i)^2``;
   the discrepancy principle's target is ``chi2 = 1`` (the true model has
   ``E[chi2] = 1`` and ``std[chi2] = sqrt(2/N)`` under Gaussian noise).
-* success                ``chi2 <= 1 + k sqrt(2/N)`` with ``k = 2``: the data are
+* success                ``|chi2 - 1| <= k sqrt(2/N)`` with ``k = 2``: the data are
   fitted to the noise level within two standard deviations of chi-squared
   (the Laloy et al. criterion "data RMSE at the noise level", made
-  independent of ``N``).
+  independent of ``N``). Two-sided: ``chi2`` below the band is
+  **over-fitted** (the estimate fits the noise), above it **under-fitted**;
+  neither is a success. Noise-free data (no ``sigma``) have no success,
+  only a misfit. This is the one success rule of gravbench: latent search,
+  ``compare``, Table I and the latent report all call :func:`is_success`
+  (or :func:`fit_status` / :func:`success_band`, which share its band).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ __all__ = [
     "data_misfit",
     "chi2",
     "chi2_threshold",
+    "success_band",
+    "fit_status",
     "is_success",
     "evaluate",
     "summary",
@@ -133,16 +140,63 @@ def chi2(residual, sigma):
     return float(np.mean((r / s) ** 2))
 
 
+def success_band(n_data, k=2.0):
+    """The success band on reduced chi-squared: ``(1 - k sqrt(2/N), 1 + k sqrt(2/N))``.
+
+    Parameters
+    ----------
+    n_data : int
+        Number of data ``N``.
+    k : float
+        Half-width in standard deviations of ``chi2`` (``sqrt(2/N)`` under Gaussian noise).
+
+    Examples
+    --------
+    >>> lo, hi = success_band(200)
+    >>> round(lo, 3), round(hi, 3)
+    (0.8, 1.2)
+    """
+    if isinstance(n_data, bool) or int(n_data) != n_data or n_data < 1:
+        raise ValueError(f"n_data must be an integer >= 1, got {n_data!r}")
+    if not (math.isfinite(k) and k > 0):
+        raise ValueError(f"k must be a finite number > 0, got {k!r}")
+    h = k * math.sqrt(2.0 / n_data)
+    return 1.0 - h, 1.0 + h
+
+
 def chi2_threshold(n_data, k=2.0):
-    """The success threshold on reduced chi-squared: ``1 + k sqrt(2 / n_data)``."""
-    if n_data < 1:
-        raise ValueError(f"n_data must be >= 1, got {n_data}")
-    return 1.0 + k * math.sqrt(2.0 / n_data)
+    """The upper edge of the success band: ``1 + k sqrt(2 / n_data)`` (see :func:`success_band`)."""
+    return success_band(n_data, k)[1]
+
+
+def fit_status(chi2_value, n_data, k=2.0):
+    """``"success"``, ``"over-fitted"`` (chi2 below the band) or ``"under-fitted"`` (above it).
+
+    ``None`` (noise-free data: no chi-squared) gives ``None``.
+    """
+    if chi2_value is None:
+        return None
+    c = float(chi2_value)
+    if not math.isfinite(c):
+        return "under-fitted"
+    lo, hi = success_band(n_data, k)
+    if c < lo:
+        return "over-fitted"
+    return "success" if c <= hi else "under-fitted"
 
 
 def is_success(chi2_value, n_data, k=2.0):
-    """True when the reduced chi-squared is at the noise level (see :func:`chi2_threshold`)."""
-    return bool(chi2_value <= chi2_threshold(n_data, k))
+    """True when the reduced chi-squared is at the noise level: ``|chi2 - 1| <= k sqrt(2/N)``.
+
+    Two-sided (see :func:`success_band`): an over-fitted result (``chi2`` below
+    the band) is not a success.
+
+    Examples
+    --------
+    >>> is_success(1.0, 300), is_success(0.6, 300), is_success(1.6, 300)
+    (True, False, False)
+    """
+    return fit_status(chi2_value, n_data, k) == "success"
 
 
 def evaluate(op, rho, rho_hat, g, sigma=None):
@@ -222,7 +276,8 @@ def summarize(records):
         ``refiner``, ``cases``, ``errors`` (count), ``error`` (the first error
         message or ``None``), ``skipped`` (count of cases skipped by design, ``status="skipped"``),
         ``reason`` (the first skip reason or ``None``), ``success_rate`` (over cases with a ``success``
-        value, else ``None``) and, for each key in :data:`METRIC_KEYS`, a
+        value, else ``None``), ``overfit`` (how many of those had chi2 below the
+        success band, else ``None``) and, for each key in :data:`METRIC_KEYS`, a
         :func:`summary` dict.
     """
     groups = {}
@@ -234,10 +289,15 @@ def summarize(records):
         errs = [r for r in rs if r.get("error") is not None]
         skips = [r for r in rs if r.get("status") == "skipped"]
         succ = [bool(r["success"]) for r in ok if r.get("success") is not None]
+        # over-fitted: a chi2 below the success band (needs the record's data count; else
+        # the band of the paper's n: N = 6n data)
+        over = sum(1 for r in ok if r.get("success") is not None and r.get("chi2") is not None
+                   and fit_status(r["chi2"], int(r.get("n_data") or 6 * int(r["n"]))) == "over-fitted")
         row = {"n": n, "provider": prov, "refiner": ref, "cases": len(rs), "errors": len(errs),
                "error": errs[0]["error"] if errs else None, "skipped": len(skips),
                "reason": skips[0].get("reason") if skips else None,
-               "success_rate": (sum(succ) / len(succ)) if succ else None}
+               "success_rate": (sum(succ) / len(succ)) if succ else None,
+               "overfit": over if succ else None}
         for k in METRIC_KEYS:
             row[k] = summary(r.get(k) for r in ok)
         rows.append(row)

@@ -12,11 +12,27 @@ with 1 % noise and without noise:
   called as ``gravbench.refiners.run(name, op, g, x0=cnn_model, sigma=sigma)``
   (``sigma=None`` on noise-free data, with the paper's profile there);
 
-reporting model error ``||rho_hat - rho|| / ||rho||`` and data misfit
-``||A rho_hat - g|| / ||g||`` (mean, median, 90th percentile), the reduced
-chi-squared, and wall seconds per model, beside the seed paper's numbers
-(docs/paper.md). ``write_report`` renders ``reports/table1.md``, a
-JSON file and PNG figures like the paper's figures 8-11.
+* ``prior-mean``: the training split's mean model for every test model (no
+  data used): the data-free baseline a network must beat;
+
+reporting model error ``||rho_hat - rho|| / ||rho||`` (the paper's metric,
+against the absolute density), the **anomaly error**
+``||rho_hat - rho|| / ||rho - p||`` with ``p`` the training split's mean depth
+profile (the error relative to what a fixed prior does not already know), the
+data misfit ``||A rho_hat - g|| / ||g||`` (mean, median, 90th percentile), the
+reduced chi-squared with the success rate and the over-fitted count of the
+one success rule (:func:`gravbench.bench.metrics.is_success`; noisy data
+only: noise-free data have no success rate, only a misfit), and wall seconds
+per model, beside the seed paper's numbers (docs/paper.md).
+``write_report`` renders ``reports/table1.md`` (``paper-50``) or
+``reports/table1-<dataset>.md``, a JSON file and PNG figures in the layout of
+the paper's figures 8-11 (true vs estimated models).
+
+For an ``fwi`` data set (absolute densities) the report adds an independent
+check: the CNN on OpenFWI-style models drawn by :func:`independent_fwi_models`,
+a generator written separately from :mod:`gravbench.data` (NumPy, other
+layer-shape code and velocity law), so the network is not only judged on
+its own generator's models.
 
 Sample counts: the cheap providers (``zero``, ``cnn``) see ``samples``
 models; the classical direct solvers and the refiners the first
@@ -32,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_table1", "write_report", "PAPER"]
+__all__ = ["run_table1", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
 
 #: The seed paper's Table I (docs/paper.md): model error, data misfit on its test set.
 PAPER = {
@@ -55,14 +71,96 @@ def _stats(v):
     return {"mean": float(v.mean()), "median": float(np.median(v)), "p90": float(np.quantile(v, 0.9))}
 
 
-def _metrics(A, R, rho, G, sigma):
+def _metrics(A, R, rho, G, sigma, profile=None):
+    """Per-sample metrics; ``profile`` (nz,) is the training mean depth profile of the anomaly error."""
     R = R.reshape(len(R), -1)
+    rf = rho.reshape(len(R), -1)
     pred = R @ A.T
-    me = np.linalg.norm(R - rho.reshape(len(R), -1), axis=1) / np.linalg.norm(rho.reshape(len(R), -1), axis=1)
+    d = np.linalg.norm(R - rf, axis=1)
+    me = d / np.linalg.norm(rf, axis=1)
     mis = np.linalg.norm(pred - G, axis=1) / np.linalg.norm(G, axis=1)
     out = {"model_error": me, "misfit": mis}
+    if profile is not None:
+        nz = len(profile)
+        anom = rf - np.repeat(np.asarray(profile, np.float64)[:, None], rf.shape[1] // nz, 1).ravel()[None, :]
+        out["anomaly_error"] = d / np.maximum(np.linalg.norm(anom, axis=1), 1e-300)
     if sigma is not None:
         out["chi2"] = np.mean(((pred - G) / sigma) ** 2, axis=1)
+    return out
+
+
+def _row(m, count, seconds, n_data=None, **extra):
+    """A table row: statistics of every per-sample metric, plus success / over-fitted counts (noisy data)."""
+    from .metrics import fit_status
+
+    row = {"count": int(count), "seconds": float(seconds), **extra, **{k: _stats(v) for k, v in m.items()}}
+    if "chi2" in m and n_data:
+        st = [fit_status(float(c), int(n_data)) for c in m["chi2"]]
+        row["success_rate"] = float(np.mean([x == "success" for x in st]))
+        row["overfit"] = int(sum(x == "over-fitted" for x in st))
+    return row
+
+
+def training_prior(dataset):
+    """``(mean model (nz, nx), mean depth profile (nz,))`` of the training split of the standard set ``dataset``, kg/m^3."""
+    import gravbench as gb
+
+    tr = gb.data.standard(dataset, split="train", noise=gb.data.STANDARD[dataset].noise, progress=False)
+    mean = np.asarray(tr.rho, dtype=np.float64).mean(0)
+    return mean, mean.mean(1)
+
+
+def independent_fwi_models(count, shape, seed=0):
+    """OpenFWI-style absolute-density models drawn independently of :mod:`gravbench.data` (NumPy), kg/m^3.
+
+    Written apart from the ``fwi`` family on purpose, with other shape code:
+    interfaces are cubic interpolants through 4-7 random control depths
+    (FlatVel-like when their spread is zero, in half of the models), layer
+    velocities start at ``U(1500, 2600)`` m/s and grow by ``U(150, 900)`` m/s
+    per layer (capped at 4500), one model in three has a single planar fault
+    that shifts the hanging wall down or up by ``U(0.04, 0.2)`` of the depth,
+    and ``rho = 310 V^0.25``. 2-5 interfaces (3-6 layers).
+
+    Parameters
+    ----------
+    count : int
+    shape : (nz, nx)
+    seed : int
+        ``numpy.random.default_rng(seed)``.
+
+    Returns
+    -------
+    (count, nz, nx) float64
+    """
+    from scipy.interpolate import CubicSpline
+
+    nz, nx = shape
+    rng = np.random.default_rng(seed)
+    xc = (np.arange(nx) + 0.5) / nx
+    zc = (np.arange(nz) + 0.5) / nz
+    out = np.empty((count, nz, nx))
+    for s in range(count):
+        n_if = int(rng.integers(2, 6))
+        base = np.sort(rng.uniform(0.08, 0.95, n_if))
+        ncp = int(rng.integers(4, 8))
+        xcp = np.linspace(0.0, 1.0, ncp)
+        spread = 0.0 if rng.random() < 0.5 else rng.uniform(0.02, 0.08)
+        shape_cp = rng.normal(0.0, 1.0, ncp) * spread
+        curve = CubicSpline(xcp, shape_cp)(xc)  # one shared shape: layers stay in order
+        vel = [rng.uniform(1500.0, 2600.0)]
+        for _ in range(n_if):
+            vel.append(min(4500.0, vel[-1] + rng.uniform(150.0, 900.0)))
+        dens = 310.0 * np.asarray(vel) ** 0.25
+        X, Z = np.meshgrid(xc, zc)
+        Zs = Z.copy()
+        if rng.random() < 1.0 / 3.0:
+            x0, slope = rng.uniform(0.2, 0.8), np.tan(np.radians(rng.uniform(10.0, 45.0))) * rng.choice([-1.0, 1.0])
+            throw = rng.uniform(0.04, 0.2) * rng.choice([-1.0, 1.0])
+            hang = X > x0 + slope * Z
+            Zs = np.where(hang, Z - throw, Z)
+        depth_if = base[:, None] + curve[None, :]  # (n_if, nx)
+        layer = (Zs[None, :, :] > depth_if[:, None, :]).sum(0)
+        out[s] = dens[layer]
     return out
 
 
@@ -78,7 +176,8 @@ def _limits():
 
 
 def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_samples=10, noises=(0.01, 0.0),
-               providers=None, refiners=None, seed=0, progress=True, log=print, cnn_weights=None):
+               providers=None, refiners=None, seed=0, progress=True, log=print, cnn_weights=None,
+               independent=200):
     """Evaluate providers and CNN + refiners on the test split; returns a JSON-able dict with raw arrays.
 
     Parameters
@@ -93,21 +192,31 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
         Restrict the rows (default: every available one).
     cnn_weights : path, optional
         A CNN weight file to use instead of the shipped one.
+    independent : int
+        Models of :func:`independent_fwi_models` for the independent check (``fwi`` data sets; 0 = skip).
     """
     import gravbench as gb
 
     if not (1 <= refine_samples <= samples and 1 <= latent_samples <= samples):
         raise ValueError("need 1 <= refine_samples, latent_samples <= samples")
+    spec = gb.data.STANDARD.get(dataset)
+    absolute = spec is not None and spec.families == "fwi"
     all_prov = gb.providers.names()
-    prov_names = list(providers) if providers else [p for p in ("zero", "tikhonov", "depth-weighted", "cnn", "vae",
-                                                                 "gan", "dip") if p in all_prov]
+    default_prov = ("zero", "prior-mean", "tikhonov", "depth-weighted", "cnn", "vae", "gan", "dip")
+    prov_names = list(providers) if providers else [p for p in default_prov if p in all_prov or p == "prior-mean"]
     ref_names = list(refiners) if refiners else [r for r in _REFINERS if r in gb.refiners.names()]
     notes = []
+    if absolute and "dip" in prov_names and not providers:
+        prov_names.remove("dip")
+        notes.append("dip skipped: its density bounds are those of zero-mean contrasts (+-1000 kg/m^3), which do not "
+                      "cover absolute densities of 1900-2600 kg/m^3")
     results = {"dataset": dataset, "noises": list(noises), "samples": samples, "refine_samples": refine_samples,
                "latent_samples": latent_samples, "rows": {}, "notes": notes, "family": {}}
     missing_ref = [r for r in _REFINERS if r not in gb.refiners.names()]
     if missing_ref:
         notes.append(f"refiners not available in this build, skipped: {', '.join(missing_ref)}")
+    prior_model, prior_profile = training_prior(dataset)
+    results["prior_profile"] = prior_profile.tolist()
     keep = {}
     with _limits():
         for noise in noises:
@@ -120,28 +229,36 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
             S = np.asarray(ds.sigma[:samples], dtype=np.float64) if noise > 0 else None
             fam = np.asarray(ds.family[:samples])
             tag = f"{noise:g}"
-            results["n_data"] = int(prob.n_data)
+            nd = results["n_data"] = int(prob.n_data)
             rows = results["rows"][tag] = {}
+
+            def metrics(R, cnt):
+                return _metrics(A, R, rho[:cnt], G[:cnt], None if S is None else S[:cnt], prior_profile)
+
             # the noise level itself: the true model's misfit
-            rows["true model"] = {"count": samples, "seconds": 0.0,
-                                  **{k: _stats(v) for k, v in _metrics(A, rho, rho, G, S).items()}}
+            rows["true model"] = _row(metrics(rho, samples), samples, 0.0, nd)
             cnn_out = None
             for name in prov_names:
-                cnt = samples if name in _CHEAP else (latent_samples if name in _SLOW else refine_samples)
+                cnt = samples if name in _CHEAP + ("prior-mean",) else (latent_samples if name in _SLOW else refine_samples)
                 try:
-                    if name == "cnn" and cnn_weights is not None:
-                        p = gb.providers.get("cnn", weights=cnn_weights)
-                    elif name in ("cnn", "vae", "gan"):
-                        p = gb.providers.get(name, n=prob.grid.nx)
-                    else:
-                        p = gb.providers.get(name)
-                    if name == "cnn":  # load outside the timer
-                        p.batch(G[:1], prob)
                     t0 = time.perf_counter()
-                    if name in _SLOW:
-                        R = np.stack([p(G[i], prob, sigma=None if S is None else S[i], seed=seed + i) for i in range(cnt)])
+                    if name == "prior-mean":  # the training mean model, no data used
+                        R = np.repeat(prior_model[None], cnt, 0)
                     else:
-                        R = p.batch(G[:cnt], prob, sigma=None if S is None else S[:cnt], seed=seed)
+                        if name == "cnn" and cnn_weights is not None:
+                            p = gb.providers.get("cnn", weights=cnn_weights)
+                        elif name in ("vae", "gan"):
+                            p = gb.providers.get(name, n=prob.grid.nx)
+                        else:
+                            p = gb.providers.get(name)
+                        if name == "cnn":  # load outside the timer (picks the weights trained for this problem)
+                            p.batch(G[:1], prob)
+                        t0 = time.perf_counter()
+                        if name in _SLOW:
+                            R = np.stack([p(G[i], prob, sigma=None if S is None else S[i], seed=seed + i)
+                                          for i in range(cnt)])
+                        else:
+                            R = p.batch(G[:cnt], prob, sigma=None if S is None else S[:cnt], seed=seed)
                     sec = (time.perf_counter() - t0) / cnt
                 except (ImportError, ValueError, RuntimeError, NotImplementedError) as exc:
                     from .runner import skip_reason
@@ -149,17 +266,17 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                     what = "skipped" if skip_reason(exc) is not None else "failed"  # no weights / no torch: skipped
                     notes.append(f"provider {name!r} {what} at noise {tag}: {type(exc).__name__}: {str(exc)[:200]}")
                     continue
-                m = _metrics(A, R, rho[:cnt], G[:cnt], None if S is None else S[:cnt])
-                rows[name] = {"count": cnt, "seconds": sec, **{k: _stats(v) for k, v in m.items()}}
+                m = metrics(R, cnt)
+                rows[name] = _row(m, cnt, sec, nd)
                 keep[(tag, name)] = (R, m)
                 if name == "cnn":
                     cnn_out = R
                     if refine_samples < cnt:  # the same subset as the refiner rows, for like-for-like comparisons
                         sub = {k: v[:refine_samples] for k, v in m.items()}
-                        rows[f"cnn [first {refine_samples}]"] = {"count": refine_samples, "seconds": sec,
-                                                                 **{k: _stats(v) for k, v in sub.items()}}
+                        rows[f"cnn [first {refine_samples}]"] = _row(sub, refine_samples, sec, nd)
                 if log:
                     log(f"[noise {tag}] {name:16s} n={cnt:5d}  model err {rows[name]['model_error']['mean']:.4f}  "
+                        f"anomaly err {rows[name]['anomaly_error']['mean']:.4f}  "
                         f"misfit {rows[name]['misfit']['mean']:.3g}  {sec * 1e3:.2f} ms/model")
             if cnn_out is None:
                 notes.append(f"no CNN output at noise {tag}: refiner rows skipped")
@@ -179,10 +296,9 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                     notes.append(f"refiner {r!r} failed at noise {tag}: {type(exc).__name__}: {str(exc)[:200]}")
                     continue
                 sec = (time.perf_counter() - t0) / cnt
-                m = _metrics(A, R, rho[:cnt], G[:cnt], None if S is None else S[:cnt])
+                m = metrics(R, cnt)
                 key = f"cnn+{r}"
-                rows[key] = {"count": cnt, "seconds": sec, "niter_mean": float(niter.mean()),
-                             **{k: _stats(v) for k, v in m.items()}}
+                rows[key] = _row(m, cnt, sec, nd, niter_mean=float(niter.mean()))
                 keep[(tag, key)] = (R, m)
                 if log:
                     log(f"[noise {tag}] {key:16s} n={cnt:5d}  model err {rows[key]['model_error']['mean']:.4f}  "
@@ -190,19 +306,52 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
             # per-family table (CNN on every sample; tikhonov and the best refiner on refine_samples)
             fams = results["family"][tag] = {}
             names_f = list(ds.family_names)
-            for key in ["cnn", "tikhonov", "depth-weighted"] + [f"cnn+{r}" for r in ref_names]:
-                if (tag, key) not in keep:
-                    continue
-                _, m = keep[(tag, key)]
-                me = m["model_error"]
-                f = fam[:len(me)]
-                fams[key] = {names_f[k]: {"count": int(np.sum(f == k)), **_stats(me[f == k])}
-                             for k in range(len(names_f)) if np.any(f == k)}
-            if noise == noises[0]:
-                results["_examples"] = {"rho": rho[:refine_samples], "family": fam[:refine_samples],
-                                        "family_names": names_f, "shape": prob.shape, "tag": tag,
-                                        "models": {k[1]: v[0][:refine_samples] for k, v in keep.items() if k[0] == tag}}
+            if len(np.unique(fam)) > 1:
+                for key in ["cnn", "tikhonov", "depth-weighted"] + [f"cnn+{r}" for r in ref_names]:
+                    if (tag, key) not in keep:
+                        continue
+                    _, m = keep[(tag, key)]
+                    me = m["model_error"]
+                    f = fam[:len(me)]
+                    fams[key] = {names_f[k]: {"count": int(np.sum(f == k)), **_stats(me[f == k])}
+                                 for k in range(len(names_f)) if np.any(f == k)}
+            results.setdefault("_examples", {})[tag] = {
+                "rho": rho[:refine_samples], "family": fam[:refine_samples], "family_names": names_f,
+                "shape": prob.shape, "tag": tag, "absolute": absolute,
+                "models": {k[1]: v[0][:refine_samples] for k, v in keep.items() if k[0] == tag}}
+            if absolute and independent and noise == 0 and (tag, "cnn") in keep:
+                results["independent"] = _independent_check(gb, prob, A, prior_model, prior_profile, int(independent),
+                                                             cnn_weights, log)
+    try:  # the CNN's training history (validation curve) for the report
+        from ..providers.cnn import weights_for
+
+        wpath = Path(cnn_weights) if cnn_weights else weights_for(gb.data.STANDARD[dataset].problem()) \
+            if dataset in gb.data.STANDARD else None
+        if wpath is not None:
+            man = json.loads(Path(wpath).with_suffix(".json").read_text())
+            results["cnn_manifest"] = {k: man.get(k) for k in ("file", "sha256", "n_params", "config", "training",
+                                                                "reproduce", "command")}
+            results["cnn_manifest"]["history"] = man.get("metrics", {}).get("history")
+    except (ValueError, OSError, ImportError):
+        pass
     return results
+
+
+def _independent_check(gb, prob, A, prior_model, prior_profile, count, cnn_weights, log):
+    """The CNN (and the prior mean) on :func:`independent_fwi_models`, noise-free."""
+    rho = independent_fwi_models(count, prob.shape, seed=2024)
+    G = rho.reshape(count, -1) @ A.T
+    p = gb.providers.get("cnn", weights=cnn_weights) if cnn_weights else gb.providers.get("cnn")
+    R = p.batch(G, prob)
+    m = _metrics(A, R, rho, G, None, prior_profile)
+    m0 = _metrics(A, np.repeat(prior_model[None], count, 0), rho, G, None, prior_profile)
+    out = {"count": count, "generator": "gravbench.bench.table1.independent_fwi_models(count, shape, seed=2024)",
+           "cnn": {k: _stats(v) for k, v in m.items()}, "prior-mean": {k: _stats(v) for k, v in m0.items()},
+           "_models": {"rho": rho[:4], "cnn": R[:4]}}
+    if log:
+        log(f"[independent] cnn model err {out['cnn']['model_error']['mean']:.4f} "
+            f"(prior-mean {out['prior-mean']['model_error']['mean']:.4f}) on {count} independent models")
+    return out
 
 
 def _fmt(x):
@@ -213,96 +362,195 @@ def _fmt(x):
     return f"{x:.3g}" if abs(x) < 1e-2 or abs(x) >= 100 else f"{x:.4f}"
 
 
+def _pct_tag(tag):
+    return f"{float(tag) * 100:g}pct"
+
+
 def _figures(res, out_dir, stem):
     from ..plotting import _plt
 
     plt = _plt()
-    ex = res.get("_examples")
-    if not ex:
-        return []
-    rho, fam, names_f, shape = ex["rho"], ex["family"], ex["family_names"], ex["shape"]
-    models = ex["models"]
+    exs = res.get("_examples") or {}
     paths = []
-    # one example per family (the first of each), like the paper's figures 8-11
-    picks = [int(np.flatnonzero(fam == k)[0]) for k in range(len(names_f)) if np.any(fam == k)]
-    cols = ["true"] + [k for k in ("cnn", "cnn+gmres", "cnn+icg", "cnn+tikhonov", "tikhonov", "vae", "gan", "dip")
-                       if k in models and len(models[k]) > max(picks)]
-    fig, axes = plt.subplots(len(picks), len(cols), figsize=(2.1 * len(cols), 2.0 * len(picks)), squeeze=False)
-    for r, i in enumerate(picks):
-        vmax = max(1.0, float(np.abs(rho[i]).max()))
-        for c, k in enumerate(cols):
-            ax = axes[r, c]
-            img = rho[i] if k == "true" else np.asarray(models[k][i]).reshape(shape)
-            ax.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if k != "true":
-                err = np.linalg.norm(img - rho[i]) / np.linalg.norm(rho[i])
-                ax.set_title(f"{k}\nerr {err:.2f}", fontsize=7)
+    order = ("prior-mean", "cnn", "cnn+gd", "cnn+gmres", "cnn+lgmres", "cnn+icg", "cnn+cgls", "cnn+tikhonov",
+             "tikhonov", "vae", "gan", "dip")
+    for tag, ex in exs.items():
+        rho, fam, names_f, shape, models = ex["rho"], ex["family"], ex["family_names"], ex["shape"], ex["models"]
+        if len(np.unique(fam)) > 1:  # one example per family
+            picks = [int(np.flatnonzero(fam == k)[0]) for k in range(len(names_f)) if np.any(fam == k)]
+        else:
+            picks = list(range(min(4, len(rho))))
+        cols = ["true"] + [k for k in order if k in models and len(models[k]) > max(picks)][:7]
+        fig, axes = plt.subplots(len(picks), len(cols), figsize=(2.1 * len(cols), 2.0 * len(picks) + 0.4),
+                                 squeeze=False)
+        for r, i in enumerate(picks):
+            if ex["absolute"]:
+                vmin, vmax, cmap = float(rho[i].min()), float(rho[i].max()), "viridis"
             else:
-                ax.set_title(f"true ({names_f[fam[i]]})", fontsize=7)
-    fig.suptitle(f"test models (noise {ex['tag']}): true vs estimated, kg/m^3 (colour range +-max|true|)", fontsize=9)
-    fig.tight_layout()
-    p = out_dir / f"{stem}_examples.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
-    # error distribution of the CNN vs classical vs refined
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    tag = ex["tag"]
-    for k in ("tikhonov", "depth-weighted", "cnn", "cnn+gmres", "cnn+tikhonov"):
-        if k in models:
-            e = np.linalg.norm(models[k].reshape(len(models[k]), -1) - rho[:len(models[k])].reshape(len(models[k]), -1),
-                               axis=1) / np.linalg.norm(rho[:len(models[k])].reshape(len(models[k]), -1), axis=1)
-            ax.hist(e, bins=40, range=(0, 1.5), histtype="step", label=f"{k} (mean {e.mean():.3f})")
-    ax.set_xlabel("relative model error")
-    ax.set_ylabel("test models")
-    ax.set_title(f"model error distribution, noise {tag}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = out_dir / f"{stem}_errors.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+                vmax = max(1.0, float(np.abs(rho[i]).max()))
+                vmin, cmap = -vmax, "RdBu_r"
+            for c, k in enumerate(cols):
+                ax = axes[r, c]
+                img = rho[i] if k == "true" else np.asarray(models[k][i]).reshape(shape)
+                im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if k != "true":
+                    err = np.linalg.norm(img - rho[i]) / np.linalg.norm(rho[i])
+                    ax.set_title(f"{k}\nerr {err:.3f}", fontsize=7)
+                else:
+                    ax.set_title(f"true ({names_f[fam[i]]} #{i})", fontsize=7)
+            fig.colorbar(im, ax=axes[r, -1], fraction=0.046, pad=0.04)
+        what = ("absolute density, kg/m^3 (colour range: the true model's)" if ex["absolute"]
+                else "kg/m^3 (colour range +-max|true|)")
+        fig.suptitle(f"{res['dataset']} test models, noise {float(tag) * 100:g} %: true vs estimated "
+                     f"(as the paper's figures 8-11); {what}", fontsize=9)
+        fig.tight_layout()
+        p = out_dir / f"{stem}_examples_{_pct_tag(tag)}.png"
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        paths.append(p)
+    if exs:  # error distributions, one panel per noise level
+        fig, axes = plt.subplots(1, len(exs), figsize=(6 * len(exs), 3.6), squeeze=False)
+        for ax, (tag, ex) in zip(axes[0], exs.items()):
+            rho, models = ex["rho"], ex["models"]
+            errs = {}
+            for k in ("prior-mean", "tikhonov", "depth-weighted", "cnn", "cnn+gd", "cnn+gmres", "cnn+lgmres",
+                      "cnn+icg"):
+                if k in models:
+                    n = len(models[k])
+                    errs[k] = np.linalg.norm(models[k].reshape(n, -1) - rho[:n].reshape(n, -1), axis=1) \
+                        / np.linalg.norm(rho[:n].reshape(n, -1), axis=1)
+            hi = max(float(np.quantile(e, 0.99)) for e in errs.values()) if errs else 1.0
+            for k, e in errs.items():
+                ax.hist(e, bins=50, range=(0, hi), histtype="step", label=f"{k} (mean {e.mean():.3f})")
+            ax.set_xlabel("relative model error ||rho_hat - rho|| / ||rho||")
+            ax.set_ylabel("test models")
+            ax.set_title(f"noise {float(tag) * 100:g} %")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        p = out_dir / f"{stem}_errors.png"
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        paths.append(p)
+    hist = (res.get("cnn_manifest") or {}).get("history")
+    if hist:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ep = [h["epoch"] + 1 for h in hist]
+        ax.plot(ep, [h["val"] for h in hist], "o-", label="validation: mean relative model error (noise-free)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation model error")
+        ax2 = ax.twinx()
+        ax2.plot(ep, [h["train"] for h in hist], "s--", color="C1", label="training loss (scaled MSE)")
+        ax2.set_ylabel("training loss")
+        ax.set_title(f"CNN training ({res['cnn_manifest'].get('file')})", fontsize=9)
+        fig.legend(fontsize=7, loc="upper right")
+        fig.tight_layout()
+        p = out_dir / f"{stem}_training.png"
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        paths.append(p)
+    ind = res.get("independent")
+    if ind and "_models" in ind:
+        rho, R = ind["_models"]["rho"], ind["_models"]["cnn"]
+        fig, axes = plt.subplots(2, len(rho), figsize=(2.2 * len(rho), 4.4), squeeze=False)
+        for j in range(len(rho)):
+            vmin, vmax = float(rho[j].min()), float(rho[j].max())
+            axes[0, j].imshow(rho[j], cmap="viridis", vmin=vmin, vmax=vmax)
+            axes[0, j].set_title(f"independent #{j}", fontsize=7)
+            img = np.asarray(R[j]).reshape(rho[j].shape)
+            axes[1, j].imshow(img, cmap="viridis", vmin=vmin, vmax=vmax)
+            axes[1, j].set_title(f"cnn, err {np.linalg.norm(img - rho[j]) / np.linalg.norm(rho[j]):.3f}", fontsize=7)
+            for ax in axes[:, j]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+        fig.suptitle("CNN on models of an independently written OpenFWI-style generator (noise-free)", fontsize=9)
+        fig.tight_layout()
+        p = out_dir / f"{stem}_independent.png"
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        paths.append(p)
     return paths
 
 
-def write_report(res, out_dir="reports", stem="table1", command="gravbench report table1"):
-    """Write ``<stem>.md``, ``<stem>.json`` and the figures; returns the Markdown path."""
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_report(res, out_dir="reports", stem=None, command="gravbench report table1"):
+    """Write ``<stem>.md``, ``<stem>.json`` and the figures; returns the Markdown path.
+
+    ``stem`` defaults to ``table1`` for ``paper-50`` and ``table1-<dataset>`` otherwise.
+    """
+    from .metrics import success_band
+
+    if stem is None:
+        stem = "table1" if res["dataset"] == "paper-50" else f"table1-{res['dataset']}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = _figures(res, out_dir, stem)
-    js = {k: v for k, v in res.items() if not k.startswith("_")}
-    (out_dir / f"{stem}.json").write_text(json.dumps(js, indent=1) + "\n")
+    (out_dir / f"{stem}.json").write_text(json.dumps(_clean(res), indent=1) + "\n")
+    nd = res.get("n_data")
+    lo, hi = success_band(nd) if nd else (None, None)
+    fwi = res["dataset"].startswith("fwi")
     L = [f"# Table I for gravbench ({res['dataset']}, test split)", "",
          f"Regenerate with `{command}`. Held-out `test` split of `{res['dataset']}` (never used in training or "
-         f"model selection). Counts: cheap providers (zero, cnn) on the first {res['samples']} test models; "
-         f"the classical solvers (tikhonov, depth-weighted) and every CNN + refiner row on the first "
+         f"model selection). Counts: cheap providers (zero, prior-mean, cnn) on the first {res['samples']} test "
+         f"models; the classical solvers (tikhonov, depth-weighted) and every CNN + refiner row on the first "
          f"{res['refine_samples']}; latent searches / DIP on the first {res['latent_samples']} (the `n` column "
          "gives each row's count). Noise: 1 % of each component's peak (Gaussian, seeded), and none.", "",
-         "Model error = ||rho_hat - rho|| / ||rho||; misfit = ||A rho_hat - g|| / ||g|| (g = the noisy data); "
-         "chi2 = mean((A rho_hat - g)^2 / sigma^2) (1 = the noise level). 'true model' is the noise level: "
-         "the misfit of the true density. Refiners run as `gravbench.refiners.run(name, op, g, x0=cnn, "
-         "sigma=sigma)` (default settings, discrepancy stop with sigma); without noise `sigma=None` and "
-         "`profile=\"paper\"` (the paper's tolerances and iteration caps). Seconds are wall time per model on a "
-         "shared 2-core CPU, one BLAS thread (CNN: batched inference).", "",
-         "Reading it: the vae / gan / dip rows use only a handful of models (their searches take seconds to "
-         "minutes each); `reports/latent.md` has their full study. gravbench's test models come from six "
-         "families (blocks, layers, faults, intrusions, channels, smooth random fields; see "
-         "`reports/datasets.md`), most with a non-zero background whose laterally uniform part gravity barely "
-         "constrains, so every method's relative model error is far above the seed paper's (its data set "
-         "cannot be downloaded; its numbers are shown for reference only). 'paper model err / misfit' "
-         "are the paper's Table I values, not a run of gravbench.", ""]
+         "Columns: **model err** = ||rho_hat - rho|| / ||rho|| (the paper's metric, against the density as "
+         "stored); **anomaly err** = ||rho_hat - rho|| / ||rho - p|| with p the training split's mean depth "
+         "profile (the error relative to the part of the model a fixed prior does not know); misfit = "
+         "||A rho_hat - g|| / ||g|| (g = the data the method used); chi2 = mean((A rho_hat - g)^2 / sigma^2) "
+         "(1 = the noise level). **success** = the share of models with |chi2 - 1| <= 2 sqrt(2/N)"
+         + (f" ({lo:.3f} <= chi2 <= {hi:.3f} for N = {nd} data)" if nd else "")
+         + ", gravbench's one success rule (`gravbench.bench.metrics.is_success`); **over-fitted** = how many "
+         "had chi2 below that band (they fit the noise; not a success). Noise-free data have no success rate: "
+         "read the misfit. 'true model' is the noise level (the true density's misfit); 'prior-mean' is the "
+         "training split's mean model for every test model (no data used). Refiners run as "
+         "`gravbench.refiners.run(name, op, g, x0=cnn, sigma=sigma)` with 1 % noise (default settings, "
+         "discrepancy stop: GD / ICG / CGLS at chi2 <= 1, GMRES / LGMRES at the first iterate in the success band); "
+         "noise-free, `sigma=None` and `profile=\"paper\"` (the paper's tolerances and iteration caps; GD with "
+         "the seed's effective step 2 lr lambda_max = 6.9e-3 rescaled to gravbench's A). Seconds are wall time "
+         "per model on a shared 2-core CPU, one BLAS thread (CNN: batched inference).", ""]
+    if fwi:
+        L += ["Like for like with the paper: `fwi-51` uses the seed code's geometry (`Problem.seed(51)`: 51 x 51 "
+              "cells, 153 stations half a cell above the top row, midpoint kernel) and OpenFWI-style absolute "
+              "densities (the `fwi` family: 3-6 flat or curved layers, optionally faulted, P velocity 1500-4500 m/s "
+              "increasing with depth, Gardner rho = 310 V^0.25; see `reports/datasets.md`); the CNN is the "
+              "paper's network (`arch=\"paper-full\"`). The paper's data set cannot be downloaded, so the models "
+              "are gravbench's own: compare the *structure* of the numbers (CNN vs prior-mean, refiners vs CNN) "
+              "rather than the digits.", ""]
+    else:
+        L += ["Reading it: gravbench's `paper-50` test models come from six families of zero-mean contrasts "
+              "(blocks, layers, faults, intrusions, channels, smooth random fields; see `reports/datasets.md`), "
+              "with random signs and no background, so every method's relative model error is far above the seed "
+              "paper's, whose models are absolute densities with a background that dominates ||rho||. "
+              "`reports/table1-fwi-51.md` is the like-for-like comparison; this table is the harder benchmark. "
+              "The vae / gan / dip rows use only a handful of models; `reports/latent.md` has their full study.", ""]
+    L += ["'paper model err / misfit' are the paper's Table I values, not a run of gravbench.", ""]
     for tag, rows in res["rows"].items():
+        noisy = float(tag) > 0
         L += [f"## Noise {float(tag) * 100:g} %", "",
-              "| method | n | model err mean | median | p90 | misfit mean | median | p90 | chi2 median | s / model | paper model err | paper misfit |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| method | n | model err mean | median | p90 | anomaly err mean | misfit mean | median | p90 "
+              "| chi2 median | success | over-fitted | s / model | paper model err | paper misfit |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for k, r in rows.items():
             pe, pm = PAPER.get(k, (None, None))
             c2 = r.get("chi2", {}).get("median")
+            sr = r.get("success_rate")
+            succ = f"{100 * sr:.0f}%" if (noisy and sr is not None) else "-"
+            over = str(r["overfit"]) if (noisy and r.get("overfit") is not None) else "-"
+            ae = r.get("anomaly_error", {}).get("mean")
             L.append(f"| {k} | {r['count']} | {_fmt(r['model_error']['mean'])} | {_fmt(r['model_error']['median'])} | "
-                     f"{_fmt(r['model_error']['p90'])} | {_fmt(r['misfit']['mean'])} | {_fmt(r['misfit']['median'])} | "
-                     f"{_fmt(r['misfit']['p90'])} | {_fmt(c2)} | {_fmt(r['seconds'])} | {_fmt(pe)} | {_fmt(pm)} |")
+                     f"{_fmt(r['model_error']['p90'])} | {_fmt(ae)} | {_fmt(r['misfit']['mean'])} | "
+                     f"{_fmt(r['misfit']['median'])} | {_fmt(r['misfit']['p90'])} | {_fmt(c2)} | {succ} | {over} | "
+                     f"{_fmt(r['seconds'])} | {_fmt(pe)} | {_fmt(pm)} |")
         L.append("")
     for tag, fams in res["family"].items():
         if not fams:
@@ -318,13 +566,40 @@ def write_report(res, out_dir="reports", stem="table1", command="gravbench repor
                 cells.append("-" if d is None else f"{d['mean']:.3f} / {d['median']:.3f} (n={d['count']})")
             L.append(f"| {f} | " + " | ".join(cells) + " |")
         L.append("")
+    ind = res.get("independent")
+    if ind:
+        c, p0 = ind["cnn"], ind["prior-mean"]
+        L += ["## Independent check: OpenFWI-style models from another generator", "",
+              f"{ind['count']} noise-free models drawn by `{ind['generator']}`, written apart from the `fwi` family "
+              "(cubic-spline interfaces through random control depths, velocities as a start plus random increments, "
+              "planar faults on a third of the models): the network never saw this generator.", "",
+              "| method | model err mean | median | p90 | anomaly err mean | misfit mean |", "|---|---|---|---|---|---|",
+              f"| cnn | {_fmt(c['model_error']['mean'])} | {_fmt(c['model_error']['median'])} | "
+              f"{_fmt(c['model_error']['p90'])} | {_fmt(c['anomaly_error']['mean'])} | {_fmt(c['misfit']['mean'])} |",
+              f"| prior-mean | {_fmt(p0['model_error']['mean'])} | {_fmt(p0['model_error']['median'])} | "
+              f"{_fmt(p0['model_error']['p90'])} | {_fmt(p0['anomaly_error']['mean'])} | {_fmt(p0['misfit']['mean'])} |",
+              ""]
+    man = res.get("cnn_manifest")
+    if man:
+        tr = man.get("training") or {}
+        hist = man.get("history") or []
+        L += ["## The CNN", "",
+              f"`{man.get('file')}` (sha256 `{(man.get('sha256') or '')[:12]}...`, {man.get('n_params', 0):,} "
+              f"parameters, arch `{(man.get('config') or {}).get('arch')}`), trained for {tr.get('epochs_run')} "
+              f"epochs ({tr.get('stopped')}, {tr.get('seconds')} s, best epoch {tr.get('best_epoch')}); "
+              f"reproduce with `{man.get('reproduce')}`.", ""]
+        if hist:
+            L += ["| epoch | train loss | validation model error | lr | seconds |", "|---|---|---|---|---|"]
+            L += [f"| {h['epoch'] + 1} | {h['train']:.4g} | {h['val']:.4f} | {h['lr']:.3g} | {h['seconds']:.0f} |"
+                  for h in hist]
+            L.append("")
     if res["notes"]:
         L += ["## Notes", ""] + [f"- {n}" for n in res["notes"]] + [""]
-    if figs:
-        L += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figs] + [""]
     extra = res.get("summary_lines")
     if extra:
         L += ["## Targets", ""] + [f"- {s}" for s in extra] + [""]
+    if figs:
+        L += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figs] + [""]
     md = out_dir / f"{stem}.md"
     md.write_text("\n".join(L))
     return md

@@ -3,7 +3,7 @@
 Public API
 ----------
 FAMILIES
-    ``("blocks", "layers", "faults", "intrusions", "channels", "smooth", "mixed")``.
+    ``("blocks", "layers", "faults", "intrusions", "channels", "smooth", "fwi", "mixed")``.
 generate(family, count, shape, seed) -> (count, nz, nx) float32, kg/m^3
     Models of one family (or a mixture); see :mod:`gravbench.data.families`.
 build(problem, families="mixed", count=..., seed=0, noise=0.01, splits=..., out=DIR) -> {split: Dataset}

@@ -415,6 +415,100 @@ def _render_smooth_impl(keys, pos, nz, nx, p, out):
                 img[k, i] = min(vmax, max(-vmax, v))
 
 
+# ----------------------------------------------------------------------------
+# fwi: OpenFWI-style velocity media mapped to absolute density (Gardner)
+# ----------------------------------------------------------------------------
+#: Gardner's relation rho = GARDNER_A * V**0.25, rho in kg/m^3 and V in m/s.
+GARDNER_A = 310.0
+
+
+@njit(cache=True)
+def _fwi_depth(x, j, d, curve, nl):
+    """Depth of interface ``j`` (between layers j and j+1) at relative position x."""
+    ph = _TWO_PI * x / curve[1]
+    return d[j] + curve[0] * (math.sin(ph + curve[2]) + curve[3] * math.sin(2.0 * ph + curve[4])) + curve[5] * (x - 0.5)
+
+
+def _render_fwi_impl(keys, pos, nz, nx, p, out):
+    for j in prange(keys.size):
+        st = np.empty(1, np.uint64)
+        st[0] = keys[j]
+        img = out[pos[j]]
+        nl = _ri(st, p[0], p[1])
+        curved = _u01(st) < p[6]
+        faulted = _u01(st) < p[8]
+        # layer interfaces: thickness weights, the last layer reaches the bottom
+        d = np.empty(8)
+        total = 0.0
+        for q in range(nl):
+            d[q] = _u(st, 0.4, 1.6)
+            total += d[q]
+        acc = 0.0
+        for q in range(nl):
+            acc += d[q]
+            d[q] = acc / total
+        # velocities: sorted (increasing with depth), then occasional inversions of neighbours
+        v = np.empty(8)
+        for q in range(nl):
+            v[q] = _u(st, p[2], p[3])
+        for a in range(1, nl):  # insertion sort
+            t = v[a]
+            b = a - 1
+            while b >= 0 and v[b] > t:
+                v[b + 1] = v[b]
+                b -= 1
+            v[b + 1] = t
+        for q in range(nl - 1):
+            if _u01(st) < p[4]:
+                t = v[q]
+                v[q] = v[q + 1]
+                v[q + 1] = t
+        rho = np.empty(8)
+        for q in range(nl):
+            rho[q] = GARDNER_A * v[q] ** 0.25
+        curve = np.zeros(6)
+        curve[1] = 1.0
+        if curved:
+            curve[0] = _u(st, p[10], p[11])
+            curve[1] = _u(st, p[12], p[13])
+            curve[2] = _u(st, 0.0, _TWO_PI)
+            curve[3] = _u(st, 0.0, 0.4)
+            curve[4] = _u(st, 0.0, _TWO_PI)
+            curve[5] = _u(st, -0.1, 0.1)
+        nf = 0
+        fx = np.empty(2)
+        fcot = np.empty(2)
+        fdir = np.empty(2)
+        fdz = np.empty(2)
+        fdx = np.empty(2)
+        if faulted:
+            nf = _ri(st, p[18], p[19])
+            for f in range(nf):
+                fx[f] = _u(st, 0.2, 0.8)
+                dip = math.radians(_u(st, p[14], p[15]))
+                fcot[f] = math.cos(dip) / math.sin(dip)
+                fdir[f] = 1.0 if _u01(st) < 0.5 else -1.0
+                throw = _u(st, p[16], p[17])
+                s = -1.0 if _u01(st) < 0.5 else 1.0
+                fdz[f] = s * throw
+                fdx[f] = s * throw * fcot[f] * fdir[f]
+        for i in range(nx):
+            x = (i + 0.5) / nx
+            for k in range(nz):
+                z = (k + 0.5) / nz
+                xe = x
+                ze = z
+                for f in range(nf):
+                    if fdir[f] * (x - (fx[f] + fdir[f] * z * fcot[f])) > 0.0:  # hanging wall
+                        xe -= fdx[f]
+                        ze -= fdz[f]
+                li = 0
+                for q in range(nl - 1):
+                    if ze > _fwi_depth(xe, q, d, curve, nl):
+                        li = q + 1
+                img[k, i] = rho[li]
+
+
 #: family -> (serial, parallel) render loops (the same code compiled twice: identical results).
 _RENDER = {name: _twice(impl) for name, impl in (
     ("blocks", _render_blocks_impl),
@@ -423,4 +517,5 @@ _RENDER = {name: _twice(impl) for name, impl in (
     ("intrusions", _render_intrusions_impl),
     ("channels", _render_channels_impl),
     ("smooth", _render_smooth_impl),
+    ("fwi", _render_fwi_impl),
 )}

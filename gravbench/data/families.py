@@ -38,6 +38,15 @@ see :data:`PARAMS` for every default):
     ``f = sqrt(2/M) sum_j cos(k_j . x + phi_j)`` with ``k_j ~ N(0, diag(1/lx^2,
     1/lz^2))``, ``phi_j ~ U(0, 2 pi)``; scaled to ``mean + std * f`` and
     clipped to ``+-max_abs``.
+``fwi``
+    OpenFWI-style media with a background, in *absolute* density (not a
+    contrast): 3-6 layers, flat or curved (a shared fold: sine plus a
+    harmonic and a dip, as CurveVel), optionally cut by 1-2 normal or reverse
+    faults (as FlatFault / CurveFault); each layer draws a P velocity in
+    1500-4500 m/s, the velocities are sorted to increase with depth and
+    neighbours swap with probability ``p_inversion``; density by Gardner's
+    relation ``rho = 310 V^0.25`` kg/m^3 (V in m/s), about 1940-2550 kg/m^3.
+    Not part of ``mixed`` (its values are not zero-mean contrasts).
 ``mixed``
     A seeded mixture with the proportions :data:`MIXED_PROPORTIONS`; counts
     are exact (largest remainder) and the order is a seeded permutation.
@@ -61,7 +70,7 @@ __all__ = ["FAMILIES", "BASE_FAMILIES", "PARAMS", "MIXED_PROPORTIONS", "GENERATO
 GENERATOR_VERSION = 2
 
 #: The named base families, in code order (``Dataset.family`` stores indices into this tuple).
-BASE_FAMILIES = ("blocks", "layers", "faults", "intrusions", "channels", "smooth")
+BASE_FAMILIES = ("blocks", "layers", "faults", "intrusions", "channels", "smooth", "fwi")
 
 #: Every name :func:`generate` accepts.
 FAMILIES = BASE_FAMILIES + ("mixed",)
@@ -129,6 +138,18 @@ PARAMS = {
         "max_abs": (1000.0, "values are clipped to +-max_abs, kg/m^3"),
         "n_modes": (64, "number of random Fourier modes (the field is Gaussian as n_modes grows)"),
     },
+    "fwi": {
+        "n_layers": ((3, 6), "number of layers (integer range); the last one reaches the bottom of the grid"),
+        "velocity": ((1500.0, 4500.0), "P velocity range, m/s; each layer draws one, sorted to increase with depth"),
+        "p_inversion": (0.1, "probability that two neighbouring layers swap velocities (a velocity inversion)"),
+        "p_curved": (0.5, "probability of curved (folded) layers rather than flat ones"),
+        "p_fault": (0.5, "probability that the layering is cut by faults"),
+        "amplitude": ((0.02, 0.1), "fold amplitude of curved layers, fraction of the depth"),
+        "wavelength": ((0.4, 1.6), "fold wavelength, fraction of the width"),
+        "fault_dip": ((45.0, 80.0), "fault dip, degrees from horizontal"),
+        "throw": ((0.05, 0.25), "vertical throw, fraction of the depth (normal or reverse with equal odds)"),
+        "n_faults": ((1, 2), "number of faults of a faulted model (integer range)"),
+    },
 }
 
 _INT_PARAMS = {"n_bodies", "n_layers", "n_faults", "n_channels", "n_modes"}
@@ -167,6 +188,10 @@ def family_params(family, **overrides):
             raise ValueError(f"{family} parameter {name!r} must be integers in [1, 8], got {v!r}")
         if name == "n_modes" and not (lo == hi and lo == int(lo) and 1 <= lo <= 4096):
             raise ValueError(f"smooth parameter 'n_modes' must be one integer in [1, 4096], got {v!r}")
+        if family == "fwi" and name == "n_faults" and hi > 2:
+            raise ValueError(f"fwi parameter 'n_faults' must be integers in [1, 2], got {v!r}")
+        if family == "fwi" and name == "velocity" and lo <= 0:
+            raise ValueError(f"fwi parameter 'velocity' must be positive m/s, got {v!r}")
         if name.startswith("p_") and not (0.0 <= lo <= 1.0):
             raise ValueError(f"{family} parameter {name!r} is a probability in [0, 1], got {v!r}")
         if name in ("size", "aspect", "wavelength", "width", "corr_length", "anisotropy", "sill_length",

@@ -16,9 +16,11 @@ def _plt():
     return plt
 
 
-def _model_axes(ax, rho, grid, vmax, title=""):
+def _model_axes(ax, rho, grid, vmax, title="", vmin=None):
+    """Contrasts on a symmetric RdBu scale; with ``vmin`` (absolute densities) on viridis from vmin to vmax."""
     ext = [grid.x_edges[0], grid.x_edges[-1], grid.z_edges[-1], grid.z_edges[0]]
-    im = ax.imshow(rho, extent=ext, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="equal", interpolation="nearest")
+    cmap, lo = ("RdBu_r", -vmax) if vmin is None else ("viridis", vmin)
+    im = ax.imshow(rho, extent=ext, cmap=cmap, vmin=lo, vmax=vmax, aspect="equal", interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -40,9 +42,11 @@ def family_gallery(path, family, problem, count=6, seed=0, with_data=True):
     rows = 2 if with_data else 1
     fig, axes = plt.subplots(rows, count, figsize=(1.9 * count + 0.8, 2.0 * rows + 0.4),
                              gridspec_kw={"height_ratios": [1.0, 0.6] if with_data else [1.0]}, squeeze=False)
-    vmax = 1000.0
+    vmax, vmin = 1000.0, None
+    if rho.min() > 0:  # absolute densities (the fwi family): their own range
+        vmin, vmax = float(rho.min()), float(rho.max())
     for j in range(count):
-        im = _model_axes(axes[0, j], rho[j], problem.grid, vmax, f"{family} #{j}")
+        im = _model_axes(axes[0, j], rho[j], problem.grid, vmax, f"{family} #{j}", vmin=vmin)
         if with_data:
             a = axes[1, j]
             a.plot(problem.survey.x, g[j, :m], color="tab:blue", lw=1, label="gx")

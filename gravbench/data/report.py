@@ -31,6 +31,15 @@ DESCRIPTIONS = {
               "scaled to mean + std f and clipped to +-max_abs. Continuous in space, so the same seed gives "
               "the same field at every resolution. Unlike the piecewise families its values pass through "
               "zero, so small contrasts occur (the 50 kg/m^3 lower bound applies to the other families).",
+    "fwi": "OpenFWI-style media in *absolute* density (not a contrast), for the like-for-like Table I "
+           "(`fwi-51`, on `Problem.seed(51)`; its gallery is drawn on that geometry): 3-6 layers with random "
+           "thicknesses filling the depth, flat or curved (one shared fold: a sine plus a weaker harmonic and a "
+           "dip, as OpenFWI's CurveVel), cut by 1-2 planar normal or reverse faults in half of the models (as "
+           "FlatFault / CurveFault); each layer draws a P velocity in 1500-4500 m/s, sorted to increase with "
+           "depth, and neighbouring layers swap (a velocity inversion) with probability 0.1; density by "
+           "Gardner's relation rho = 310 V^0.25 kg/m^3, about 1940-2550 kg/m^3. The training split's mean model "
+           "(no data) scores a mean relative error of 0.051 on the fwi-51 test split, inside the 0.05-0.06 "
+           "expected of OpenFWI-style media. Not part of `mixed`.",
 }
 
 
@@ -126,7 +135,7 @@ def write_report(out="reports", timing=True, log=None):
     stats = {}
     for fam in BASE_FAMILIES + ("mixed",):
         log(f"family {fam}: gallery and statistics")
-        family_gallery(figs / f"{fam}.png", fam, prob, count=6, seed=0)
+        family_gallery(figs / f"{fam}.png", fam, Problem.seed(51) if fam == "fwi" else prob, count=6, seed=0)
         stats[fam] = family_stats(fam)
     log("generation speed across sizes")
     scaling = size_scaling()

@@ -46,10 +46,13 @@ class StandardSpec:
     noise: float = 0.01
     kernel: str = "exact"
     description: str = ""
+    geometry: str = "paper"  # "paper": Problem.paper(n, kernel); "seed": Problem.seed(n) (midpoint kernel)
 
     def problem(self):
         from .. import Problem
 
+        if self.geometry == "seed":
+            return Problem.seed(n=self.n)
         return Problem.paper(n=self.n, kernel=self.kernel)
 
 
@@ -60,6 +63,9 @@ STANDARD = {
     "paper-100": StandardSpec(100, (9_000, 500, 500), description="n = 100, for the n = 100 CNN"),
     "paper-200": StandardSpec(200, (1_800, 100, 100), description="n = 200, test-size sets for large-grid benchmarks"),
     "small-16": StandardSpec(16, (512, 64, 64), description="n = 16, tiny: CI and examples"),
+    "fwi-51": StandardSpec(51, (27_000, 1_000, 1_000), families="fwi", kernel="midpoint", geometry="seed",
+                           description="the seed code's geometry (Problem.seed(51)) and OpenFWI-style absolute "
+                                       "densities: the paper's Table I like for like"),
 }
 
 
@@ -157,7 +163,8 @@ def standard(name="paper-50", split="test", noise=0.01, *, noise_floor=0.0, nois
     Parameters
     ----------
     name : str
-        A key of :data:`STANDARD` (``"paper-50"``, ``"paper-25"``, ``"paper-100"``, ``"paper-200"``, ``"small-16"``).
+        A key of :data:`STANDARD` (``"paper-50"``, ``"paper-25"``, ``"paper-100"``, ``"paper-200"``, ``"small-16"``,
+        ``"fwi-51"``).
     split : {"train", "val", "test"}
     noise, noise_floor, noise_model, noise_seed
         The noise of ``Dataset.g`` (see :func:`gravbench.data.add_noise`);

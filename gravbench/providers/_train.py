@@ -21,7 +21,8 @@ max_seconds=None, stop_after=None, description="training") -> dict``
       averaged over the validation set weighted by batch size.
     * ``optimizer``: ``None`` (Adam with ``lr``, ``weight_decay``) or a
       callable ``params -> torch.optim.Optimizer``.
-    * ``lr_schedule``: ``"cosine"`` (cosine decay to lr/20 over ``epochs``)
+    * ``lr_schedule``: ``"cosine"`` (cosine decay to lr/20 over ``epochs``),
+      ``"exp"`` (exponential decay to lr/20 over ``epochs``: ``lr 20^(-epoch/epochs)``)
       or ``"constant"``.
     * ``checkpoint``: a path; after every epoch it holds the model,
       optimizer, epoch, best state and history (``torch.save``; loaded back
@@ -110,8 +111,8 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if lr_schedule not in ("cosine", "constant"):
-        raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}")
+    if lr_schedule not in ("cosine", "constant", "exp"):
+        raise ValueError(f"lr_schedule must be 'cosine', 'exp' or 'constant', got {lr_schedule!r}")
     train = tuple(train)
     val = tuple(val)
     n_train = int(train[0].shape[0])
@@ -131,6 +132,8 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
         if lr_schedule == "constant":
             return lr
         lo = lr / 20
+        if lr_schedule == "exp":  # exponential decay from lr to lr/20 over the schedule's epochs
+            return lr * (lo / lr) ** (epoch / max(1, epochs))
         return lo + 0.5 * (lr - lo) * (1 + math.cos(math.pi * epoch / max(1, epochs)))
 
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "bad": 0, "history": [], "best_state": None}

@@ -32,9 +32,15 @@ the lowest misfit wins. ``warm_start="cnn"`` (the seed paper's warm start)
 replaces the first start by ``z0 = argmin ||G(z) - rho_cnn||^2``, found by Adam
 from the CNN provider's model (no gravity evaluations), then fits the data.
 
-Every search stops a start once its RMS weighted residual
-``sqrt(mean((W r)^2))`` is at most ``target`` (default 1.0: the discrepancy
-principle), or after ``maxiter`` iterations (``max_evals`` for DE).
+Every search stops a start at its first entry into the success band of
+:func:`gravbench.bench.metrics.is_success` (``target="band"``, the default:
+``chi2 = mean((W r)^2) <= 1 + 2 sqrt(2/N)``; a fit with ``d`` free parameters
+has ``E[chi2] ~ 1 - d/N``, so running on could leave the band from below), or
+when its RMS weighted residual ``sqrt(mean((W r)^2))`` is at most a numeric
+``target``, or after ``maxiter`` iterations (``max_evals`` for DE). Whether a
+start succeeded is then :func:`~gravbench.bench.metrics.is_success` of its
+``chi ** 2`` (:meth:`SearchResult.success`): a step that jumps below the band
+stops the start too, over-fitted, which is not a success.
 
 Cost accounting (:class:`SearchResult`): ``forward`` counts models pushed
 through ``G`` and ``A``; ``derivs`` counts derivative passes (a reverse-mode
@@ -111,6 +117,12 @@ class SearchResult:
     @property
     def best(self):
         return int(np.argmin(self.chi))
+
+    def success(self, n_data):
+        """Per start: :func:`gravbench.bench.metrics.is_success` of ``chi ** 2`` with ``n_data`` data."""
+        from ..bench.metrics import is_success
+
+        return np.array([is_success(float(c) ** 2, n_data) for c in self.chi], dtype=bool)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -428,7 +440,9 @@ def _de(mis, d, *, starts, seed, max_evals, target, bound, popsize, maxiter=None
 
 def _check_search_options(target, lr, lam, linesearch, max_evals, popsize, bound, h=1e-2):
     """Validated latent-search settings (ValueError naming the option and its range)."""
-    return (check_real("target", target, positive=True, allow_none=True),
+    if isinstance(target, str) and target != "band":
+        raise ValueError(f"target must be 'band', a number > 0 or None, got {target!r}")
+    return (target if isinstance(target, str) else check_real("target", target, positive=True, allow_none=True),
             check_real("lr", lr, positive=True),
             check_real("lam", lam, minimum=0.0),
             check_count("linesearch", linesearch, minimum=0),
@@ -438,7 +452,7 @@ def _check_search_options(target, lr, lam, linesearch, max_evals, popsize, bound
 
 
 def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, seed=0, maxiter=None,
-           target=1.0, lr=0.01, lam=1.0, h=1e-2, linesearch=8, max_evals=10_000, popsize=4, bound=3.0):
+           target="band", lr=0.01, lam=1.0, h=1e-2, linesearch=8, max_evals=10_000, popsize=4, bound=3.0):
     """Latent search on one data vector; see the module docstring.
 
     Parameters
@@ -460,8 +474,11 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         Seeds the random starts and DE.
     maxiter : int, optional
         Iterations (Adam, Gauss-Newton) or DE generations; default 1000 / 30 / from ``max_evals``.
-    target : float or None
-        Stop a start when its RMS weighted residual is at most ``target``.
+    target : "band", float or None
+        ``"band"``: stop a start at its first entry into the success band
+        (``chi2 <= 1 + 2 sqrt(2/N)``, :func:`gravbench.bench.metrics.success_band`;
+        without ``sigma`` it runs ``maxiter``: noise-free data have no noise level); a number: stop when the RMS weighted residual is at
+        most ``target``; ``None``: run ``maxiter``.
     lr : float
         Adam learning rate (0.01, Laloy).
     lam : float
@@ -504,6 +521,15 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         if np.any(~np.isfinite(s)) or np.any(s <= 0):
             raise ValueError("sigma must be finite and > 0 (mGal)")
         w = 1.0 / s
+    if isinstance(target, str):
+        if target != "band":
+            raise ValueError(f"target must be 'band', a number > 0 or None, got {target!r}")
+        if sigma is None:  # noise-free data: no noise level to stop at, minimise the misfit for maxiter
+            target = None
+        else:
+            from ..bench.metrics import success_band
+
+            target = float(np.sqrt(success_band(g.size)[1]))
     mis = _Misfit(gen, layer, g, w)
     d = int(gen.latent)
     if maxiter is None:
@@ -569,7 +595,7 @@ class _LatentProvider(Provider):
     learned = True
 
     def __init__(self, n=None, *, method="adam", starts=None, warm_start=None, maxiter=None, device="cpu",
-                 seed=0, weights=None, target=1.0, lr=0.01, lam=1.0, linesearch=8, max_evals=10_000, popsize=4,
+                 seed=0, weights=None, target="band", lr=0.01, lam=1.0, linesearch=8, max_evals=10_000, popsize=4,
                  bound=3.0, cnn_options=None, warm_steps=300):
         from ._torchutil import device as _device
         from ._torchutil import require_torch
@@ -733,8 +759,10 @@ class VAEProvider(_LatentProvider):
         Default seed (a call's ``seed`` overrides it).
     weights : path, optional
         A weights file with its JSON manifest instead of the shipped one.
-    target : float or None
-        Stop at this RMS weighted residual (1.0 = the noise level).
+    target : "band", float or None
+        ``"band"`` (default): stop at the first entry into the success band of
+        :func:`gravbench.bench.metrics.is_success`; a number: stop at this RMS
+        weighted residual.
     lr, lam, linesearch, max_evals, popsize, bound :
         Method settings (see :func:`search`).
     """
