@@ -84,7 +84,7 @@ PROFILES = {
     "paper": dict(step="seed", rtol=0.0, ftol=1e-6, maxiter=100),
 }
 
-#: The seed code's learning rate and the largest eigenvalue of its (unscaled) ``A^T A`` (PHYSICS.md section 6).
+#: The seed code's learning rate and the largest eigenvalue of its (unscaled) ``A^T A`` (docs/paper.md).
 SEED_LR = 1e-5
 SEED_LAMBDA_MAX = 347.0
 #: Power iterations for ``lambda_max`` of the paper step (from a fixed start: deterministic).
