@@ -48,6 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..providers.cnn import weights_for
+from .metrics import fit_status, success_band
+from .runner import skip_reason
+
 __all__ = ["run_table1", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
 
 #: The seed paper's Table I (docs/paper.md): model error, data misfit on its test set.
@@ -91,7 +95,6 @@ def _metrics(A, R, rho, G, sigma, profile=None):
 
 def _row(m, count, seconds, n_data=None, **extra):
     """A table row: statistics of every per-sample metric, plus success / over-fitted counts (noisy data)."""
-    from .metrics import fit_status
 
     row = {"count": int(count), "seconds": float(seconds), **extra, **{k: _stats(v) for k, v in m.items()}}
     if "chi2" in m and n_data:
@@ -261,7 +264,6 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                             R = p.batch(G[:cnt], prob, sigma=None if S is None else S[:cnt], seed=seed)
                     sec = (time.perf_counter() - t0) / cnt
                 except (ImportError, ValueError, RuntimeError, NotImplementedError) as exc:
-                    from .runner import skip_reason
 
                     what = "skipped" if skip_reason(exc) is not None else "failed"  # no weights / no torch: skipped
                     notes.append(f"provider {name!r} {what} at noise {tag}: {type(exc).__name__}: {str(exc)[:200]}")
@@ -323,7 +325,6 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                 results["independent"] = _independent_check(gb, prob, A, prior_model, prior_profile, int(independent),
                                                              cnn_weights, log)
     try:  # the CNN's training history (validation curve) for the report
-        from ..providers.cnn import weights_for
 
         wpath = Path(cnn_weights) if cnn_weights else weights_for(gb.data.STANDARD[dataset].problem()) \
             if dataset in gb.data.STANDARD else None
@@ -486,7 +487,6 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
 
     ``stem`` defaults to ``table1`` for ``paper-50`` and ``table1-<dataset>`` otherwise.
     """
-    from .metrics import success_band
 
     if stem is None:
         stem = "table1" if res["dataset"] == "paper-50" else f"table1-{res['dataset']}"

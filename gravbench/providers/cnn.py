@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import NoWeightsError, Provider, ProviderInfo
+from ..data.sets import STANDARD
 
 __all__ = ["CNNProvider", "build_model", "train", "available", "catalogue", "weights_for", "WEIGHTS_DIR"]
 
@@ -144,7 +145,6 @@ def weights_for(problem, weights_dir=None):
 
             load_weights(pt, map_location="cpu")
     have = "; ".join(f"{pt.name}: {_describe_manifest_problem(man)}" for pt, man in mans) or "none"
-    from ..data.sets import STANDARD
 
     named = [name for name, spec in STANDARD.items() if spec.problem() == problem]
     if named:
@@ -672,7 +672,7 @@ class CNNProvider(Provider):
         load_state(net, sd, path, man)
         net.eval().to(self._device)
         self._nets[key] = (net, man)
-        self._paths[key] = f"{path} (sha256 {str(man.get('sha256', ''))[:12]})"
+        self._paths[f"{shape[0]}x{shape[1]}"] = f"{path} (sha256 {str(man.get('sha256', ''))[:12]})"
         return net, man
 
     @staticmethod

@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import NoWeightsError, Provider, ProviderInfo, check_count, check_real
+from ..bench.metrics import is_success, success_band
 
 __all__ = ["VAEProvider", "GANProvider", "SearchResult", "search", "load_generator", "available_grids",
            "METHODS", "LALOY_ADAM"]
@@ -120,7 +121,6 @@ class SearchResult:
 
     def success(self, n_data):
         """Per start: :func:`gravbench.bench.metrics.is_success` of ``chi ** 2`` with ``n_data`` data."""
-        from ..bench.metrics import is_success
 
         return np.array([is_success(float(c) ** 2, n_data) for c in self.chi], dtype=bool)
 
@@ -527,7 +527,6 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         if sigma is None:  # noise-free data: no noise level to stop at, minimise the misfit for maxiter
             target = None
         else:
-            from ..bench.metrics import success_band
 
             target = float(np.sqrt(success_band(g.size)[1]))
     mis = _Misfit(gen, layer, g, w)

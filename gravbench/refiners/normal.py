@@ -41,6 +41,7 @@ import numpy as np
 from .. import solvers as _solvers
 from ..solvers._engine import NormalOperator
 from ._common import check_tol, finish, prepare, profile_settings
+from ..bench.metrics import success_band
 
 __all__ = ["refine_gmres", "refine_lgmres"]
 
@@ -78,7 +79,6 @@ def _backtrack(s, x_prev, r_prev, x, r, chi):
 
 def _discrepancy(method, solver, nop, rhs, s, r0, rtol, maxiter, chi, prof):
     """Run ``solver`` to the first entry into the success band (see the module docstring)."""
-    from ..bench.metrics import success_band
 
     lo, hi = success_band(s.N)
     counts = {"nA": 0, "nAt": 0, "niter": 0}
