@@ -9,10 +9,36 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["Case", "build_cases", "NO_REFINER"]
+__all__ = ["Case", "build_cases", "NO_REFINER", "default_providers", "default_refiners"]
 
 #: pseudo-refiner name: evaluate the provider's initial model as it is
 NO_REFINER = "none"
+
+#: the default lists of ``gravbench compare`` (the SimPEG peers join when installed: :func:`default_providers`)
+BASE_PROVIDERS = ("zero", "tikhonov", "depth-weighted", "cnn", "smooth", "sparse", "compact")
+BASE_REFINERS = ("none", "gd", "cgls", "gmres", "lgmres", "icg", "tikhonov", "smooth", "sparse", "compact")
+PEER_PROVIDERS = ("simpeg-l2", "simpeg-sparse")
+
+
+def default_providers():
+    """:data:`BASE_PROVIDERS`, plus the SimPEG peers when SimPEG and their entry points are installed.
+
+    Never imports SimPEG (``find_spec`` and the entry-point table only).
+    """
+    import importlib.util
+
+    out = list(BASE_PROVIDERS)
+    if importlib.util.find_spec("simpeg") is not None:
+        from ..providers import _entry_points
+
+        eps = _entry_points()
+        out += [p for p in PEER_PROVIDERS if p in eps]
+    return tuple(out)
+
+
+def default_refiners():
+    """:data:`BASE_REFINERS`."""
+    return BASE_REFINERS
 
 
 @dataclass(frozen=True, order=True)

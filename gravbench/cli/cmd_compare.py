@@ -14,8 +14,10 @@ import typer
 
 #: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache)
 DEFAULT_NS = (50, 100)
-DEFAULT_PROVIDERS = "zero,tikhonov,depth-weighted,cnn"
-DEFAULT_REFINERS = "none,gd,cgls,gmres,lgmres,icg,tikhonov"
+from ..bench.cases import default_providers, default_refiners  # noqa: E402
+
+DEFAULT_PROVIDERS = ",".join(default_providers())   # + simpeg-l2,simpeg-sparse with gravbench[peers]
+DEFAULT_REFINERS = ",".join(default_refiners())
 DEFAULT_SAMPLES = 8
 DEFAULT_NOISE = 0.01
 DEFAULT_SEED = 0

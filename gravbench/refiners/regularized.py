@@ -108,9 +108,9 @@ DEFAULTS = {
     "cg_maxiter": 30,
     "cg_rtol": 1e-3,
     "gn_iter": 1,
-    "max_irls": 30,
+    "max_irls": 15,
     "eps_percentile": 98.0,
-    "eps_cooling": 1.5,
+    "eps_cooling": 3.0,
     "eps_floor": 1e-2,
     "irls_tol": 1e-2,
     "max_beta": 30,
@@ -119,9 +119,9 @@ DEFAULTS = {
 #: variant name -> its own defaults (norms and alphas)
 VARIANTS = {
     "smooth": {"norms": (2.0, 2.0, 2.0)},
-    "sparse": {"norms": (0.0, 1.0, 1.0)},
-    "compact": {"norms": (0.0, 2.0, 2.0), "alphas": (1.0, 0.0, 0.0)},
-    "focusing": {"norms": (2.0, 0.0, 0.0)},
+    "sparse": {"norms": (0.0, 1.0, 1.0), "cg_maxiter": 10},
+    "compact": {"norms": (0.0, 2.0, 2.0), "alphas": (1.0, 0.0, 0.0), "cg_maxiter": 10},
+    "focusing": {"norms": (2.0, 0.0, 0.0), "cg_maxiter": 10},
 }
 
 

@@ -1,0 +1,30 @@
+"""``gravbench report classical``: regularised refiners vs SimPEG, written to reports/classical.md (+ .json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app, report_app):
+    @report_app.command("classical")
+    def report_classical(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for classical.md and classical.json."),
+        quick: bool = typer.Option(False, "--quick", help="Tiny counts, no n = 1000 (a smoke run)."),
+    ):
+        """smooth / sparse / compact vs SimPEG L2 / sparse on blocks models, paper-50 per family, n = 200 and 1000
+        (about 20 minutes on a loaded 2-core machine)."""
+        import time
+
+        from . import console
+        from ..bench.classical_report import run
+
+        t0 = time.perf_counter()
+        with console.status("measuring the classical inversions ...") as status:
+            def log(msg):
+                status.update(f"classical: {msg}")
+                console.log(msg)
+
+            md, js = run(out, quick=quick, log=log)
+        console.print(f"wrote {md}, {js} in {time.perf_counter() - t0:.0f} s")
