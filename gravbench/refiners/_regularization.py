@@ -171,15 +171,37 @@ def reg_value(v, nz, nx, ws, wx, wz, hx, hz):
     return float(np.dot(ws * v, v) + np.dot(wx * fx, fx) + np.dot(wz * fz, fz))
 
 
-def irls_weights(f, eps, p, out=None):
-    """Lawson / Ekblom IRLS weights ``r = eps^(2-p) (f^2 + eps^2)^(p/2 - 1)`` (dimensionless).
+IRLS_SCALES = ("gradient", "eps")
 
-    With these weights ``sum r f^2`` approximates ``eps^(2-p) sum |f|^p`` (up to the
-    ``eps`` smoothing), ``r = 1`` for ``p = 2`` and ``0 < r <= 1`` for ``p < 2``.
+
+def irls_weights(f, eps, p, out=None, scale="eps"):
+    """Lawson / Ekblom IRLS weights ``r = lam (f^2 + eps^2)^(p/2 - 1)`` (dimensionless).
+
+    With these weights ``sum r f^2`` approximates ``lam sum |f|^p`` (up to the ``eps``
+    smoothing) and ``r = 1`` for ``p = 2``. The scale ``lam``:
+
+    ``"eps"``
+        ``lam = eps^(2-p)``: ``0 < r <= 1``, ``r = 1`` at ``f = 0``.
+    ``"gradient"``
+        SimPEG's ``irls_scaled``: the largest value of the term's gradient ``r f``
+        over ``|f| <= max|f|`` equals the L2 gradient's, ``max|f|`` (attained at
+        ``max|f|`` for ``p >= 1``, at ``eps / sqrt(1 - p)`` for ``p < 1``), so the
+        terms keep their balance while ``eps`` is cooled.
     """
     f = np.ascontiguousarray(f, dtype=np.float64)
     out = np.empty(f.size) if out is None else out
-    _irls_weights(f, float(eps), float(p), out)
+    p = float(p)
+    eps = float(eps)
+    _irls_weights(f, eps, p, out)     # eps^(2-p) (f^2 + eps^2)^(p/2 - 1)
+    if scale == "gradient" and p < 2.0 and f.size:
+        fmax = float(np.abs(f).max())
+        if fmax > 0:
+            ft = fmax if p >= 1.0 else eps / np.sqrt(1.0 - p)
+            ft = min(ft, fmax) if p >= 1.0 else ft
+            lp = ft / (ft * ft + eps * eps) ** (1.0 - 0.5 * p)     # max of |f| (f^2 + eps^2)^(p/2 - 1)
+            out *= (fmax / lp) / eps ** (2.0 - p)
+    elif scale not in IRLS_SCALES:
+        raise ValueError(f"scale must be one of {IRLS_SCALES}, got {scale!r}")
     return out
 
 

@@ -34,7 +34,9 @@ Algorithm
    ``1 - 2 sqrt(2/N)`` (the discrepancy principle: fit to the noise, not below it).
 2. **IRLS (only when some norm < 2).** Each term's values ``f`` (``m - m_ref``,
    ``D_x m``, ``D_z m``) get Lawson / Ekblom weights
-   ``r = eps^(2-p) (f^2 + eps^2)^(p/2 - 1)``, with ``eps`` starting at the
+   ``r = lam (f^2 + eps^2)^(p/2 - 1)`` (``lam`` as SimPEG's ``irls_scaled``: the
+   term's largest gradient ``r f`` stays at its L2 value ``max|f|``, so the terms keep
+   their balance while ``eps`` is cooled), with ``eps`` starting at the
    ``eps_percentile`` percentile of ``|f|`` at the L2 model and divided by
    ``eps_cooling`` every iteration down to ``eps_floor`` times its start (the
    cooled threshold of SimPEG's ``UpdateIRLS``). Every iteration rescales beta
@@ -114,6 +116,7 @@ DEFAULTS = {
     "eps_floor": 1e-2,
     "irls_tol": 1e-2,
     "max_beta": 30,
+    "irls_scale": "gradient",
 }
 
 #: variant name -> its own defaults (norms and alphas)
@@ -311,7 +314,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
            alphas=None, mref=None, bounds=None, weighting=None, depth_beta=1.0, z0=None, chi=1.0, beta0=None,
            beta0_ratio=None, cooling=None, cg_maxiter=None, cg_rtol=None, gn_iter=None, max_irls=None,
            eps=None, eps_percentile=None, eps_cooling=None, eps_floor=None, irls_tol=None, max_beta=None,
-           x_edges=None, z_edges=None, seed=0):
+           irls_scale=None, x_edges=None, z_edges=None, seed=0):
     """Regularised inversion with smallness, x and z smoothness, lp norms by IRLS, bounds.
 
     Parameters
@@ -349,6 +352,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         Initial trade-off parameter (default from ``beta0_ratio``).
     beta0_ratio, cooling, cg_maxiter, cg_rtol, gn_iter, max_irls, eps_percentile, eps_cooling, eps_floor, irls_tol, max_beta
         Algorithm settings (see the module docstring; defaults in :data:`DEFAULTS`).
+    irls_scale : {"eps", "gradient"}
+        Scale of the IRLS weights (:func:`._regularization.irls_weights`): ``eps^(2-p)``, or SimPEG's
+        ``irls_scaled`` rule (the term's largest gradient kept at its L2 value).
     eps : (eps_s, eps_x, eps_z), optional
         Fixed starting IRLS thresholds (kg/m^3 and kg/m^3 per m) instead of the percentile rule.
     x_edges, z_edges : array_like, optional
@@ -398,6 +404,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     eps_floor = check_tol("eps_floor", D["eps_floor"] if eps_floor is None else eps_floor, positive=True)
     irls_tol = check_tol("irls_tol", D["irls_tol"] if irls_tol is None else irls_tol, positive=True)
     chi = check_tol("chi", chi, positive=True)
+    irls_scale = D["irls_scale"] if irls_scale is None else irls_scale
+    if irls_scale not in _r.IRLS_SCALES:
+        raise ValueError(f"irls_scale must be one of {_r.IRLS_SCALES}, got {irls_scale!r}")
     lo, hi, bounded = check_bounds(bounds, s.n)
     mref_v = s.x0.copy() if mref is None else np.asarray(mref, dtype=np.float64).ravel()
     if mref_v.shape != (s.n,) or not np.all(np.isfinite(mref_v)):
@@ -484,7 +493,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
                 break
             f = _terms(P, x)
             for j, (rr, pj) in enumerate(zip((P.rs, P.rx, P.rz), ns)):
-                _r.irls_weights(f[j], eps_now[j], pj, out=rr)
+                _r.irls_weights(f[j], eps_now[j], pj, out=rr, scale=irls_scale)
             P.update_weights()
             beta *= min(max(target / phi_d, 0.25), 4.0)
             for _ in range(gn_iter):
