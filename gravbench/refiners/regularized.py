@@ -123,7 +123,7 @@ DEFAULTS = {
 VARIANTS = {
     "smooth": {"norms": (2.0, 2.0, 2.0)},
     "sparse": {"norms": (0.0, 1.0, 1.0), "cg_maxiter": 10},
-    "compact": {"norms": (0.0, 2.0, 2.0), "alphas": (1.0, 0.0, 0.0), "cg_maxiter": 10},
+    "compact": {"norms": (0.0, 2.0, 2.0), "alphas": (1.0, 0.0, 0.0), "cg_maxiter": 10, "irls_scale": "eps"},
     "focusing": {"norms": (2.0, 0.0, 0.0), "cg_maxiter": 10},
 }
 
