@@ -56,8 +56,10 @@ def _peer(name, **kw):
     return {"simpeg-l2": peers.SimPEGL2, "simpeg-sparse": peers.SimPEGSparse}[name](**kw)
 
 
-def _run_methods(prob, op, G, S, rho, methods, log, cnn=None, tag=""):
-    """Every method on every model, interleaved: list of per-model dicts per method."""
+def _run_methods(prob, op, G, S, rho, methods, log, cnn=None, tag="", checkpoint=None):
+    """Every method on every model, interleaved: list of per-model dicts per method.
+
+    ``checkpoint(rows, k)`` is called after each model (``k`` models done)."""
     from .. import refiners
     from .metrics import evaluate
 
@@ -85,6 +87,8 @@ def _run_methods(prob, op, G, S, rho, methods, log, cnn=None, tag=""):
                             "seconds": t, "n_matvec": nmv})
         log(f"{tag} model {k + 1}/{G.shape[0]}: " + ", ".join(f"{m} {rows[m][-1]['model_error']:.3f}"
                                                                  for m in methods))
+        if checkpoint is not None:
+            checkpoint(rows, k + 1)
     return rows
 
 
@@ -105,7 +109,7 @@ def _summ(rows):
     return out
 
 
-def measure_blocks(count, log, peers, seed=TEST_SEED):
+def measure_blocks(count, log, peers, seed=TEST_SEED, checkpoint=None):
     import gravbench as gb
     from .. import data
 
@@ -118,9 +122,13 @@ def measure_blocks(count, log, peers, seed=TEST_SEED):
 
     for m in OURS:
         refiners.run(m, op, ds.g[0], sigma=ds.sigma[0])
-    rows = _run_methods(prob, op, ds.g, ds.sigma, ds.rho.astype(np.float64), methods, log, tag="blocks")
-    return {"n": 50, "noise": 0.01, "seed": seed, "count": count, "family": "blocks",
-            "validation_seed": 1011, "summary": _summ(rows), "per_model": rows}
+    def result(rows, done):
+        return {"n": 50, "noise": 0.01, "seed": seed, "count": done, "planned": count, "family": "blocks",
+                "validation_seed": VALIDATION_SEED, "summary": _summ(rows), "per_model": rows}
+
+    rows = _run_methods(prob, op, ds.g, ds.sigma, ds.rho.astype(np.float64), methods, log, tag="blocks",
+                        checkpoint=None if checkpoint is None else lambda r, k: checkpoint(result(r, k)))
+    return result(rows, count)
 
 
 def measure_gc(count, log, seed=TEST_SEED):
@@ -154,7 +162,7 @@ def measure_gc(count, log, seed=TEST_SEED):
             "seconds_plain": t_off, "seconds_gc_freeze": t_on}
 
 
-def measure_paper(per_family, log, peers):
+def measure_paper(per_family, log, peers, checkpoint=None):
     from .. import data, providers
 
     ds = data.standard("paper-50", split="test", noise=0.01)
@@ -172,15 +180,31 @@ def measure_paper(per_family, log, peers):
         log(f"paper-50: no cnn ({exc})")
     methods = ["smooth", "sparse", "compact", "tikhonov"] + (["cnn -> sparse", "cnn -> smooth"] if cnn else []) \
         + (list(PEERS) if peers else [])
+    fams_all = [ds.family_of(i) for i in idx]
+
+    def result(rows, done):
+        fams = fams_all[:done]
+        per = {}
+        for fam in dict.fromkeys(fams):
+            sel = [j for j, f in enumerate(fams) if f == fam]
+            per[fam] = _summ({m: [rows[m][j] for j in sel] for m in methods})
+        return {"set": "paper-50/test", "indices": idx[:done].tolist(), "planned": len(idx), "families": fams,
+                "summary": _summ(rows), "per_family": per}
+
+    # interleave the families (one model of each, then the next) so that a partial run covers them all
+    fam_list = list(dict.fromkeys(fams_all))
+    seen = {}
+    keys = []
+    for f in fams_all:
+        seen[f] = seen.get(f, -1) + 1
+        keys.append(seen[f] * len(fam_list) + fam_list.index(f))
+    order = np.argsort(keys, kind="stable")
+    idx = idx[order]
+    fams_all = [fams_all[j] for j in order]
     rows = _run_methods(prob, op, ds.g[idx], ds.sigma[idx], ds.rho[idx].astype(np.float64), methods, log,
-                        cnn=cnn, tag="paper-50")
-    fams = [ds.family_of(i) for i in idx]
-    per = {}
-    for fam in dict.fromkeys(fams):
-        sel = [j for j, f in enumerate(fams) if f == fam]
-        per[fam] = _summ({m: [rows[m][j] for j in sel] for m in methods})
-    return {"set": "paper-50/test", "indices": idx.tolist(), "families": fams, "summary": _summ(rows),
-            "per_family": per}
+                        cnn=cnn, tag="paper-50",
+                        checkpoint=None if checkpoint is None else lambda r, k: checkpoint(result(r, k)))
+    return result(rows, len(idx))
 
 
 _SCALING = r"""
@@ -252,7 +276,7 @@ def _meta(quick):
     return meta
 
 
-def measure_section(name, quick=False, log=print):
+def measure_section(name, quick=False, log=print, checkpoint=None):
     """One section of the report (``blocks``, ``gc``, ``paper50`` or ``scaling``) as a JSON-able dict."""
     from ..providers.peers import simpeg_available
 
@@ -261,12 +285,13 @@ def measure_section(name, quick=False, log=print):
     load0 = _load()
     if name == "blocks":
         # a smoke run must not look at the held-out set: it uses the validation seed
-        out = measure_blocks(3 if quick else 20, log, peers, VALIDATION_SEED if quick else TEST_SEED)
+        out = measure_blocks(3 if quick else 20, log, peers, VALIDATION_SEED if quick else TEST_SEED,
+                             checkpoint=checkpoint)
     elif name == "gc":
         seed = VALIDATION_SEED if quick else TEST_SEED
         out = measure_gc(1 if quick else 2, log, seed) if peers else {"error": "simpeg not installed"}
     elif name == "paper50":
-        out = measure_paper(1 if quick else 2, log, peers)
+        out = measure_paper(1 if quick else 2, log, peers, checkpoint=checkpoint)
     elif name == "scaling":
         out = {"runs": [measure_scaling(200, "auto", 1 if quick else 2, log)]}
         if not quick:
@@ -293,9 +318,20 @@ def run_part(name, out, quick=False, log=print):
     """Measure one section into ``out/classical-part-<name>.json`` (sections can run as separate processes)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    res = {"meta": _meta(quick), name: measure_section(name, quick, log)}
+    meta = _meta(quick)
     path = out / f"classical-part-{name}.json"
-    path.write_text(json.dumps(res, indent=1, default=float))
+    t0 = time.perf_counter()
+    load0 = _load()
+
+    def save(section):
+        """Write the part file (also after every model, so an interrupted run keeps what it measured)."""
+        section.setdefault("section_seconds", time.perf_counter() - t0)
+        section.setdefault("loadavg", [load0, _load()])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"meta": meta, name: section}, indent=1, default=float))
+        tmp.replace(path)
+
+    save(measure_section(name, quick, log, checkpoint=save))
     return path
 
 
@@ -359,6 +395,9 @@ def write(res, out):
          "SimPEG's recipes on the equivalent one-cell-thick 3D mesh (`gravbench.providers.peers`, settings below) "
          "under a one-thread BLAS limit and `gc.freeze()`.", "",
          f"## Held-out blocks models (n = 50, 1 % noise, {b['count']} models, seed {b['seed']})", ""]
+    if b.get("planned", b["count"]) != b["count"]:
+        L += [f"Only {b['count']} of the {b['planned']} planned models finished in the time available "
+              "(the part file is saved after every model).", ""]
     L += _table(bs, list(OURS) + list(PEERS))
     L.append("")
     if "simpeg-sparse" in bs:
@@ -388,7 +427,8 @@ def write(res, out):
               "calls only scan what the inversion allocates). The peers use `gc.freeze()` by default.", ""]
     p = res["paper50"]
     methods = list(p["summary"])
-    L += [f"## paper-50 test split, per family ({len(p['indices'])} models: the first of each family)", "",
+    L += [f"## paper-50 test split, per family ({len(p['indices'])} models of the {p.get('planned', len(p['indices']))}"
+          " planned: the first models of each family, families interleaved)", "",
           "Mixed families (the set the CNN was trained for); `cnn -> X` starts X from the CNN model and uses "
           "it as the reference model.", "", "All families:", ""]
     L += _table(p["summary"], methods)
