@@ -56,5 +56,9 @@ def test_assemble_writes_report_with_targets(tmp_path):
 def test_assemble_names_a_missing_part(tmp_path):
     with pytest.raises(ValueError, match="--part blocks"):
         cr.assemble(tmp_path)
+    meta, parts = _parts()
+    (tmp_path / "classical-part-blocks.json").write_text(json.dumps({"meta": meta, "blocks": parts["blocks"]}))
+    md, _ = cr.assemble(tmp_path)                     # the other sections are reported as not measured
+    assert "Not measured: not measured (no part file)" in md.read_text()
     with pytest.raises(ValueError, match="section must be one of"):
         cr.measure_section("nope")
