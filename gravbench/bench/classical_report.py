@@ -392,7 +392,8 @@ def write(res, out):
     bs = b["summary"]
     L = ["# Classical regularised inversion vs SimPEG", "",
          "Regenerate with `gravbench report classical` (writes this file and `classical.json`). "
-         f"Measuring took {meta['seconds']:.0f} s of section time; load average {meta['loadavg_start']} at the "
+         f"Measuring took {meta['seconds']:.0f} s summed over the sections (they can run as parallel processes: "
+         f"`--part`, then `--assemble`); load average {meta['loadavg_start']} at the "
          f"start, {meta['loadavg_end']} at the end ({meta['cpu_count']} cores; a shared, loaded machine: compare the "
          "ratios, measured model by model in one process, rather than absolute seconds). "
          f"numpy {meta['numpy']}, scipy {meta['scipy']}, numba {meta['numba']}, SimPEG {meta['simpeg'] or 'absent'}.",
@@ -462,6 +463,9 @@ def write(res, out):
             L.append(f"| {sc['n']} | {sc['method']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
                      f"{r['model_error']:.3f} | {r['chi2']:.3f} | "
                      f"{r['n_matvec']} | {r['n_irls']} | {sc['peak_rss_mb']:.0f} |")
+    if res["scaling"].get("loadavg"):
+        L += ["", f"Load average during the scaling runs: {res['scaling']['loadavg'][0]} -> {res['scaling']['loadavg'][1]}"
+              " (the runs are niced, `nice -n 10`)."]
     L += ["", "Targets: n = 200 <= 10 s per model, n = 1000 (FFT) <= 120 s (peak RSS of the whole process, "
           "which includes building the operator). On a machine shared by many jobs the wall time is inflated by "
           "waiting for a core; the CPU time of the process (one core busy) is the figure to compare with the "
