@@ -122,6 +122,7 @@ def _direct_l2(prob, g, sigma):
     return mrec.reshape(grid.nz, grid.nx)[::-1] * 1e3
 
 
+@pytest.mark.slow  # ~35 s on a loaded 2-core machine (SimPEG import and two inversions)
 def test_simpeg_l2_provider_agrees_with_direct_simpeg_run(capsys):
     pytest.importorskip("simpeg")
     prob, rho, g, sigma = _case()
@@ -134,6 +135,7 @@ def test_simpeg_l2_provider_agrees_with_direct_simpeg_run(capsys):
     assert chi2 < 1.2
 
 
+@pytest.mark.slow
 def test_simpeg_sparse_provider_runs_and_records_settings():
     pytest.importorskip("simpeg")
     prob, rho, g, sigma = _case()
