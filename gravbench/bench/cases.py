@@ -10,10 +10,32 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["Case", "build_cases", "NO_REFINER", "SkipCase"]
+__all__ = ["Case", "build_cases", "NO_REFINER", "SkipCase", "default_providers", "default_refiners"]
 
 #: pseudo-refiner name: evaluate the provider's initial model as it is
 NO_REFINER = "none"
+
+#: the default lists of ``gravbench compare`` (the SimPEG peers join when installed: :func:`default_providers`)
+BASE_PROVIDERS = ("zero", "tikhonov", "depth-weighted", "cnn", "smooth", "sparse", "compact")
+#: gmres, lgmres, compact and focusing are opt-in (``--refiners``): slower, and not better on the default sets
+BASE_REFINERS = ("none", "gd", "cgls", "icg", "tikhonov", "smooth", "sparse")
+PEER_PROVIDERS = ("simpeg-l2", "simpeg-sparse")
+
+
+def default_providers():
+    """:data:`BASE_PROVIDERS`: the default providers of ``gravbench compare``.
+
+    The SimPEG peers (:data:`PEER_PROVIDERS`, ``pip install gravbench[peers]``)
+    are opt-in (``--providers ...,simpeg-l2,simpeg-sparse``): SimPEG's sparse
+    inversion takes minutes per model at n = 50 on two cores, far beyond the
+    default run's budget; ``gravbench report classical`` compares them.
+    """
+    return tuple(BASE_PROVIDERS)
+
+
+def default_refiners():
+    """:data:`BASE_REFINERS`."""
+    return BASE_REFINERS
 
 
 class SkipCase(Exception):

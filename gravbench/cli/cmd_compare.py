@@ -22,9 +22,11 @@ import typer
 #: other branches add to the defaults. Separating two different providers to +-0.01 would need ~450 models
 #: (standard deviation of their paired difference ~0.11): not affordable in the default run.
 DEFAULT_NS = (50, 100)
-DEFAULT_PROVIDERS = "zero,tikhonov,depth-weighted,cnn"
-DEFAULT_REFINERS = "none,gd,cgls,icg,tikhonov"
-DEFAULT_SAMPLES = 32
+from ..bench.cases import default_providers, default_refiners  # noqa: E402
+
+DEFAULT_PROVIDERS = ",".join(default_providers())   # simpeg-l2,simpeg-sparse (gravbench[peers]) are opt-in
+DEFAULT_REFINERS = ",".join(default_refiners())
+DEFAULT_SAMPLES = 16
 DEFAULT_NOISE = 0.01
 DEFAULT_SEED = 0
 DEFAULT_OUT = Path("reports")

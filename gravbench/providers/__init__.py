@@ -20,6 +20,11 @@ vae, gan
     Latent search in a trained generator (torch; :mod:`gravbench.providers.latent`).
 dip
     Deep image prior (Xu & Heagy 2023; :mod:`gravbench.providers.dip`).
+smooth, sparse, compact
+    Model-space regularised inversions from zero (:mod:`gravbench.refiners.regularized`).
+simpeg-l2, simpeg-sparse
+    SimPEG's inversions as peers (optional ``gravbench[peers]``, entry points;
+    :mod:`gravbench.providers.peers`).
 
 Usage
 -----
@@ -66,6 +71,9 @@ _BUILTIN = {
     "vae": "gravbench.providers.latent:VAEProvider",
     "gan": "gravbench.providers.latent:GANProvider",
     "dip": "gravbench.providers.dip:DIPProvider",
+    "smooth": "gravbench.providers.regularized:Smooth",
+    "sparse": "gravbench.providers.regularized:Sparse",
+    "compact": "gravbench.providers.regularized:Compact",
 }
 
 #: Providers added at run time with :func:`register` (name -> factory).

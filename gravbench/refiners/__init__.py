@@ -24,6 +24,11 @@ lgmres      LGMRES on the normal equations                                   :mo
 icg         regularised weighted CG with adaptive alpha (docs/algorithms.md) :mod:`.icg`
 picg        ``icg`` with bounds (projected ICG)                              :mod:`.icg`
 tikhonov    data-space Tikhonov, alpha by discrepancy / GCV / L-curve        :mod:`.tikhonov`
+smooth      model-space L2: smallness + x/z smoothness, sensitivity           :mod:`.regularized`
+            weighting, bounds, beta by the discrepancy principle
+sparse      ``smooth`` with lp norms (0, 1, 1) by IRLS (SimPEG's Sparse)      :mod:`.regularized`
+compact     minimum volume, p = 0 on the model (Last & Kubik 1983)            :mod:`.regularized`
+focusing    minimum gradient support, q = 0 (Portniaguine & Zhdanov 1999)    :mod:`.regularized`
 ==========  ===============================================================  ==========================
 
 ``profile="paper"`` uses the seed paper's settings where it gives them
@@ -60,6 +65,10 @@ _REGISTRY = {
     "icg": ("icg", "refine", {}),
     "picg": ("icg", "refine_bounded", {}),
     "tikhonov": ("tikhonov", "refine", {}),
+    "smooth": ("regularized", "refine_smooth", {}),
+    "sparse": ("regularized", "refine_sparse", {}),
+    "compact": ("regularized", "refine_compact", {}),
+    "focusing": ("regularized", "refine_focusing", {}),
 }
 
 _COMMON = ("sigma", "rtol", "maxiter", "profile")
