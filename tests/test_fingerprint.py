@@ -152,7 +152,7 @@ def test_stale_cache_is_rebuilt_and_a_persistent_mismatch_refused(monkeypatch, t
     std_mod.record(["tiny-6"], progress=False)
     rec = json.loads(record_path.read_text())["sets"]["tiny-6"]
     assert rec["spec"] == {"n": 6, "splits": [12, 4, 5], "families": "mixed", "seed": 9, "noise": 0.01,
-                           "kernel": "exact"}
+                           "kernel": "exact", "geometry": "paper"}
     path = std_mod.standard_paths("tiny-6")["test"]
     good = load(path)
     calls = []

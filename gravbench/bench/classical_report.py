@@ -32,6 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
+import gravbench as gb
+
+from .. import data, providers, refiners
+from ..providers import peers
+from ..providers.peers import SimPEGL2, SimPEGSparse, simpeg_available
+from ..refiners.regularized import DEFAULTS, VARIANTS
+from .metrics import evaluate, summary
+
 __all__ = ["measure", "write", "run", "OURS", "PEERS"]
 
 #: seed of the held-out blocks set (a first set, seed 2026, was looked at by a smoke run before the defaults were
@@ -51,7 +59,6 @@ def _load():
 
 
 def _peer(name, **kw):
-    from ..providers import peers
 
     return {"simpeg-l2": peers.SimPEGL2, "simpeg-sparse": peers.SimPEGSparse}[name](**kw)
 
@@ -60,8 +67,6 @@ def _run_methods(prob, op, G, S, rho, methods, log, cnn=None, tag="", checkpoint
     """Every method on every model, interleaved: list of per-model dicts per method.
 
     ``checkpoint(rows, k)`` is called after each model (``k`` models done)."""
-    from .. import refiners
-    from .metrics import evaluate
 
     rows = {m: [] for m in methods}
     peers = {m: _peer(m) for m in methods if m in PEERS}
@@ -93,7 +98,6 @@ def _run_methods(prob, op, G, S, rho, methods, log, cnn=None, tag="", checkpoint
 
 
 def _summ(rows):
-    from .metrics import summary
 
     out = {}
     for m, rs in rows.items():
@@ -110,15 +114,12 @@ def _summ(rows):
 
 
 def measure_blocks(count, log, peers, seed=TEST_SEED, checkpoint=None):
-    import gravbench as gb
-    from .. import data
 
     prob = gb.Problem.paper(n=50)
     op = prob.operator("dense")
     ds = data.build(prob, "blocks", count=count, seed=seed, noise=0.01)["all"]
     methods = list(OURS) + (list(PEERS) if peers else [])
     # warm up: numba compilation and SimPEG's G are not timed
-    from .. import refiners
 
     for m in OURS:
         refiners.run(m, op, ds.g[0], sigma=ds.sigma[0])
@@ -133,8 +134,6 @@ def measure_blocks(count, log, peers, seed=TEST_SEED, checkpoint=None):
 
 def measure_gc(count, log, seed=TEST_SEED, checkpoint=None):
     """SimPEG sparse with and without gc.freeze() in a process that holds torch."""
-    import gravbench as gb
-    from .. import data, providers
 
     try:
         cnn = providers.get("cnn", n=50)
@@ -166,7 +165,6 @@ def measure_gc(count, log, seed=TEST_SEED, checkpoint=None):
 
 
 def measure_paper(per_family, log, peers, checkpoint=None):
-    from .. import data, providers
 
     ds = data.standard("paper-50", split="test", noise=0.01)
     prob = ds.problem
@@ -260,8 +258,6 @@ def _meta(quick):
     import numba
     import scipy
 
-    from ..providers.peers import simpeg_available
-    from ..refiners.regularized import DEFAULTS, VARIANTS
 
     meta = {"python": sys.version.split()[0], "numpy": np.__version__, "scipy": scipy.__version__,
             "numba": numba.__version__, "loadavg_start": _load(), "quick": bool(quick), "simpeg": None,
@@ -269,7 +265,6 @@ def _meta(quick):
     if simpeg_available():
         from importlib.metadata import version
 
-        from ..providers.peers import SimPEGL2, SimPEGSparse
 
         meta["simpeg"] = version("simpeg")
         meta["simpeg_settings"] = {"simpeg-l2": SimPEGL2.SETTINGS, "simpeg-sparse": SimPEGSparse.SETTINGS}
@@ -281,7 +276,6 @@ def _meta(quick):
 
 def measure_section(name, quick=False, log=print, checkpoint=None):
     """One section of the report (``blocks``, ``gc``, ``paper50`` or ``scaling``) as a JSON-able dict."""
-    from ..providers.peers import simpeg_available
 
     peers = simpeg_available()
     t0 = time.perf_counter()

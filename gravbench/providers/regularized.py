@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Provider
+from .. import refiners
 
 __all__ = ["Regularized", "Smooth", "Sparse", "Compact"]
 
@@ -35,7 +36,6 @@ class Regularized(Provider):
     def __init__(self, method="auto", **options):
         if method not in ("auto", "dense", "matfree", "fft"):
             raise ValueError(f"method must be one of 'auto', 'dense', 'matfree', 'fft', got {method!r}")
-        from .. import refiners
 
         bad = [k for k in options if k not in refiners.options(self.refiner)]
         if bad:
@@ -55,7 +55,6 @@ class Regularized(Provider):
         return op
 
     def _single(self, g, problem, sigma, seed):
-        from .. import refiners
 
         if sigma is None:
             raise ValueError(f"provider {self.name!r} needs sigma (the noise std, mGal): beta is set by the "

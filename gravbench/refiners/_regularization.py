@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from ._common import column_sq_norms
+from ..forward import toeplitz_table
 
 __all__ = ["difference_operators", "gradients", "reg_apply", "reg_value", "irls_weights", "cell_geometry",
            "sensitivity_weights", "depth_weights", "weighted_column_sq_norms"]
@@ -220,7 +222,6 @@ def weighted_column_sq_norms(op, wd):
         return np.einsum("ij,ij->j", A, A * (wd ** 2)[:, None])
     prob = getattr(op, "problem", None)
     if prob is None:
-        from ._common import column_sq_norms
 
         return column_sq_norms(op) * float(np.mean(wd ** 2))
     m = prob.survey.m
@@ -228,7 +229,6 @@ def weighted_column_sq_norms(op, wd):
     if prob.per_cell is None:
         Af = prob.sensitivity()
         return w2c[0] * np.einsum("ij,ij->j", Af[:m], Af[:m]) + w2c[1] * np.einsum("ij,ij->j", Af[m:], Af[m:])
-    from ..forward import toeplitz_table
 
     h, k, D = toeplitz_table(prob.grid, prob.survey, prob.kernel)
     nz, nx = prob.grid.nz, prob.grid.nx

@@ -107,6 +107,7 @@ import numpy as np
 from . import _regularization as _r
 from ..solvers._engine import blas_context
 from ._common import check_bounds, check_int, check_tol, finish, prepare
+from ..bench.metrics import chi2_threshold, is_success
 
 __all__ = ["refine", "refine_smooth", "refine_sparse", "refine_compact", "refine_focusing", "VARIANTS",
            "DEFAULTS"]
@@ -381,7 +382,6 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         ``n_beta`` and ``n_irls`` (steps of each phase), ``n_cg`` (CG iterations), ``eps`` (final thresholds),
         ``phi_d``, ``phi_m``.
     """
-    from ..bench.metrics import chi2_threshold, is_success
 
     if profile not in ("default", "paper"):
         raise ValueError(f"profile must be one of ('default', 'paper'), got {profile!r}")
