@@ -12,21 +12,20 @@ from typing import List, Optional
 
 import typer
 
-#: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache).
-#: gmres and lgmres are opt-in (``--refiners ...,gmres,lgmres``): they cost 2.0 s + 2.6 s per test model at
-#: n = 50 + 100 (72 % of the old default run, measured at load 1.1) and rank last (they fit the noise,
-#: chi2 ~ 0.7). 32 test models: the leader vs runner-up paired difference at n = 50 is then known to +-0.0034
-#: (95 % half-width measured in reports/compare-50-100.md: cnn -> tikhonov vs cnn -> icg, standard deviation of
-#: the difference 0.0093; +-0.01 needs about 5 models), each family gets about 5 models, and the run (about
-#: 1.8 s per test model index for both sizes on an idle machine) leaves room in the 5 minutes for the providers
-#: other branches add to the defaults. Separating two different providers to +-0.01 would need ~450 models
-#: (standard deviation of their paired difference ~0.11): not affordable in the default run.
+#: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache):
+#: 7 providers x 7 refiners x 32 test models x 2 sizes = 3,136 cases ran in 2 min 57 s on the idle 2-core
+#: machine (173 s for the cases). gmres and lgmres are opt-in (``--refiners ...,gmres,lgmres``): they cost
+#: 2.0 s + 2.6 s per test model at n = 50 + 100; compact and focusing as refiners, dip, vae, gan and the SimPEG
+#: peers as providers are opt-in too (seconds to minutes per model). With 32 models the leader vs runner-up
+#: paired difference at n = 50 is known to +-0.0028 (95 % half-width, reports/compare-50-100.md: cnn -> sparse vs
+#: cnn -> smooth); +-0.01 needs about 5 models. Separating two different providers to +-0.01 would need ~450
+#: models (standard deviation of their paired difference ~0.11): not affordable in the default run.
 DEFAULT_NS = (50, 100)
 from ..bench.cases import default_providers, default_refiners  # noqa: E402
 
 DEFAULT_PROVIDERS = ",".join(default_providers())   # simpeg-l2,simpeg-sparse (gravbench[peers]) are opt-in
 DEFAULT_REFINERS = ",".join(default_refiners())
-DEFAULT_SAMPLES = 16
+DEFAULT_SAMPLES = 32
 DEFAULT_NOISE = 0.01
 DEFAULT_SEED = 0
 DEFAULT_OUT = Path("reports")
