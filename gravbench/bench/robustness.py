@@ -220,7 +220,7 @@ def markdown(records, *, command, level=LEVEL, wall_seconds=None, settings=None)
             "deviation (same noisy data as the nominal run). *correlated noise*: Gaussian noise with the same "
             f"per-datum sigma but correlated along the profile, `exp(-|dx| / {CORR_LENGTH:g} m)`. *heavy-tailed "
             "noise*: Student-t (3 degrees of freedom) scaled to the same sigma. chi2 and success are always "
-            "computed with the **true** sigma (success: chi2 <= 1 + 2 sqrt(2/N), "
+            "computed with the **true** sigma (success: |chi2 - 1| <= 2 sqrt(2/N), "
             "`gravbench.bench.metrics.is_success`). Change = mean over the models of (model error under the "
             f"condition - nominal model error) with its {100 * level:.0f} % Student-t interval (paired on the same "
             "models); `better` is the share of models where the condition's error is lower.", ""]

@@ -476,7 +476,7 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         Iterations (Adam, Gauss-Newton) or DE generations; default 1000 / 30 / from ``max_evals``.
     target : "band", float or None
         ``"band"``: stop a start at its first entry into the success band
-        (``chi2 <= 1 + 2 sqrt(2/N)``, :func:`gravbench.bench.metrics.success_band`;
+        (``|chi2 - 1| <= 2 sqrt(2/N)``, :func:`gravbench.bench.metrics.success_band`;
         without ``sigma`` it runs ``maxiter``: noise-free data have no noise level); a number: stop when the RMS weighted residual is at
         most ``target``; ``None``: run ``maxiter``.
     lr : float
