@@ -649,7 +649,7 @@ def connect(address, timeout=5.0):
         raise ValueError(f"scheduler must be 'tcp://host:port' or 'local:N', got {address!r}")
     try:
         return Client(address, timeout=f"{timeout}s")
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError):
         raise ValueError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s") from None
 
 

@@ -88,8 +88,7 @@ def _discrepancy(method, solver, nop, rhs, s, r0, rtol, maxiter, chi, prof):
         counts["nA"] += 1
         return _apply(s.op, x) - s.g
 
-    stats = {"status": "maxiter"}
-    x_prev, r_prev = s.x0, r0
+    r_prev = r0
     if _chi2(s, r0) <= hi:  # already at (or below) the noise level: do not move
         return s.x0, r0, 0, "discrepancy", counts, hist_normal
 
