@@ -37,7 +37,7 @@ KNOWN_LAZY = {
     "bench.forward_report": "forward forward.operators gravbench",
     "bench.latent": "bench.metrics gravbench providers providers.latent",
     "bench.runner": "data problem providers refiners",
-    "bench.solvers_report": "gravbench solvers._engine",
+    "bench.solvers_report": "gravbench",
     "bench.table1": "gravbench",
     "cli": "gravbench",
     "data.dataset": "geometry gravbench problem",
@@ -54,8 +54,6 @@ KNOWN_LAZY = {
     "providers.latent": "providers providers._torchutil providers._train",
     "providers.vae": "data providers._train",
     "refiners._common": "forward",
-    "solvers._engine": "constants forward.operators",
-    "solvers._gmres": "solvers._engine",
 }
 
 

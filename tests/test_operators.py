@@ -8,6 +8,7 @@ import scipy.sparse.linalg as spla
 
 import gravbench as gb
 from gravbench.forward import DenseOperator, FFTOperator, MatFreeOperator, dot_test, make_operator
+from gravbench._linalg.blas import blas_libs
 from gravbench.forward import operators as ops
 
 
@@ -237,7 +238,7 @@ def test_dense_single_thread_blas_path():
     A = prob.sensitivity()
     op = DenseOperator(prob, A=A, parallel="auto")
     assert op.parallel is False
-    libs = ops._blas_libs()
+    libs = blas_libs()
     before = [lib.get_num_threads() for lib in libs]
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal(prob.n_cells), rng.standard_normal(prob.n_data)
@@ -258,7 +259,7 @@ def test_parallel_argument():
 
 
 def test_single_thread_blas_context():
-    libs = ops._blas_libs()
+    libs = blas_libs()
     before = [lib.get_num_threads() for lib in libs]
     with ops.single_thread_blas():
         assert all(lib.get_num_threads() == 1 for lib in libs)
@@ -269,7 +270,7 @@ def test_single_thread_blas_nested_and_threads():
     """Nested blocks restore once; worker threads leave BLAS alone (OpenBLAS ignores their increases)."""
     import threading
 
-    libs = ops._blas_libs()
+    libs = blas_libs()
     before = [lib.get_num_threads() for lib in libs]
     with ops.single_thread_blas():
         with ops.single_thread_blas():

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._mpl import save_png
+from .._linalg import single_thread_blas
+
 __all__ = ["run", "problem_case", "SIZES"]
 
 SIZES = (25, 50, 100, 200)
@@ -148,13 +151,11 @@ def krylov_vs_references(n=50, repeats=5, rtol=1e-6, restart=20, cycles=10, meth
     prob, op, rho, g, sigma = problem_case(n, method=method)
     b = op.rmatvec(g)
     N = op.normal()
-    from ..solvers._engine import blas_context
-
     def one_thread(f):
         # the references run under the same one-thread BLAS limit as gravbench's loops (their
         # fastest setting on a shared machine: threaded ddot/gemv is far slower there)
         def run():
-            with blas_context():
+            with single_thread_blas():
                 return f()
         return run
 
@@ -292,8 +293,7 @@ def _figure(rows, krylov, path):
     ax.set_title("normal equations: speed-up over SciPy / PyAMG")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def _md(data):

@@ -21,12 +21,14 @@ fft        2 k nz (nx + m/k) complex   nz FFTs of ~2n       regular surveys
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import scipy.fft
 from scipy.sparse.linalg import LinearOperator
 
+from .._linalg.blas import single_thread_blas
+from .._linalg.packing import EMPTY2, MODE_DENSE, MODE_MATFREE, pack_matrix
+from .._linalg.normal import NormalOperator
 from ..constants import TWO_G_MGAL
 from ..geometry import Grid, Survey
 from . import _assemble
@@ -139,9 +141,12 @@ class GravityOperator(LinearOperator):
         return _Adjoint(self)
 
     def normal(self):
-        """``A^T A`` as a square LinearOperator (applied as A then A^T; never formed)."""
-        n = self.shape[1]
-        return LinearOperator((n, n), matvec=self.normal_matvec, rmatvec=self.normal_matvec, dtype=self.dtype)
+        """``A^T A`` as a square :class:`~gravbench.solvers.NormalOperator` (applied as A then A^T; never formed)."""
+        return NormalOperator(self, dtype=self.dtype)
+
+    def _numba_pack(self, w2):
+        """The packed tuple of :mod:`gravbench._linalg.hooks` when products can run in numba, else None."""
+        return None
 
     def todense(self):
         """The dense matrix ``A`` (built like :func:`gravbench.forward.sensitivity`)."""
@@ -168,87 +173,6 @@ class _Adjoint(LinearOperator):
 
     def _rmatvec(self, v):
         return self.op.matvec(np.ravel(v))
-
-
-_BLAS = []
-
-
-def _blas_libs():
-    """numpy's BLAS libraries as threadpoolctl controllers (cached; empty without threadpoolctl)."""
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS.append([lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"])
-        except Exception:  # noqa: BLE001 - optional: without it BLAS keeps its own threading
-            _BLAS.append([])
-    return _BLAS[0]
-
-
-class _SingleThreadBlas:
-    """Context: run BLAS on one thread, then restore.
-
-    Acts in the main thread only (OpenBLAS ignores ``openblas_set_num_threads``
-    increases from other threads, so a restore from a worker thread would leave
-    the library on one thread for good); elsewhere it is a no-op. Re-entrant:
-    the outermost block saves and restores.
-    """
-
-    __slots__ = ("libs",)
-    _depth = 0
-    _saved = None
-
-    def __init__(self, libs):
-        self.libs = libs
-
-    def __enter__(self):
-        if threading.current_thread() is not threading.main_thread():
-            return
-        cls = _SingleThreadBlas
-        if cls._depth == 0:
-            cls._saved = [(lib, lib.get_num_threads()) for lib in self.libs]
-            for lib in self.libs:
-                lib.set_num_threads(1)
-        cls._depth += 1
-
-    def __exit__(self, *exc):
-        if threading.current_thread() is not threading.main_thread():
-            return False
-        cls = _SingleThreadBlas
-        cls._depth -= 1
-        if cls._depth == 0:
-            for lib, n in cls._saved:
-                lib.set_num_threads(n)
-            cls._saved = None
-        return False
-
-
-def single_thread_blas():
-    """Context manager: numpy's and scipy's OpenBLAS on one thread inside the block, restored after.
-
-    For code that calls BLAS on mid-sized matrices in a loop (``np.dot`` inside a
-    numba solver loop uses scipy's OpenBLAS): on a machine whose cores are shared,
-    OpenBLAS's threaded gemv was measured up to 100x slower than one thread at
-    n = 50 (reports/forward.md). A no-op when threadpoolctl is not installed.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> with single_thread_blas():
-    ...     y = np.ones((300, 2500)) @ np.ones(2500)
-    """
-    libs = _blas_libs()
-    return _SingleThreadBlas(libs) if libs else _NoOp()
-
-
-class _NoOp:
-    __slots__ = ()
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 #: Rough serial cost of one entry of a BLAS gemv (memory bound), seconds.
@@ -282,8 +206,7 @@ class DenseOperator(GravityOperator):
         threaded = resolve_parallel(parallel, self.A.size * COST_GEMV)
         #: whether BLAS may use its threads for the products (the resolved ``parallel``)
         self.parallel = threaded
-        libs = [] if threaded or self.A.size < _BLAS_SINGLE_BELOW else _blas_libs()
-        self._blas = _SingleThreadBlas(libs) if libs else _NoOp()
+        self._blas = single_thread_blas([] if threaded or self.A.size < _BLAS_SINGLE_BELOW else None)
 
     def _apply(self, v):
         with self._blas:
@@ -328,6 +251,9 @@ class DenseOperator(GravityOperator):
     def todense(self):
         return self.A
 
+    def _numba_pack(self, w2):
+        return pack_matrix(self.A, MODE_DENSE, w2) if self.dtype == np.float64 else None
+
     @property
     def nbytes(self):
         return self.A.nbytes
@@ -358,6 +284,12 @@ class MatFreeOperator(GravityOperator):
         self._rmv = _assemble.matfree_rmatvec_par if parallel else _assemble.matfree_rmatvec_ser
         nz = problem.grid.nz
         self._nchunks = max(1, min(nz, 4 * _workers())) if parallel else 1
+
+    def _numba_pack(self, w2):
+        if self.dtype != np.float64:
+            return None
+        return (MODE_MATFREE, EMPTY2, self._xe, self._ze, self._sx, self._sz, int(self._kid), float(TWO_G_MGAL),
+                int(self._nchunks), bool(self.parallel), w2)
 
     def _apply(self, v):
         out = np.empty(self.shape[0])

@@ -7,7 +7,8 @@ import weakref
 
 import numpy as np
 
-from ..solvers._engine import blas_context, check_int, check_tol, check_vector, make_result, pack_gravity
+from .._linalg import check_int, check_tol, check_vector, pack_gravity, single_thread_blas
+from ..solvers._result import make_result
 
 __all__ = ["Setup", "prepare", "finish", "column_sq_norms", "model_weights2"]
 
@@ -19,7 +20,7 @@ class Setup:
 
     def call(self, kernel, *args):
         """Run ``kernel`` (a Twin) compiled or in Python on the packed operator, under its BLAS limit."""
-        with blas_context(self.op):
+        with single_thread_blas():
             return kernel(self.compiled, self.P, *args)
 
 
@@ -216,5 +217,36 @@ def check_bounds(bounds, n):
     return lo, hi, True
 
 
-__all__ += ["check_bounds", "check_int", "check_tol", "discrepancy_target", "hist_buffer", "account",
-            "WEIGHTINGS", "profile_settings", "budget", "start_model"]
+#: bounds of the bounded variants (``pgd``, ``picg``) when none are given: the range of
+#: gravbench's model families, kg/m^3.
+DEFAULT_BOUNDS = (-1000.0, 1000.0)
+
+
+def bounded_variant(refine, name, plain, what):
+    """The bounded variant of a refiner: ``refine`` with ``bounds`` required (default :data:`DEFAULT_BOUNDS`).
+
+    Parameters
+    ----------
+    refine : callable
+        The refiner; it must accept ``bounds=(lo, hi)``.
+    name, plain : str
+        Registry names of the bounded variant and of ``refine`` (for the error message).
+    what : str
+        One line for the docstring (``"Projected gradient"``).
+    """
+
+    def refine_bounded(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="default",
+                       bounds=DEFAULT_BOUNDS, **options):
+        if bounds is None:
+            raise ValueError(f"bounds must be (lo, hi) for {name}; use {plain!r} for an unbounded run")
+        return refine(op, g, x0, sigma=sigma, rtol=rtol, maxiter=maxiter, profile=profile, bounds=bounds, **options)
+
+    refine_bounded.__doc__ = (f"{what}: :func:`refine` with ``bounds`` (default ``DEFAULT_BOUNDS``, kg/m^3).\n\n"
+                              f"    Accepts every option of :func:`refine`.\n    ")
+    refine_bounded.__module__ = refine.__module__
+    refine_bounded.options_of = refine
+    return refine_bounded
+
+
+__all__ += ["DEFAULT_BOUNDS", "bounded_variant", "check_bounds", "check_int", "check_tol", "discrepancy_target",
+           "hist_buffer", "account", "WEIGHTINGS", "profile_settings", "budget", "start_model"]

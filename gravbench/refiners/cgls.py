@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import axpy, misfit_stop, op_A, op_At, twin, xpby
+from .._linalg import axpy, misfit_stop, op_A, op_At, twin, xpby
 from ._common import budget, check_tol, discrepancy_target, finish, hist_buffer, prepare, profile_settings
 
 __all__ = ["refine"]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import axpy, misfit_start, misfit_stop, op_A, op_At, project, twin
-from ._common import (budget, check_tol, discrepancy_target, finish, hist_buffer, prepare, profile_settings,
-                      start_model)
+from .._linalg import axpy, misfit_start, misfit_stop, op_A, op_At, project, twin
+from ._common import (DEFAULT_BOUNDS, bounded_variant, budget, check_tol, discrepancy_target, finish, hist_buffer,
+                      prepare, profile_settings, start_model)
 
 __all__ = ["refine", "refine_bounded", "lambda_max", "DEFAULT_BOUNDS", "SEED_LR", "SEED_LAMBDA_MAX"]
 
@@ -196,19 +196,4 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     return res
 
 
-#: bounds of ``pgd`` when none are given: the range of gravbench's model families, kg/m^3.
-DEFAULT_BOUNDS = (-1000.0, 1000.0)
-
-
-def refine_bounded(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="default",
-                   bounds=DEFAULT_BOUNDS, **options):
-    """Projected gradient: :func:`refine` with ``bounds`` (default ``DEFAULT_BOUNDS``, kg/m^3).
-
-    Accepts every option of :func:`refine`.
-    """
-    if bounds is None:
-        raise ValueError("bounds must be (lo, hi) for pgd; use 'gd' for an unbounded run")
-    return refine(op, g, x0, sigma=sigma, rtol=rtol, maxiter=maxiter, profile=profile, bounds=bounds, **options)
-
-
-refine_bounded.options_of = refine
+refine_bounded = bounded_variant(refine, 'pgd', 'gd', 'Projected gradient')

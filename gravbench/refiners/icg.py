@@ -31,15 +31,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._engine import (add_reg, axpy, check_vector, misfit_start, misfit_stop, op_A, op_At, project, twin,
-                               wdot, xpby)
-from ._common import (budget, check_tol, discrepancy_target, finish, hist_buffer, model_weights2, prepare,
-                      profile_settings, start_model)
+from .._linalg import (add_reg, axpy, check_vector, misfit_start, misfit_stop, op_A, op_At, project, twin, wdot,
+                      xpby)
+from ._common import (DEFAULT_BOUNDS, bounded_variant, budget, check_tol, discrepancy_target, finish, hist_buffer,
+                      model_weights2, prepare, profile_settings, start_model)
 
 __all__ = ["refine", "refine_bounded", "DEFAULT_BOUNDS"]
-
-#: bounds of ``picg`` when none are given: the range of gravbench's model families, kg/m^3.
-DEFAULT_BOUNDS = (-1000.0, 1000.0)
 
 
 @twin
@@ -195,15 +192,4 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     return finish(s, x, code, it, hist, nh, nA, nAt, info, r=r)
 
 
-def refine_bounded(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="default",
-                   bounds=DEFAULT_BOUNDS, **options):
-    """Projected ICG: :func:`refine` with ``bounds`` (default ``DEFAULT_BOUNDS``, kg/m^3).
-
-    Accepts every option of :func:`refine`.
-    """
-    if bounds is None:
-        raise ValueError("bounds must be (lo, hi) for picg; use 'icg' for an unbounded run")
-    return refine(op, g, x0, sigma=sigma, rtol=rtol, maxiter=maxiter, profile=profile, bounds=bounds, **options)
-
-
-refine_bounded.options_of = refine
+refine_bounded = bounded_variant(refine, 'picg', 'icg', 'Projected ICG')

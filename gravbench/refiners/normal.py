@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import solvers as _solvers
-from ..solvers._engine import NormalOperator
+from .._linalg.normal import NormalOperator
 from ._common import check_tol, finish, prepare, profile_settings
 from ..bench.metrics import success_band
 

@@ -105,7 +105,7 @@ import math
 import numpy as np
 
 from . import _regularization as _r
-from ..solvers._engine import blas_context
+from .._linalg import single_thread_blas
 from ._common import check_bounds, check_int, check_tol, finish, prepare
 from ..bench.metrics import chi2_threshold, is_success
 
@@ -315,7 +315,7 @@ def _cell_weights(s, geo, prob, weighting, depth_beta, z0):
 def _one_blas_thread(f):
     @functools.wraps(f)
     def wrapped(*args, **kwargs):
-        with blas_context(None):
+        with single_thread_blas():
             return f(*args, **kwargs)
 
     return wrapped

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from ._cg import solve as cg
 from ._descent import solve as steepest_descent
-from ._engine import NormalOperator
+from .._linalg.normal import NormalOperator
 from ._gmres import solve as gmres
 from ._lgmres import solve as lgmres
 from ._result import Result

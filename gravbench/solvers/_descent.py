@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, axpy, op_S, square_start, square_stop, twin
+from .._linalg import axpy, op_S, square_start, square_stop, twin
+from ._square import SquareRun
 
 __all__ = ["solve", "steepest_descent"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import (SquareRun, combine, givens_column, mgs, op_S, square_start, square_stop, twin,
-                      upper_solve)
+from .._linalg import check_int, combine, givens_column, mgs, op_S, square_start, square_stop, twin, upper_solve
+from ._square import SquareRun
 
 __all__ = ["solve"]
 
@@ -132,8 +132,6 @@ def solve(A, b, x0=None, *, rtol=1e-5, atol=0.0, restart=30, maxiter=None, callb
     (True, 3, True)
     """
     run = SquareRun(A, b, x0, rtol, atol, maxiter, callback, lambda n: 10 * n)
-    from ._engine import check_int
-
     restart = min(check_int("restart", restart, 30), run.sys.n)
     triv = run.trivial()
     if triv is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import SquareRun, axpy, check_int, combine, givens_column, mgs, op_S, twin, upper_solve
+from .._linalg import axpy, check_int, combine, givens_column, mgs, op_S, twin, upper_solve
+from ._square import SquareRun
 
 __all__ = ["solve"]
 

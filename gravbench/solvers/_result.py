@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Result", "STATUS"]
+__all__ = ["Result", "STATUS", "make_result"]
 
 #: status codes used inside the compiled loops -> the ``Result.status`` string.
 STATUS = {
@@ -63,3 +64,14 @@ class Result:
         return (f"Result(status={self.status!r}, converged={self.converged}, niter={self.niter}, "
                 f"n_matvec={self.n_matvec}, n_rmatvec={self.n_rmatvec}, seconds={self.seconds:.4g}, "
                 f"residual={self.residuals[-1] if len(self.residuals) else float('nan'):.3e})")
+
+
+def make_result(x, code, niter, hist, nh, n_matvec, n_rmatvec, t0, info):
+    """The :class:`Result` of a loop that stopped with status ``code`` after ``niter`` iterations.
+
+    ``hist[:nh]`` is the residual history, ``t0`` the ``time.perf_counter()`` of the start.
+    """
+    code = int(code)
+    return Result(x=x, converged=code in CONVERGED_CODES, niter=int(niter), residuals=np.array(hist[:nh]),
+                  n_matvec=int(n_matvec), n_rmatvec=int(n_rmatvec), seconds=time.perf_counter() - t0,
+                  status=STATUS[code], info=info)
