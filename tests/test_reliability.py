@@ -694,3 +694,23 @@ def test_item3_resume_of_an_interrupted_rerun_with_other_settings(tmp_path):
     # resuming with settings that match neither file is refused
     with pytest.raises(runner.SweepMismatch, match="seed"):
         run_cases(T._cases(refiners=("none",)), path, resume=True, toolkit=T.TK)
+
+
+def test_weights_file_bytes_do_not_depend_on_the_directory(tmp_path):
+    """Same weights, same file name -> same bytes and sha256 in any directory (the archive inside is named
+    after the file's stem, as in the shipped files), so a reproduce command written to /tmp/check/<name>.pt
+    can be compared with the shipped file byte for byte."""
+    torch = pytest.importorskip("torch")
+    import zipfile
+
+    from gravbench.providers import _train
+
+    sd = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.ones(2)}
+    a = _train.save_weights(sd, tmp_path / "one" / "cnn-x.pt", {"model": "test"})
+    b = _train.save_weights(sd, tmp_path / "two" / "cnn-x.pt", {"model": "test"})
+    assert a["sha256"] == b["sha256"]
+    assert (tmp_path / "one" / "cnn-x.pt").read_bytes() == (tmp_path / "two" / "cnn-x.pt").read_bytes()
+    names = zipfile.ZipFile(tmp_path / "one" / "cnn-x.pt").namelist()
+    assert names and all(n.startswith("cnn-x/") for n in names)
+    c = _train.save_weights({**sd, "b": torch.zeros(2)}, tmp_path / "three" / "cnn-x.pt", {"model": "test"})
+    assert c["sha256"] != a["sha256"]

@@ -64,10 +64,12 @@ max_seconds=None, stop_after=None, description="training") -> dict``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -282,10 +284,22 @@ def _write_synced(path, data):
         os.fsync(fh.fileno())
 
 
+def _serialise(torch, state_dict, name):
+    """The bytes ``torch.save`` writes for ``state_dict`` into a file called ``name``.
+
+    torch names the zip archive inside the file after the file's stem (``cnn-50/data.pkl``;
+    ``archive/...`` when it writes to a buffer), so the bytes are made by saving to a file
+    of that name in a private temporary directory: the same weights give the same file,
+    and the same sha256, wherever they are written.
+    """
+    with tempfile.TemporaryDirectory(prefix="gravbench-weights-") as tmp:
+        f = Path(tmp) / name
+        torch.save(state_dict, f)
+        return f.read_bytes()
+
+
 def save_weights(state_dict, path, manifest, *, half=True):
     """Write ``state_dict`` to ``path`` and its manifest to ``path.with_suffix('.json')``; see module docstring."""
-    import io
-
     torch = require_torch()
     from .. import __version__
 
@@ -300,10 +314,7 @@ def save_weights(state_dict, path, manifest, *, half=True):
         if half and t.is_floating_point():
             t = t.to(torch.float16)
         sd[k] = t.contiguous()
-    buf = io.BytesIO()
-    torch.save(sd, buf)
-    data = buf.getvalue()
-    import hashlib
+    data = _serialise(torch, sd, path.name)
 
     man = dict(manifest)
     man.update({"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
