@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._mpl import pyplot as _plt
+from ._mpl import save_png
+
 __all__ = ["model_and_data", "demo_model"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def demo_model(grid):
@@ -62,6 +56,5 @@ def model_and_data(problem, rho, g, path, title="", g_est=None, rho_est=None):
         a.set_ylabel("depth z (m)")
         a.set_title(name)
         fig.colorbar(im, ax=a, label="density contrast (kg/m$^3$)")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
     return path

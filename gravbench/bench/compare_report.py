@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._mpl import pyplot as _plt
+from .._mpl import save_png
+
 from .metrics import success_band, summarize
 from .runner import atomic_write_text
 from .stats import ALPHA, LEVEL, analyse
@@ -429,23 +432,6 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
 
 
 # ------------------------------------------------------------------------------------------ figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _savefig(fig, path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
-    return path
-
-
 def _series(rows, key):
     out = {}
     for r in rows:
@@ -486,9 +472,7 @@ def _line_plot(series, path, ylabel, title, loglog):
     ax.grid(alpha=0.3, which="both")
     if series:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    _savefig(fig, path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_error_vs_n(records, path):
@@ -609,9 +593,7 @@ def plot_pareto(records, path, analysis=None):
         ax.set_title(f"n = {sz['n']}: accuracy vs cost ({len(pts)} pairs)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="upper right")
-    _savefig(fig, path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_gallery(items, path, title=""):
@@ -647,9 +629,7 @@ def plot_gallery(items, path, title=""):
         fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.8, label="kg/m$^3$")
     if title:
         fig.suptitle(title, fontsize=10)
-    _savefig(fig, path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def best_pairs(records, n, k=3):

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._mpl import save_png
+
 __all__ = ["run", "SETTINGS", "QUICK"]
 
 #: The experiment's settings (the report states them).
@@ -296,8 +298,7 @@ def _figures(out, curves, examples, S, prob):
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     p = out / "latent-success.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
+    save_png(fig, p, dpi=110)
     figs.append(p)
     for kind, per_model in examples.items():
         idxs = list(per_model)
@@ -320,8 +321,7 @@ def _figures(out, curves, examples, S, prob):
         fig.suptitle(f"{kind.upper()}: true models and the best-fitting search result of each method", fontsize=9)
         fig.tight_layout()
         p = out / f"latent-models-{kind}.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
+        save_png(fig, p, dpi=100)
         figs.append(p)
     return figs
 

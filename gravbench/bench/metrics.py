@@ -34,6 +34,8 @@ import numpy as np
 
 __all__ = [
     "model_error",
+    "model_errors",
+    "chi2s",
     "data_misfit",
     "chi2",
     "chi2_threshold",
@@ -90,6 +92,42 @@ def model_error(rho, rho_hat):
     if nr == 0.0:
         raise ValueError("rho: the true model is zero everywhere, so the relative model error is undefined")
     return float(np.linalg.norm(r - h)) / nr
+
+
+def model_errors(rho, rho_hat):
+    """Per-sample relative model errors ``||rho_k - rho_hat_k|| / ||rho_k||`` of a batch (dimensionless).
+
+    Parameters
+    ----------
+    rho, rho_hat : array_like, shape (k, ...), kg/m^3
+        True and estimated models, one per row (each row any shape, same size).
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        A zero true model gives ``||rho_hat_k|| / 1e-300`` (huge), not NaN.
+    """
+    b = np.asarray(rho, dtype=np.float64)
+    k = len(b)
+    b = b.reshape(k, -1)
+    a = np.asarray(rho_hat, dtype=np.float64).reshape(k, -1)
+    if a.shape != b.shape:
+        raise ValueError(f"rho_hat must hold {k} models of {b.shape[1]} values like rho, got shape {np.shape(rho_hat)}")
+    return np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), 1e-300)
+
+
+def chi2s(residuals, sigma):
+    """Per-sample reduced chi-squared ``mean((r_k / sigma)^2)`` of a batch of residuals, shape ``(k, N)`` -> ``(k,)``.
+
+    ``sigma`` (mGal, > 0): a scalar, one value per datum ``(N,)`` or per sample and datum ``(k, N)``.
+    """
+    r = np.asarray(residuals, dtype=np.float64)
+    if r.ndim != 2:
+        raise ValueError(f"residuals must have shape (k, N), got {r.shape}")
+    s = np.asarray(sigma, dtype=np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError("sigma must be finite and > 0 (mGal) for chi-squared")
+    return np.mean((r / s) ** 2, axis=1)
 
 
 def _predict(op, rho_hat):

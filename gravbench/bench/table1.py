@@ -48,8 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._mpl import save_png
+from .._linalg import single_thread_blas
 from ..providers.cnn import weights_for
-from .metrics import fit_status, success_band
+from .metrics import chi2s, fit_status, model_errors, success_band
 from .runner import skip_reason
 
 __all__ = ["run_table1", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
@@ -80,16 +82,15 @@ def _metrics(A, R, rho, G, sigma, profile=None):
     R = R.reshape(len(R), -1)
     rf = rho.reshape(len(R), -1)
     pred = R @ A.T
-    d = np.linalg.norm(R - rf, axis=1)
-    me = d / np.linalg.norm(rf, axis=1)
     mis = np.linalg.norm(pred - G, axis=1) / np.linalg.norm(G, axis=1)
-    out = {"model_error": me, "misfit": mis}
+    out = {"model_error": model_errors(rf, R), "misfit": mis}
     if profile is not None:
+        # the same error measured against the anomaly: ||R - rho|| / ||rho - profile||
         nz = len(profile)
         anom = rf - np.repeat(np.asarray(profile, np.float64)[:, None], rf.shape[1] // nz, 1).ravel()[None, :]
-        out["anomaly_error"] = d / np.maximum(np.linalg.norm(anom, axis=1), 1e-300)
+        out["anomaly_error"] = np.linalg.norm(R - rf, axis=1) / np.maximum(np.linalg.norm(anom, axis=1), 1e-300)
     if sigma is not None:
-        out["chi2"] = np.mean(((pred - G) / sigma) ** 2, axis=1)
+        out["chi2"] = chi2s(pred - G, sigma)
     return out
 
 
@@ -168,14 +169,7 @@ def independent_fwi_models(count, shape, seed=0):
 
 
 def _limits():
-    try:
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        from contextlib import nullcontext
-
-        return nullcontext()
+    return single_thread_blas()
 
 
 def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_samples=10, noises=(0.01, 0.0),
@@ -408,8 +402,7 @@ def _figures(res, out_dir, stem):
                      f"(as the paper's figures 8-11); {what}", fontsize=9)
         fig.tight_layout()
         p = out_dir / f"{stem}_examples_{_pct_tag(tag)}.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
+        save_png(fig, p, dpi=100)
         paths.append(p)
     if exs:  # error distributions, one panel per noise level
         fig, axes = plt.subplots(1, len(exs), figsize=(6 * len(exs), 3.6), squeeze=False)
@@ -431,8 +424,7 @@ def _figures(res, out_dir, stem):
             ax.legend(fontsize=7)
         fig.tight_layout()
         p = out_dir / f"{stem}_errors.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
+        save_png(fig, p, dpi=100)
         paths.append(p)
     hist = (res.get("cnn_manifest") or {}).get("history")
     if hist:
@@ -448,8 +440,7 @@ def _figures(res, out_dir, stem):
         fig.legend(fontsize=7, loc="upper right")
         fig.tight_layout()
         p = out_dir / f"{stem}_training.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
+        save_png(fig, p, dpi=100)
         paths.append(p)
     ind = res.get("independent")
     if ind and "_models" in ind:
@@ -468,8 +459,7 @@ def _figures(res, out_dir, stem):
         fig.suptitle("CNN on models of an independently written OpenFWI-style generator (noise-free)", fontsize=9)
         fig.tight_layout()
         p = out_dir / f"{stem}_independent.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
+        save_png(fig, p, dpi=100)
         paths.append(p)
     return paths
 

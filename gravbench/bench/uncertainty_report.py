@@ -33,6 +33,7 @@ import numpy as np
 
 import gravbench as gb
 
+from .._mpl import save_png
 from ..uncertainty import RELIABILITY_LEVELS, KroneckerPrior, LinearGaussian, LowRankPrior, coverage, crps
 
 __all__ = ["run", "measure", "write"]
@@ -269,8 +270,7 @@ def _reliability_png(res, path):
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_title("reliability of per-cell intervals")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def _maps_png(fig_data, path):
@@ -296,8 +296,7 @@ def _maps_png(fig_data, path):
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
 def _fmt_cov(c):

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._mpl import pyplot as _plt
+from .._mpl import save_png
+
 __all__ = ["family_gallery", "dataset_gallery"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _model_axes(ax, rho, grid, vmax, title="", vmin=None):
@@ -58,8 +52,7 @@ def family_gallery(path, family, problem, count=6, seed=0, with_data=True):
                 a.legend(fontsize=6, loc="best")
     fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.9, label="kg/m$^3$")
     fig.suptitle(f"family '{family}' on a {problem.shape[0]} x {problem.shape[1]} grid (seed {seed})", fontsize=9)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
     return path
 
 
@@ -95,6 +88,5 @@ def dataset_gallery(path, dataset, per_family=3):
     fig.suptitle(f"{dataset.meta.get('name') or ''} {dataset.split or ''}: {len(dataset)} models "
                  f"(dots: noisy g, lines: clean)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
     return path

@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bench.metrics import model_errors
 from .base import NoWeightsError, Provider, ProviderInfo
 from ..data.sets import STANDARD
 
@@ -348,10 +349,8 @@ def check_batch(problem, families=None):
 
 
 def rel_errors(rho_hat, rho):
-    """Per-sample relative L2 model errors ``||rho_hat - rho|| / ||rho||``."""
-    a = np.asarray(rho_hat, dtype=np.float64).reshape(len(rho), -1)
-    b = np.asarray(rho, dtype=np.float64).reshape(len(rho), -1)
-    return np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), 1e-300)
+    """Per-sample relative L2 model errors ``||rho_hat - rho|| / ||rho||`` (:func:`gravbench.bench.metrics.model_errors`)."""
+    return model_errors(rho, rho_hat)
 
 
 def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=None, resume=False, device="cpu",

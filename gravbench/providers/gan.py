@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .vae import ConvDecoder, ConvEncoder, _bounds, _check_options, _command, model_config, splits, weights_path
+from .vae import ConvDecoder, ConvEncoder, _bounds, _check_options, manifest_head, model_config, splits, weights_path
 
 __all__ = ["Generator", "Discriminator", "DEFAULTS", "train", "build", "project"]
 
@@ -202,12 +202,8 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     G.load_state_dict(state["best_state"])
     G.eval().cpu()
     manifest = {
-        "kind": "gan",
-        "command": command or _command("gan", dataset, epochs, batch_size, lr, seed, opts, DEFAULTS, max_train),
-        "python": (f"gravbench.providers.gan.train({name or 'dataset'!r}, epochs={epochs}, batch_size={batch_size}, "
-                   f"lr={lr}, seed={seed}, max_train={max_train}, **{ {k: v for k, v in opts.items()} })"),
-        "dataset": name or "in-memory",
-        "n_train": int(rho_tr.shape[0]), "n_val": int(x_va.shape[0]),
+        **manifest_head("gan", name, dataset, epochs, batch_size, lr, seed, opts, DEFAULTS, max_train, command,
+                        rho_tr.shape[0], x_va.shape[0]),
         "config": model_config("gan", shape, lo, hi, {k: opts[k] for k in ("latent", "channels")}),
         "metrics": {"val_projection_rel_error_mean": state["best_val"],
                     "note": f"Adam projection of z onto {int(x_va.shape[0])} validation models, {opts['proj_steps']} steps, [0,1] scale",

@@ -276,6 +276,19 @@ def _command(kind, dataset, epochs, batch_size, lr, seed, options, defaults, max
     return cmd
 
 
+def manifest_head(kind, name, dataset, epochs, batch_size, lr, seed, opts, defaults, max_train, command, n_train,
+                  n_val):
+    """The first entries of a VAE / GAN manifest: what was trained, by which command, on what."""
+    return {
+        "kind": kind,
+        "command": command or _command(kind, dataset, epochs, batch_size, lr, seed, opts, defaults, max_train),
+        "python": (f"gravbench.providers.{kind}.train({name or 'dataset'!r}, epochs={epochs}, batch_size={batch_size}, "
+                   f"lr={lr}, seed={seed}, max_train={max_train}, **{ {k: v for k, v in opts.items()} })"),
+        "dataset": name or "in-memory",
+        "n_train": int(n_train), "n_val": int(n_val),
+    }
+
+
 def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=None, resume=False,
           device="cpu", progress=True, max_train=None, command=None, **model_options):
     """Train the VAE on a data set's density models and save weights + manifest.
@@ -345,12 +358,8 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
         rec = torch.cat([model(x[i:i + 256])[0] for i in range(0, x.shape[0], 256)])
         rel = (((rec - x) * (hi - lo)).flatten(1).norm(dim=1) / (x * (hi - lo) + lo).flatten(1).norm(dim=1).clamp_min(1e-12))
     manifest = {
-        "kind": "vae",
-        "command": command or _command("vae", dataset, epochs, batch_size, lr, seed, opts, DEFAULTS, max_train),
-        "python": (f"gravbench.providers.vae.train({name or 'dataset'!r}, epochs={epochs}, batch_size={batch_size}, "
-                   f"lr={lr}, seed={seed}, max_train={max_train}, **{ {k: v for k, v in opts.items()} })"),
-        "dataset": name or "in-memory",
-        "n_train": int(rho_tr.shape[0]), "n_val": int(rho_va.shape[0]),
+        **manifest_head("vae", name, dataset, epochs, batch_size, lr, seed, opts, DEFAULTS, max_train, command,
+                        rho_tr.shape[0], rho_va.shape[0]),
         "config": model_config("vae", shape, lo, hi, opts),
         "metrics": {"val_recon_sse": hist["best_val"],
                     "val_model_rel_error_mean": float(rel.mean()),
