@@ -88,30 +88,14 @@ def _check_writable_dir(opt, d):
 
 def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, weights=None,
              sigma_scale=1.0, noise_kind="gaussian"):
-    parts = ["gravbench compare --n " + " ".join(str(n) for n in ns)]
-    if ",".join(providers) != DEFAULT_PROVIDERS:
-        parts.append(f"--providers {','.join(providers)}")
-    if ",".join(refiners) != DEFAULT_REFINERS:
-        parts.append(f"--refiners {','.join(refiners)}")
-    if samples != DEFAULT_SAMPLES:
-        parts.append(f"--samples {samples}")
-    if noise != DEFAULT_NOISE:
-        parts.append(f"--noise {noise:g}")
-    if seed != DEFAULT_SEED:
-        parts.append(f"--seed {seed}")
-    if sigma_scale != 1.0:
-        parts.append(f"--sigma-scale {sigma_scale:g}")
-    if noise_kind != "gaussian":
-        parts.append(f"--noise-kind {noise_kind}")
-    if Path(out) != DEFAULT_OUT:
-        parts.append(f"--out {out}")
-    if json_path is not None:
-        parts.append(f"--json {json_path}")
-    if scheduler:
-        parts.append(f"--scheduler {scheduler}")
-    for item in weights or []:
-        parts.append(f"--weights {item}")
-    return " ".join(parts)
+    from . import command_line
+
+    return command_line("gravbench compare --n " + " ".join(str(n) for n in ns), [
+        ("--providers", ",".join(providers), DEFAULT_PROVIDERS), ("--refiners", ",".join(refiners), DEFAULT_REFINERS),
+        ("--samples", samples, DEFAULT_SAMPLES), ("--noise", float(noise), DEFAULT_NOISE), ("--seed", seed, DEFAULT_SEED),
+        ("--sigma-scale", float(sigma_scale), 1.0), ("--noise-kind", noise_kind, "gaussian"),
+        ("--out", Path(out), DEFAULT_OUT), ("--json", json_path, None), ("--scheduler", scheduler or None, None),
+        *(("--weights", item, None) for item in weights or [])])
 
 
 def register(app, report_app):

@@ -1,4 +1,4 @@
-"""``gravbench data make|show|standard`` and ``gravbench report datasets``."""
+"""``gravbench data make|show|standard|fingerprints``."""
 
 from __future__ import annotations
 
@@ -234,16 +234,3 @@ def register(app, report_app):
         if differ:
             console.print(f"[red]{differ} split(s) differ from the record in {fpm.RECORD_PATH}[/red]")
             raise typer.Exit(1)
-
-    @report_app.command("datasets")
-    def report_datasets(
-        out: Path = typer.Option(Path("reports"), "--out", help="Report directory (datasets.md, datasets/*.png)."),
-        timing: bool = typer.Option(True, "--timing/--no-timing",
-                                    help="Time a fresh paper-50 build (29,000 models, about 10-60 s)."),
-    ):
-        """Write reports/datasets.md and a gallery PNG per family."""
-        from . import console
-        from ..data.report import write_report
-
-        md = write_report(out, timing=timing, log=console.print)
-        console.print(f"wrote {md}")

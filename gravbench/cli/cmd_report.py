@@ -1,0 +1,333 @@
+"""``gravbench report ...``: one command per report generator (reports/ in the repository).
+
+Each command validates its options, shows progress, calls the generator's
+``run`` (or ``write_report``) in :mod:`gravbench.bench` / :mod:`gravbench.data`
+and prints what it wrote. The generators import numba, torch or dask, so they
+load inside the command bodies: ``gravbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import List
+
+import typer
+
+from . import RunFailed, UserError, command_line, console
+
+ROBUSTNESS_NS = (50,)
+ROBUSTNESS_PROVIDERS = "zero,tikhonov,cnn"
+ROBUSTNESS_REFINERS = "none,cgls,icg,tikhonov"
+ROBUSTNESS_SAMPLES = 32
+
+
+@contextlib.contextmanager
+def _status_log(console, title, prefix):
+    """A rich status line showing the generator's latest message (after ``prefix``); each message is also logged."""
+    with console.status(title) as status:
+        def log(msg):
+            status.update(f"{prefix}{str(msg).strip()}")
+            console.log(msg)
+
+        yield log
+
+
+def _targets(res):
+    """One line per issue target, computed from the results (met / NOT met)."""
+    from ..bench.metrics import success_band
+
+    out = []
+    fwi = res["dataset"].startswith("fwi")
+    for tag, rows in res["rows"].items():
+        lvl = f"noise {float(tag) * 100:g} %"
+        noisy = float(tag) > 0
+        if "cnn" not in rows:
+            out.append(f"{lvl}: no CNN row (weights missing?)")
+            continue
+        sub = f"cnn [first {res['refine_samples']}]"
+        cnn_row = rows[sub] if sub in rows else rows["cnn"]  # same models as the classical / refiner rows
+        c = cnn_row["model_error"]["mean"]
+        if fwi and not noisy:
+            full = rows["cnn"]["model_error"]["mean"]
+            pm = rows.get("prior-mean", {}).get("model_error", {}).get("mean")
+            out.append(f"{lvl}: CNN mean model error {full:.4f} (paper 0.049): "
+                       f"{'met' if full <= 0.049 else 'NOT met'} (target <= 0.049)")
+            if pm:
+                out.append(f"{lvl}: CNN / prior-mean model error {full:.4f} / {pm:.4f} = {full / pm:.3f}: "
+                           f"{'met' if full <= 0.7 * pm else 'NOT met'} (target <= 0.7)")
+            out.append(f"{lvl}: CNN mean relative misfit {rows['cnn']['misfit']['mean']:.3g} (paper 0.0027)")
+        elif not fwi:
+            cls = {k: rows[k]["model_error"]["mean"] for k in ("zero", "tikhonov", "depth-weighted") if k in rows}
+            if cls:
+                best = min(cls, key=cls.get)
+                ok = c <= 0.5 * cls[best]
+                out.append(f"{lvl}: CNN mean model error {c:.4f} vs best classical ({best}) {cls[best]:.4f}: ratio "
+                           f"{c / cls[best]:.3f} (target <= 0.5): {'met' if ok else 'NOT met'}")
+        cm = cnn_row["misfit"]["mean"]
+        for k, r in rows.items():
+            if not k.startswith("cnn+"):
+                continue
+            me, mis = r["model_error"]["mean"], r["misfit"]["mean"]
+            tm = rows.get("true model", {}).get("misfit", {}).get("mean")
+            note = (f"{lvl}: {k}: mean model error {me:.4f} (CNN alone {c:.4f}, {100 * (me / c - 1):+.1f} %), "
+                    f"mean misfit {mis:.3g} (CNN alone {cm:.3g}; noise level {tm:.3g})")
+            if not noisy and k in ("cnn+gd", "cnn+gmres", "cnn+lgmres", "cnn+icg"):
+                ok = mis < cm and me <= 1.01 * c
+                note += f": lowers the misfit without raising the error by > 1 %: {'met' if ok else 'NOT met'}"
+            if noisy and "chi2" in r:
+                lo, hi = success_band(res["n_data"])
+                note += (f", median chi2 {r['chi2']['median']:.3g} (success band {lo:.3f}..{hi:.3f}), success "
+                         f"{100 * r.get('success_rate', 0):.0f}%, over-fitted {r.get('overfit', 0)} of {r['count']}")
+                if k in ("cnn+gmres", "cnn+lgmres"):
+                    note += f": {'met' if r.get('success_rate', 0) >= 0.99 else 'NOT met'} (ends in the success band)"
+            out.append(note)
+    ind = res.get("independent")
+    if ind:
+        out.append(f"independent OpenFWI-style models ({ind['count']}, noise-free): CNN mean model error "
+                   f"{ind['cnn']['model_error']['mean']:.4f}, prior-mean {ind['prior-mean']['model_error']['mean']:.4f}")
+    return out
+
+
+def register(app, report_app):
+    @report_app.command("classical")
+    def report_classical(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for classical.md and classical.json."),
+        quick: bool = typer.Option(False, "--quick", help="Tiny counts, no n = 1000 (a smoke run)."),
+        part: str = typer.Option(None, "--part", help="Measure one section (blocks, gc, paper50, scaling) into "
+                                                     "OUT/classical-part-<name>.json, e.g. in parallel processes."),
+        assemble: bool = typer.Option(False, "--assemble", help="Write the report from the four part files."),
+    ):
+        """smooth / sparse / compact vs SimPEG L2 / sparse on blocks models, paper-50 per family, n = 200 and 1000
+        (about 20 minutes on a loaded 2-core machine)."""
+        from ..bench import classical_report as cr
+
+        t0 = time.perf_counter()
+        if assemble:
+            md, js = cr.assemble(out)
+            console.print(f"wrote {md}, {js}")
+            return
+        with _status_log(console, "measuring the classical inversions ...", "classical: ") as log:
+            if part is not None:
+                path = cr.run_part(part, out, quick=quick, log=log)
+                console.print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
+                return
+            md, js = cr.run(out, quick=quick, log=log)
+        console.print(f"wrote {md}, {js} in {time.perf_counter() - t0:.0f} s")
+
+    @report_app.command("datasets")
+    def report_datasets(
+        out: Path = typer.Option(Path("reports"), "--out", help="Report directory (datasets.md, datasets/*.png)."),
+        timing: bool = typer.Option(True, "--timing/--no-timing",
+                                    help="Time a fresh paper-50 build (29,000 models, about 10-60 s)."),
+    ):
+        """Write reports/datasets.md and a gallery PNG per family."""
+        from ..data.report import write_report
+
+        md = write_report(out, timing=timing, log=console.print)
+        console.print(f"wrote {md}")
+
+    @report_app.command("dip")
+    def report_dip(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for dip.md and dip.json."),
+        heldout: int = typer.Option(24, "--heldout", min=1, help="Held-out rectangular-block models (n = 50)."),
+        per_family: int = typer.Option(20, "--per-family", min=0,
+                                       help="Models per family of the paper-50 test split (0: skip)."),
+        plain_samples: int = typer.Option(3, "--plain-samples", min=0,
+                                          help="Held-out models for the slow pre-recipe dip (~30 s each)."),
+        jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes (one torch thread each)."),
+    ):
+        """dip vs tikhonov / depth-weighted: held-out blocks and each paper-50 family (~170 dip fits)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from ..bench.dip_report import run
+
+        cmd = command_line("gravbench report dip", [("--heldout", heldout, 24), ("--per-family", per_family, 20),
+                                                    ("--plain-samples", plain_samples, 3), ("--jobs", jobs, 1)])
+        t0 = time.perf_counter()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as prog:
+            task = prog.add_task("dip report: (set, method) pieces", total=None)
+
+            def progress(done, total):
+                prog.update(task, completed=done, total=total)
+
+            md, js = run(out, heldout=heldout, per_family=per_family, plain_samples=plain_samples, jobs=jobs,
+                         log=console.log, progress=progress, command=cmd)
+        console.print(f"wrote {md}, {js} in {time.perf_counter() - t0:.0f} s")
+
+    @report_app.command("forward")
+    def report_forward(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for forward.md, forward.json, forward.png."),
+        quick: bool = typer.Option(False, "--quick", help="Small sizes only (a smoke run, seconds)."),
+    ):
+        """Assembly vs np.full and SimPEG, every operator vs numpy BLAS, FFT at n=2000 (a few minutes)."""
+        from ..bench.forward_report import run
+
+        t0 = time.perf_counter()
+        with _status_log(console, "measuring the forward core ...", "measuring the forward core: ") as log:
+            md, js, png = run(out, quick=quick, log=log)
+        console.print(f"wrote {md}, {js}, {png} in {time.perf_counter() - t0:.0f} s")
+
+    @report_app.command("latent")
+    def report_latent(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for latent.md, latent.json and PNGs."),
+        quick: bool = typer.Option(False, "--quick", help="A smoke run (seconds): one model, 4 starts, tiny caps."),
+        kinds: str = typer.Option("vae,gan", "--generators", help="Comma-separated generators: vae, gan."),
+        threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
+    ):
+        """Success rate, evaluations and seconds of Adam, Gauss-Newton (fd / autodiff), DE and the CNN warm start
+        over many random starts in the shipped VAE and GAN (up to ~10 minutes)."""
+
+        ks = tuple(k.strip() for k in kinds.split(",") if k.strip())
+        bad = [k for k in ks if k not in ("vae", "gan")]
+        if not ks or bad:
+            raise UserError(f"--generators must be a comma-separated list of vae, gan; got {kinds!r}")
+        if threads < 0:
+            raise UserError(f"--threads must be >= 0, got {threads}")
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a directory")
+        try:
+            from ..providers._torchutil import require_torch
+
+            require_torch()
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+        from ..bench.latent import run
+
+        t0 = time.perf_counter()
+        with _status_log(console, "latent search experiment ...", "latent search: ") as log:
+            md, js, figs = run(out, quick=quick, log=log, kinds=ks, threads=threads or None)
+        console.print(f"wrote {md}, {js} and {len(figs)} figure(s) in {time.perf_counter() - t0:.0f} s")
+
+    @report_app.command("robustness")
+    def robustness(
+        n: List[int] = typer.Option(list(ROBUSTNESS_NS), "--n", help="Grid sizes (each >= 4)."),
+        providers: str = typer.Option(ROBUSTNESS_PROVIDERS, "--providers", help="Comma-separated providers."),
+        refiners: str = typer.Option(ROBUSTNESS_REFINERS, "--refiners", help="Comma-separated refiners ('none' too)."),
+        samples: int = typer.Option(ROBUSTNESS_SAMPLES, "--samples", help="Test models per grid size."),
+        noise: float = typer.Option(0.01, "--noise", help="Relative noise level (> 0)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the noise variants and stochastic providers."),
+        out: Path = typer.Option(Path("reports"), "--out", help="Output directory."),
+    ):
+        """Nominal noise, sigma told x 0.5 and x 2, correlated and heavy-tailed noise: how error and chi2 move."""
+        from .cmd_compare import _check_writable_dir, _split, available_providers, available_refiners, make_toolkit
+
+        t0 = time.perf_counter()
+        ns = list(dict.fromkeys(n))
+        if any(v < 4 for v in ns):
+            raise UserError(f"--n must be >= 4, got {ns}")
+        if samples < 1:
+            raise UserError(f"--samples must be >= 1, got {samples}")
+        if not noise > 0:
+            raise UserError(f"--noise must be > 0 (a relative level such as 0.01), got {noise}")
+        if seed < 0:
+            raise UserError(f"--seed must be >= 0, got {seed}")
+        provs = _split("--providers", providers)
+        refs = _split("--refiners", refiners)
+        for p in provs:
+            if p not in available_providers():
+                raise UserError(f"unknown provider {p!r}; expected one of {', '.join(available_providers())}")
+        for r in refs:
+            if r not in available_refiners():
+                raise UserError(f"unknown refiner {r!r}; expected one of {', '.join(available_refiners())}")
+        _check_writable_dir("--out", out)
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from ..bench.cases import build_cases
+        from ..bench.robustness import CONDITIONS, run_conditions, write_report
+
+        stem = "robustness-" + "-".join(str(v) for v in ns)
+        cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)
+        _ = console.width
+        real = getattr(console, "_c", None) or console
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=real) as bar:
+            task = bar.add_task(f"{len(CONDITIONS)} conditions", total=len(cases) * len(CONDITIONS))
+            records = run_conditions(cases, CONDITIONS, Path(out) / f"{stem}.jsonl", base=make_toolkit(),
+                                     on_record=lambda rec, skipped: bar.advance(task))
+        cmd = command_line("gravbench report robustness --n " + " ".join(str(v) for v in ns), [
+            ("--providers", ",".join(provs), ROBUSTNESS_PROVIDERS), ("--refiners", ",".join(refs), ROBUSTNESS_REFINERS),
+            ("--samples", samples, ROBUSTNESS_SAMPLES), ("--noise", float(noise), 0.01), ("--seed", seed, 0),
+            ("--out", Path(out), Path("reports"))])
+        settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
+                    "refiners": ", ".join(refs)}
+        md = write_report(records, out, stem, command=cmd, wall_seconds=time.perf_counter() - t0,
+                          settings=settings)
+        nerr = sum(r["error"] is not None for r in records)
+        console.print(f"{len(records)} cases ({nerr} with an error) in {time.perf_counter() - t0:.1f} s")
+        console.print(f"wrote {md}")
+        console.print(f"wrote {Path(out) / (stem + '.jsonl')}")
+
+    @report_app.command("solvers")
+    def report_solvers(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for solvers.md, solvers.json, solvers.png."),
+        quick: bool = typer.Option(False, "--quick", help="Tiny sizes only (a smoke run, seconds)."),
+    ):
+        """Every refiner at n = 25..200, gmres/lgmres vs SciPy and PyAMG, the issue-3 targets (a few minutes)."""
+        from ..bench.solvers_report import run
+
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out: {out} exists and is not a directory")
+        t0 = time.perf_counter()
+        with _status_log(console, "measuring solvers and refiners ...", "solvers: ") as log:
+            md, data = run(out, quick=quick, log=log)
+        from rich.table import Table
+
+        tab = Table(title="issue #3 targets")
+        tab.add_column("target")
+        tab.add_column("measured")
+        tab.add_column("met")
+        for t in data["targets"]:
+            tab.add_row(t["target"], t["measured"], "yes" if t["met"] else "[red]NO[/red]")
+        console.print(tab)
+        console.print(f"wrote {md} (+ .json, .png) in {time.perf_counter() - t0:.0f} s")
+
+    @report_app.command("table1")
+    def table1(
+        dataset: str = typer.Option("paper-50", "--dataset", help="Standard data set (its test split is used)."),
+        samples: int = typer.Option(1000, "--samples", help="Test models for the cheap providers (zero, cnn)."),
+        refine_samples: int = typer.Option(1000, "--refine-samples", help="Test models for classical solvers and CNN + refiner rows."),
+        latent_samples: int = typer.Option(3, "--latent-samples", help="Test models for vae / gan / dip (slow searches)."),
+        out: Path = typer.Option(Path("reports"), "--out", help="Output directory."),
+        seed: int = typer.Option(0, "--seed"),
+    ):
+        """Providers alone and CNN + each refiner on the test split, with 1 % noise and without; figures like the paper's 8-11."""
+        from ..bench.table1 import run_table1, write_report
+
+        if samples < 1 or refine_samples < 1 or latent_samples < 1:
+            raise UserError("--samples, --refine-samples and --latent-samples must be >= 1")
+        refine_samples = min(refine_samples, samples)
+        latent_samples = min(latent_samples, samples)
+        if not out.exists():
+            out.mkdir(parents=True)
+        res = run_table1(dataset=dataset, samples=samples, refine_samples=refine_samples,
+                         latent_samples=latent_samples, seed=seed, log=console.print)
+        res["summary_lines"] = _targets(res)
+        cmd = (f"gravbench report table1 --dataset {dataset} --samples {samples} --refine-samples {refine_samples} "
+               f"--latent-samples {latent_samples}")
+        md = write_report(res, out, command=cmd)  # table1.md for paper-50, table1-<dataset>.md otherwise
+        for s in res["summary_lines"]:
+            console.print(s)
+        console.print(f"[green]wrote[/green] {md}")
+        failed = [s for s in res.get("notes", []) if " failed at " in s]
+        if failed:  # the report is written, but a row that failed fails the command (exit 1)
+
+            raise RunFailed(f"{len(failed)} row(s) of the table failed (first: {failed[0]}); see {md}")
+
+    @report_app.command("uncertainty")
+    def report_uncertainty(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for uncertainty.md, .json and the PNGs."),
+        quick: bool = typer.Option(False, "--quick", help="small-16 data, n = 16 / 50 checks, no VAE (a smoke run)."),
+        pcn_per_family: int = typer.Option(None, "--pcn-per-family", min=1,
+                                           help="Test models per family for the sampled methods (default 6)."),
+    ):
+        """Coverage and CRPS of every uncertainty method on paper-50, the exactness check, n = 200 timing (minutes)."""
+        from ..bench.uncertainty_report import run
+
+        t0 = time.perf_counter()
+        with _status_log(console, "measuring uncertainty calibration ...", "uncertainty: ") as log:
+            paths = run(out, quick=quick, log=log, pcn_per_family=pcn_per_family)
+        console.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.0f} s")
