@@ -178,7 +178,7 @@ def pack_gravity(op, w2=None):
         return _pack_dense(op, w2)
     if isinstance(op, DenseOperator) and op.A.dtype == np.float64:
         return _pack_dense(op.A, w2, getattr(op, "parallel", None))
-    if isinstance(op, MatFreeOperator) and op.dtype == np.float64:
+    if isinstance(op, MatFreeOperator) and op.dtype == np.float64 and not op.reduced:   # R A P runs in Python
         return (MODE_MATFREE, _EMPTY2, op._xe, op._ze, op._sx, op._sz, int(op._kid), float(TWO_G_MGAL),
                 int(op._nchunks), bool(op.parallel), w2)
     return None
