@@ -236,7 +236,7 @@ class Tikhonov(Provider):
             if op is None:
                 op = self._ops[problem] = problem.operator()
             opts = {"weighting": "none", "chi": self.chi, **self.refiner_options}
-            out = np.empty((G.shape[0], problem.n_cells))
+            out = np.empty((G.shape[0], op.shape[1]))
             for k in range(G.shape[0]):
                 s = None if sigma is None else sigma[k]
                 out[k] = np.asarray(refiners.run("tikhonov", op, G[k], sigma=s, **opts).x).ravel()
@@ -280,4 +280,6 @@ class DepthWeighted(Tikhonov):
         if z0 is None:
             z0 = 0.5 * float(grid.z_edges[1] - grid.z_edges[0]) + float(np.mean(grid.z_edges[0] - problem.survey.z))
         wz = (zc + z0) ** (-self.beta / 2.0)
-        return np.repeat(wz, grid.nx)  # C order: row k repeated nx times
+        w = np.repeat(wz, grid.nx)  # C order: row k repeated nx times
+        idx = problem.active_index
+        return w if idx is None else w[idx]   # the unknowns are the active cells
