@@ -39,11 +39,11 @@ def model_and_data(problem, rho, g, path, title="", g_est=None, rho_est=None):
     gs = fig.add_gridspec(2, ncol, height_ratios=[1.0, 1.4])
     ax = fig.add_subplot(gs[0, :])
     x = problem.survey.x
-    ax.plot(x, g[:m], label="gx", color="tab:blue")
-    ax.plot(x, g[m:], label="gz", color="tab:red")
-    if g_est is not None:
-        ax.plot(x, g_est[:m], "--", color="tab:blue", label="gx (estimate)")
-        ax.plot(x, g_est[m:], "--", color="tab:red", label="gz (estimate)")
+    colors = {"gx": "tab:blue", "gz": "tab:red"}
+    for b, c in enumerate(getattr(problem.survey, "components", ("gx", "gz"))):   # gx block, then gz block
+        ax.plot(x, g[b * m:(b + 1) * m], label=c, color=colors[c])
+        if g_est is not None:
+            ax.plot(x, g_est[b * m:(b + 1) * m], "--", color=colors[c], label=f"{c} (estimate)")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("gravity (mGal)")
     ax.legend(loc="best", fontsize=8)
