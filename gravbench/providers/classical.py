@@ -278,7 +278,9 @@ class DepthWeighted(Tikhonov):
         zc = grid.z_centers - grid.z_edges[0]
         z0 = self.z0
         if z0 is None:
-            z0 = 0.5 * float(grid.z_edges[1] - grid.z_edges[0]) + float(np.mean(grid.z_edges[0] - problem.survey.z))
+            sz = problem.survey.z   # with a ground surface, stations may sit below the grid's top: use the highest
+            ref = np.min(sz) if problem.survey.ground is not None else np.mean(sz)
+            z0 = 0.5 * float(grid.z_edges[1] - grid.z_edges[0]) + float(grid.z_edges[0] - ref)
         wz = (zc + z0) ** (-self.beta / 2.0)
         w = np.repeat(wz, grid.nx)  # C order: row k repeated nx times
         idx = problem.active_index
