@@ -47,11 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse.linalg import LinearOperator
 
 from . import providers as _providers
 from . import refiners as _refiners
 from .bench.metrics import chi2_threshold, is_success
 from .data.regional import Regional, check_order, fit_regional
+from .forward.operators import DenseOperator
 from .geometry import Grid, Survey
 from .problem import Problem
 
@@ -530,10 +532,6 @@ class _ProjectedOperator:
 
     @staticmethod
     def make(op, T, sigma):
-        from scipy.sparse.linalg import LinearOperator
-
-        from .forward.operators import DenseOperator
-
         w2 = 1.0 / np.asarray(sigma, dtype=np.float64) ** 2
         G = T.T @ (w2[:, None] * T)
         K = np.linalg.solve(G, (T * w2[:, None]).T)            # (T^T W^2 T)^-1 T^T W^2
