@@ -189,3 +189,14 @@ def test_noise_of_one_component_block():
     g = np.array([1.0, -3.0, 2.0])
     np.testing.assert_allclose(gb.data.noise_sigma(g, 0.1, n_components=1), 0.3)
     np.testing.assert_allclose(gb.data.noise_sigma(np.r_[g, 10 * g], 0.1, n_components=2), np.r_[[0.3] * 3, [3.0] * 3])
+
+
+def test_data_set_of_a_gz_survey_over_a_hill(tmp_path):
+    p = _topo_problem(("gz",))
+    sets = gb.data.build(p, families="blocks", count=6, seed=3, noise=0.01, splits={"train": 4, "test": 2},
+                         out=tmp_path)
+    ds = sets["test"]
+    assert ds.g.shape == (2, p.survey.m) and np.all(ds.rho[:, ~p.active] == 0.0)
+    np.testing.assert_allclose(ds.g_clean[0], p.forward(ds.rho[0].astype(np.float64)), rtol=1e-10, atol=1e-12)
+    back = gb.data.load(tmp_path / "test.npz")
+    assert back.problem.survey == p.survey and back.problem.n_active == p.n_active
