@@ -200,3 +200,32 @@ def test_data_set_of_a_gz_survey_over_a_hill(tmp_path):
     np.testing.assert_allclose(ds.g_clean[0], p.forward(ds.rho[0].astype(np.float64)), rtol=1e-10, atol=1e-12)
     back = gb.data.load(tmp_path / "test.npz")
     assert back.problem.survey == p.survey and back.problem.n_active == p.n_active
+
+
+@pytest.mark.parametrize("kind", ("dense", "matfree"))
+@pytest.mark.parametrize("station", [(30.0, 40.0), (100.0, 20.0), (-20.0, 30.0), (50.0, 0.0), (130.0, 75.0)])
+def test_exact_cell_at_a_station_inside_or_beside_it(kind, station):
+    """A station on a ground that crosses a cell: split the cell at the station's depth; the part below
+    is the usual station-above-cell case and the part above its mirror image (gz flips sign, gx does not)."""
+    x0, z0 = station
+    cell = gb.Grid.from_edges([0.0, 100.0], [0.0, 100.0])
+    ground = ([-1e3, 1e3], [z0, z0]) if z0 < 50 else ([50.0, x0], [49.0, z0])   # the cell's centre below it
+    got = gb.Problem(cell, gb.Survey([x0], [z0], ground=ground)).operator(kind).matvec(np.ones(1))
+
+    def flat(z_top, z_bot):              # a cell below the station, through the established path
+        g = gb.Grid.from_edges([0.0, 100.0], [z_top, z_bot])
+        return gb.Problem(g, gb.Survey([x0], [0.0])).operator("dense").A[:, 0]
+
+    below = flat(0.0, 100.0 - max(z0, 0.0))                 # [max(z0, 0), 100] seen from z0
+    above = flat(0.0, z0) if z0 > 0 else np.zeros(2)        # mirror of [0, z0] about the station's depth
+    expect = np.array([below[0] + above[0], below[1] - above[1]])
+    np.testing.assert_allclose(got, expect, rtol=1e-9, atol=1e-15)
+    # and an independent brute-force sum of 1000 x 1000 line masses (midpoint rule, O(h^2))
+    from gravbench.constants import TWO_G_MGAL
+
+    n = 1000
+    c = (np.arange(n) + 0.5) * (100.0 / n)
+    X, Z = np.meshgrid(c - x0, c - z0)
+    r2 = X * X + Z * Z
+    brute = TWO_G_MGAL * (100.0 / n) ** 2 * np.array([np.sum(X / r2), np.sum(Z / r2)])
+    np.testing.assert_allclose(got, brute, rtol=5e-3, atol=2e-6 * np.abs(brute).max())
