@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .forward._sensitivity import dense_matrix
+from .forward.operators import _restrict as _restrict_rows_cols
 from .forward.operators import make_operator
 from .geometry import COMPONENTS, Grid, Survey
 
@@ -22,12 +23,8 @@ __all__ = ["Problem"]
 
 def _restrict(A, problem):
     """Rows of the survey's components and columns of the active cells of a full ``(2m, nz*nx)`` matrix."""
-    if problem.survey.components != COMPONENTS:
-        A = A[problem.survey.component_rows]
-    idx = problem.active_index
-    if idx is not None:
-        A = A[:, idx]
-    return np.ascontiguousarray(A)
+    rows = None if problem.survey.components == COMPONENTS else problem.survey.component_rows
+    return _restrict_rows_cols(A, rows, problem.active_index)
 
 
 _KERNELS = ("exact", "midpoint")
