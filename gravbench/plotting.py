@@ -114,6 +114,7 @@ def inversion_figure(result, path):
     ar.set_ylabel("residual / sigma")
     ar.grid(alpha=0.3)
     a = fig.add_subplot(gs[3], sharex=a0)
+    a.set_facecolor("0.88")                 # air (masked cells) and the sky show grey, not as zero density
     elev_edges = result.datum - grid.z_edges
     r = np.ma.masked_where(~np.asarray(p.active), result.rho)
     vmax = float(np.abs(result.rho).max()) or 1.0
@@ -127,7 +128,7 @@ def inversion_figure(result, path):
     a.set_xlim(grid.x_edges[0], grid.x_edges[-1])
     a.set_ylim(elev_edges[-1], max(float(prof.elevation.max()), elev_edges[0]) + 0.05 * grid.depth)
     a.legend(loc="lower right", fontsize=7)
-    a.set_title("density contrast (air above the ground blank)")
+    a.set_title("density contrast (air above the ground: grey, no cells)")
     fig.colorbar(im, ax=a, label="density contrast (kg/m$^3$)")
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -102,8 +102,9 @@ def register(app, report_app):
         for c, r in res.regional.items():
             tab.add_row(f"regional {c}", escape(f"{r['description']}; {r['mode']}"))
         tab.add_row("sigma", res.sigma_note)
-        tab.add_row("method", method + (f"  ({res.info['niter']} iterations, {res.info['n_matvec']} A products)"
-                                        if "niter" in res.info else ""))
+        it = res.info.get("niter")
+        tab.add_row("method", method + (f"  ({it} iteration{'' if it == 1 else 's'}, {res.info['n_matvec']} A "
+                                        f"products)" if it is not None else ""))
         band = s["success_band"]
         tab.add_row("chi2", f"{res.chi2:.3f}  (success band {band[0]:.3f} .. {band[1]:.3f}: "
                             + ("[green]in[/green])" if res.success else "[red]outside[/red])"))
