@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Grid", "Survey"]
+__all__ = ["Grid", "Survey", "COMPONENTS"]
 
 
 #: largest |coordinate| in metres accepted for cell edges and stations: squared distances stay far from
@@ -206,22 +206,90 @@ class Grid:
         return {"x_edges": self.x_edges.tolist(), "z_edges": self.z_edges.tolist()}
 
 
+#: The gravity components a survey can measure, in the fixed order of every data vector.
+COMPONENTS = ("gx", "gz")
+
+
+def _check_components(components):
+    if isinstance(components, str):
+        components = (components,)
+    try:
+        comps = tuple(components)
+    except TypeError:
+        raise ValueError(f"components must be a non-empty subset of {COMPONENTS} in that order, "
+                         f"got {components!r}") from None
+    if not comps or any(c not in COMPONENTS for c in comps) or len(set(comps)) != len(comps):
+        raise ValueError(f"components must be a non-empty subset of {COMPONENTS} without repeats, "
+                         f"got {components!r}")
+    canon = tuple(c for c in COMPONENTS if c in comps)
+    if comps != canon:
+        raise ValueError(f"components must be given in the data vector's fixed order (gx block, then gz block): "
+                         f"{canon!r}, got {comps!r}")
+    return canon
+
+
+def _check_ground(ground):
+    """``(x, z)`` of a piecewise-linear ground surface (metres, z depth positive down), read-only arrays."""
+    try:
+        gx_, gz_ = ground
+        gx_ = np.atleast_1d(np.asarray(gx_, dtype=np.float64)).copy()
+        gz_ = np.atleast_1d(np.asarray(gz_, dtype=np.float64)).copy()
+    except (TypeError, ValueError):
+        raise ValueError("ground must be a pair (x, z) of equal-length arrays of metres (z = depth of the ground "
+                         f"surface, positive down: z = -elevation), got {type(ground).__name__}") from None
+    if gx_.ndim != 1 or gx_.shape != gz_.shape or gx_.size < 1:
+        raise ValueError(f"ground x and z must be 1D arrays of equal length >= 1, got shapes {gx_.shape} and "
+                         f"{gz_.shape}")
+    for name, a in (("x", gx_), ("z", gz_)):
+        if not np.all(np.isfinite(a)) or np.any(np.abs(a) > MAX_COORD):
+            i = int(np.flatnonzero(~np.isfinite(a) | (np.abs(a) > MAX_COORD))[0])
+            raise ValueError(f"ground {name}[{i}] = {a[i]!r}: ground coordinates must be finite metres within "
+                             f"+-{MAX_COORD:g}")
+    if gx_.size > 1 and np.any(np.diff(gx_) <= 0):
+        i = int(np.flatnonzero(np.diff(gx_) <= 0)[0])
+        raise ValueError(f"ground x must be strictly increasing, but x[{i + 1}] = {gx_[i + 1]!r} <= "
+                         f"x[{i}] = {gx_[i]!r}")
+    gx_.setflags(write=False)
+    gz_.setflags(write=False)
+    return gx_, gz_
+
+
 class Survey:
-    """Gravity stations at or above the ground (z <= 0, depth positive down).
+    """Gravity stations at or above the ground (depth positive down).
 
     Parameters
     ----------
     x, z : array_like
-        Station coordinates in metres, equal length. ``z <= 0`` (a station at
-        height ``h`` has ``z = -h``).
+        Station coordinates in metres, equal length; ``z`` is depth, positive
+        down (a station at height ``h`` above the datum has ``z = -h``).
+    components : tuple of str, optional
+        The measured components, a non-empty subset of ``("gx", "gz")`` in
+        that order (default both). Data vectors stack one block of ``m``
+        values per component, always gx before gz: ``[gx(0..m-1), gz(0..m-1)]``
+        for both, ``[gz(0..m-1)]`` for ``("gz",)``.
+    ground : (array_like, array_like), optional
+        The ground surface as ``(x, z)`` nodes (metres; ``z`` is the depth of
+        the ground, positive down, so ``z = -elevation`` above the datum;
+        ``x`` strictly increasing), linear between nodes and constant beyond
+        the end nodes. Default: the flat ground ``z = 0``. Stations must be on
+        or above it (``z_station <= ground(x_station)``); grid cells whose
+        centre is not strictly below it are inactive (air: see
+        :attr:`gravbench.Problem.active`).
 
-    Data vectors from a survey of ``m`` stations have length ``2m``:
-    ``[gx(0..m-1), gz(0..m-1)]`` in mGal.
+    Data vectors from a survey of ``m`` stations have length
+    ``len(components) * m`` in mGal.
+
+    Examples
+    --------
+    >>> s = Survey([0.0, 10.0, 20.0], [-5.0, 0.0, 3.0], components=("gz",),
+    ...            ground=([0.0, 20.0], [0.0, 3.0]))
+    >>> s.n_data, s.ground_depth([10.0]).tolist()
+    (3, [1.5])
     """
 
-    __slots__ = ("x", "z")
+    __slots__ = ("x", "z", "components", "ground")
 
-    def __init__(self, x, z):
+    def __init__(self, x, z, components=COMPONENTS, ground=None):
         try:
             xa = np.atleast_1d(np.asarray(x, dtype=np.float64)).copy()
             za = np.atleast_1d(np.asarray(z, dtype=np.float64)).copy()
@@ -243,24 +311,57 @@ class Survey:
                 i = int(np.flatnonzero(np.abs(a) > MAX_COORD)[0])
                 raise ValueError(f"Survey {name}[{i}] is {a[i]!r}; station coordinates must lie within "
                                  f"+-{MAX_COORD:g} m")
-        if np.any(za > 0):
-            i = int(np.flatnonzero(za > 0)[0])
-            raise ValueError(
-                f"Survey z[{i}] = {za[i]!r} is inside the ground; stations need z <= 0 (depth positive down)"
-            )
+        comps = _check_components(components)
+        gr = None if ground is None else _check_ground(ground)
+        if gr is None:
+            if np.any(za > 0):
+                i = int(np.flatnonzero(za > 0)[0])
+                raise ValueError(
+                    f"Survey z[{i}] = {za[i]!r} is inside the ground; stations need z <= 0 (depth positive down)"
+                )
+        else:
+            zg = np.interp(xa, gr[0], gr[1])
+            tol = 1e-9 * np.maximum(1.0, np.abs(zg))
+            bad = za > zg + tol
+            if np.any(bad):
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"Survey station {i} (x = {xa[i]:g} m, z = {za[i]:g} m) is below the ground surface "
+                    f"(ground z = {zg[i]:g} m there; z is depth, positive down): stations must be on or above "
+                    f"the ground")
         xa.setflags(write=False)
         za.setflags(write=False)
         object.__setattr__(self, "x", xa)
         object.__setattr__(self, "z", za)
+        object.__setattr__(self, "components", comps)
+        object.__setattr__(self, "ground", gr)
 
     def __setattr__(self, name, value):
         raise AttributeError("Survey is immutable")
 
+    def ground_depth(self, x):
+        """Depth of the ground surface at ``x`` (metres, positive down; 0 for the flat default)."""
+        xa = np.asarray(x, dtype=np.float64)
+        if self.ground is None:
+            return np.zeros_like(xa)
+        return np.interp(xa, self.ground[0], self.ground[1])
+
+    @property
+    def component_rows(self):
+        """Indices of this survey's data in the full ``[gx; gz]`` vector of ``2 m`` values."""
+        m = self.m
+        return np.concatenate([np.arange(m) + COMPONENTS.index(c) * m for c in self.components])
+
+    def with_components(self, components):
+        """The same stations and ground measuring ``components``."""
+        return Survey(self.x, self.z, components=components, ground=self.ground)
+
     @classmethod
-    def regular(cls, grid: Grid, per_cell: int = 3, height: float = 1.0):
+    def regular(cls, grid: Grid, per_cell: int = 3, height: float = 1.0, components=COMPONENTS):
         """``per_cell`` stations per cell width, centred in their sub-intervals, at ``height`` m.
 
-        Station ``s`` is at ``x = x0 + (s + 0.5) * width / (per_cell * nx)``, ``z = -height``.
+        Station ``s`` is at ``x = x0 + (s + 0.5) * width / (per_cell * nx)``, ``z = -height``;
+        ``components`` as in :class:`Survey`.
         """
         if isinstance(per_cell, bool) or not isinstance(per_cell, (int, np.integer)) or per_cell < 1:
             raise ValueError(f"per_cell must be a positive integer, got {per_cell!r}")
@@ -268,7 +369,7 @@ class Survey:
             raise ValueError(f"height must be a finite number of metres >= 0, got {height!r}")
         m = per_cell * grid.nx
         xs = grid.x_edges[0] + (np.arange(m) + 0.5) * (grid.width / m)
-        return cls(xs, np.full(m, -float(height)))
+        return cls(xs, np.full(m, -float(height)), components=components)
 
     @property
     def m(self) -> int:
@@ -277,8 +378,8 @@ class Survey:
 
     @property
     def n_data(self) -> int:
-        """Length of a data vector: ``2 m`` (gx then gz)."""
-        return 2 * self.x.size
+        """Length of a data vector: ``len(components) * m`` (the gx block, then the gz block)."""
+        return len(self.components) * self.x.size
 
     def regular_spacing(self, grid: Grid, rtol=1e-9):
         """Return ``k`` if the stations fit the Toeplitz structure with ``grid``, else ``None``.
@@ -303,13 +404,26 @@ class Survey:
         return k
 
     def __eq__(self, other):
-        return isinstance(other, Survey) and np.array_equal(self.x, other.x) and np.array_equal(self.z, other.z)
+        return (isinstance(other, Survey) and np.array_equal(self.x, other.x) and np.array_equal(self.z, other.z)
+                and self.components == other.components
+                and (self.ground is None) == (other.ground is None)
+                and (self.ground is None or (np.array_equal(self.ground[0], other.ground[0])
+                                             and np.array_equal(self.ground[1], other.ground[1]))))
 
     def __hash__(self):
-        return hash((self.x.tobytes(), self.z.tobytes()))
+        gr = b"" if self.ground is None else self.ground[0].tobytes() + self.ground[1].tobytes()
+        return hash((self.x.tobytes(), self.z.tobytes(), self.components, gr))
 
     def __repr__(self):
-        return f"Survey(m={self.m}, x=[{self.x.min():g}, {self.x.max():g}] m, z=[{self.z.min():g}, {self.z.max():g}] m)"
+        extra = "" if self.components == COMPONENTS else f", components={self.components}"
+        extra += "" if self.ground is None else f", ground with {self.ground[0].size} nodes"
+        return (f"Survey(m={self.m}, x=[{self.x.min():g}, {self.x.max():g}] m, z=[{self.z.min():g}, "
+                f"{self.z.max():g}] m{extra})")
 
     def to_dict(self):
-        return {"x": self.x.tolist(), "z": self.z.tolist()}
+        d = {"x": self.x.tolist(), "z": self.z.tolist()}
+        if self.components != COMPONENTS:
+            d["components"] = list(self.components)
+        if self.ground is not None:
+            d["ground"] = [self.ground[0].tolist(), self.ground[1].tolist()]
+        return d

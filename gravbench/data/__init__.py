@@ -15,13 +15,16 @@ standard(name="paper-50", split="test", noise=0.01) -> Dataset
     fingerprints recorded in the package (:mod:`gravbench.data.fingerprint`).
 add_noise(dataset, noise, ...) -> Dataset
     Re-noise stored clean data (:mod:`gravbench.data.noise`).
+fit_regional(x, d, order="linear", sigma=None, exclude=None) -> Regional
+    A constant / linear / polynomial regional trend, removed before inversion (:mod:`gravbench.data.regional`).
 """
 
 from .dataset import Dataset, add_noise, build, load, save
 from .families import BASE_FAMILIES, FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS, generate
 from .noise import NOISE_MODELS, noise_sigma
+from .regional import Regional, fit_regional, remove_regional
 from .sets import STANDARD, cache_dir, ensure_built, standard, standard_paths
 
 __all__ = ["FAMILIES", "BASE_FAMILIES", "PARAMS", "MIXED_PROPORTIONS", "GENERATOR_VERSION", "NOISE_MODELS",
            "Dataset", "generate", "build", "load", "save", "add_noise", "noise_sigma", "standard", "STANDARD",
-           "standard_paths", "ensure_built", "cache_dir"]
+           "standard_paths", "ensure_built", "cache_dir", "Regional", "fit_regional", "remove_regional"]

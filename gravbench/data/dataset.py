@@ -163,7 +163,8 @@ def add_noise(dataset, noise=0.01, *, noise_floor=0.0, noise_model="peak", noise
     """
     if noise_seed is None:
         noise_seed = int(dataset.meta.get("seed", 0))
-    g, sigma = noisy(dataset.g_clean, dataset.index, noise, noise_floor, noise_model, noise_seed)
+    g, sigma = noisy(dataset.g_clean, dataset.index, noise, noise_floor, noise_model, noise_seed,
+                     n_components=len(dataset.problem.survey.components))
     meta = dict(dataset.meta)
     meta.pop("sha256", None)
     meta["noise"] = {"model": noise_model, "level": float(noise), "floor": float(noise_floor),
@@ -219,6 +220,16 @@ def _check_count(count):
     return int(count)
 
 
+def _survey_extras(survey):
+    """Metadata of a survey beyond its stations: components (when not both) and the ground (when any)."""
+    out = {}
+    if survey.components != ("gx", "gz"):
+        out["components"] = list(survey.components)
+    if survey.ground is not None:
+        out["ground"] = [survey.ground[0].tolist(), survey.ground[1].tolist()]
+    return out
+
+
 def _forward_batch(problem, method=None):
     """A function ``rho (c, nz*nx) float64 -> g (c, 2m)`` and the operator method used.
 
@@ -234,11 +245,16 @@ def _forward_batch(problem, method=None):
         method = "dense" if nbytes <= DENSE_BUILD_MAX_BYTES else "auto"
     op = problem.operator(method)
     A = getattr(op, "A", None)
+    idx = getattr(problem, "active_index", None)     # a ground surface: the operator sees the active cells
+
+    def cells(R):
+        return R if idx is None else np.ascontiguousarray(R[:, idx])
+
     if A is not None:
 
         AT = np.ascontiguousarray(A.T)
-        return (lambda R: ordered_forward(R, AT)), op.method
-    return (lambda R: np.asarray(op.matmat(R.T)).T), op.method
+        return (lambda R: ordered_forward(cells(R), AT)), op.method
+    return (lambda R: np.asarray(op.matmat(cells(R).T)).T), op.method
 
 
 def _progress(progress, total, desc):
@@ -387,9 +403,12 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
             for a in range(0, n, chunk):
                 b = min(n, a + chunk)
                 render(codes[a:b], index[a:b], (nz, nx), seed, out=rho[a:b], params=pvec)
+                if problem.active_index is not None:
+                    rho[a:b, ~problem.active] = 0.0          # air above the ground holds no mass
                 g_clean[a:b] = fwd(rho[a:b].reshape(b - a, -1).astype(np.float64))
                 advance(b - a)
-            g, sigma = noisy(g_clean, index, noise, noise_floor, noise_model, noise_seed)
+            g, sigma = noisy(g_clean, index, noise, noise_floor, noise_model, noise_seed,
+                             n_components=len(problem.survey.components))
             meta = {
                 "format": FORMAT, "format_version": FORMAT_VERSION,
                 "gravbench_version": __version__, "generator_version": GENERATOR_VERSION,
@@ -398,6 +417,7 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
                 "family_counts": {BASE_FAMILIES[c]: int((codes == c).sum()) for c in np.unique(codes)},
                 "params": {k: {p: (list(v) if np.ndim(v) else v) for p, v in d.items()} for k, d in params.items()},
                 "shape": [nz, nx], "n_stations": problem.survey.m, "kernel": problem.kernel,
+                **_survey_extras(problem.survey),
                 "forward": method,
                 "noise": {"model": noise_model, "level": float(noise), "floor": float(noise_floor),
                           "seed": int(noise_seed)},
@@ -459,6 +479,9 @@ def _check_problem(path, arr, meta, problem):
             f"{path}: survey differs: the file has {sx.size} stations (x {sx.min():g}..{sx.max():g} m, "
             f"z {sz.min():g}..{sz.max():g} m), the problem has {survey.m} "
             f"(x {survey.x.min():g}..{survey.x.max():g} m, z {survey.z.min():g}..{survey.z.max():g} m)")
+    if tuple(meta.get("components", ("gx", "gz"))) != tuple(survey.components):
+        raise ValueError(f"{path}: components differ: the file holds {tuple(meta.get('components', ('gx', 'gz')))}, "
+                         f"the problem measures {tuple(survey.components)}")
     if meta.get("kernel") != problem.kernel:
         raise ValueError(f"{path}: kernel differs: the file was computed with kernel={meta.get('kernel')!r}, "
                          f"the problem uses kernel={problem.kernel!r}")
@@ -537,7 +560,9 @@ def load(path, problem=None, *, verify=True):
     else:
         try:
             problem = Problem(Grid.from_edges(arr["x_edges"], arr["z_edges"]),
-                              Survey(arr["survey_x"], arr["survey_z"]), meta.get("kernel", "exact"))
+                              Survey(arr["survey_x"], arr["survey_z"],
+                                     components=tuple(meta.get("components", ("gx", "gz"))),
+                                     ground=meta.get("ground")), meta.get("kernel", "exact"))
         except ValueError as exc:
             raise ValueError(f"{path}: invalid geometry in the file: {exc}") from exc
     n = arr["rho"].shape[0]

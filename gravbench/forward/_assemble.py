@@ -13,6 +13,11 @@ Two families:
   columns. Station ``s = k q + r`` (phase ``r``) sees cell column ``i`` through
   ``h[r, kk, i - q + D]``; only ``2 k nz (nx + D)`` kernel values are computed
   (:func:`toeplitz_table`), the dense matrix is filled by contiguous copies.
+
+The loops inline :func:`._kernels.corner_terms`; numba's on-disk cache is keyed
+on this file, so a change of the kernels must come with a change here (this
+note was last touched when ``corner_terms`` learned corners above the station,
+for stations on a ground surface inside a cell).
 """
 
 from __future__ import annotations

@@ -36,7 +36,10 @@ __all__ = ["corner_terms", "exact_cell", "line_mass"]
 
 @njit(cache=True, inline="always")
 def corner_terms(X, Z):
-    """Corner terms ``(cx, cz)`` of the exact cell for offset ``(X, Z)``, ``Z >= 0``, in metres.
+    """Corner terms ``(cx, cz)`` of the exact cell for offset ``(X, Z)``, in metres.
+
+    Any sign of ``Z``: a corner above the station (``Z < 0``) occurs for a station
+    inside a cell (stations on the ground surface, which crosses the cell).
 
     ``gx = 2 G rho * sum s_ij cx(X_i, Z_j)`` and likewise for ``gz``.
     """
@@ -45,15 +48,20 @@ def corner_terms(X, Z):
         return 0.0, 0.0
     lr = 0.5 * math.log(r2)
     a = math.atan2(X, Z)
-    return Z * lr - X * a, X * lr + Z * a
+    # a corner above the station (Z < 0: a station on the ground inside a cell whose top is in the air): the
+    # gz term needs Z atan(X / Z) itself, not Z atan2(X, Z), which differs by Z pi sign(X) there; the gx term
+    # Z ln r - X atan2(X, Z) stays right (its offset -|X| pi cancels in the signed sum over the two Z_j)
+    az = a if Z >= 0.0 else math.atan(X / Z)
+    return Z * lr - X * a, X * lr + Z * az
 
 
 @njit(cache=True)
 def exact_cell(x1, x2, z1, z2, x0, z0):
     """Exact ``(gx, gz)`` per unit density / (2 G) of cell ``[x1,x2] x [z1,z2]`` at station ``(x0, z0)``.
 
-    Units: metres in, metres out (multiply by ``2 G rho`` for m/s^2). Requires
-    ``z0 <= z1``.
+    Units: metres in, metres out (multiply by ``2 G rho`` for m/s^2). Holds for a
+    station above the cell (``z0 <= z1``) and inside or beside it (a station on a
+    ground surface that crosses the cell).
     """
     X1 = x1 - x0
     X2 = x2 - x0

@@ -21,7 +21,6 @@ fft        2 k nz (nx + m/k) complex   nz FFTs of ~2n       regular surveys
 
 from __future__ import annotations
 
-
 import numpy as np
 import scipy.fft
 from scipy.sparse.linalg import LinearOperator
@@ -30,7 +29,7 @@ from .._linalg.blas import single_thread_blas
 from .._linalg.packing import EMPTY2, MODE_DENSE, MODE_MATFREE, pack_matrix
 from .._linalg.normal import NormalOperator
 from ..constants import TWO_G_MGAL
-from ..geometry import Grid, Survey
+from ..geometry import COMPONENTS, Grid, Survey
 from . import _assemble
 from ._parallel import (  # noqa: F401 - re-exported: the policy's public home is this module
     COST_COPY,
@@ -45,6 +44,7 @@ from ._parallel import (  # noqa: F401 - re-exported: the policy's public home i
 from ._sensitivity import _KERNEL_ID, _check_dtype, _Toeplitz, dense_matrix
 
 __all__ = ["GravityOperator", "DenseOperator", "MatFreeOperator", "FFTOperator", "make_operator", "dot_test",
+           "irregular_reason",
            "METHODS", "DENSE_AUTO_MAX_ENTRIES", "PARALLEL_MIN_SECONDS", "resolve_parallel", "idle_cores",
            "single_thread_blas"]
 
@@ -52,18 +52,67 @@ METHODS = ("auto", "dense", "matfree", "fft")
 
 
 class GravityOperator(LinearOperator):
-    """Base class: shape, dtype, counters and the checks shared by all methods."""
+    """Base class: shape, dtype, counters and the checks shared by all methods.
+
+    The shape is ``(n_data, n_active)``: the rows of the survey's components
+    (gx block, then gz block) and the columns of the active cells (all cells
+    without a ground surface). Subclasses implement ``_apply`` / ``_apply_adjoint``
+    on the full ``(2m, nz*nx)`` matrix; the base class wraps them as ``R A P``
+    (``P`` embeds the active cells into the grid with zeros, ``R`` keeps the
+    survey's rows), so every method keeps its speed. A subclass whose products
+    already act on the reduced matrix sets ``_wrap = False``.
+    """
 
     method = "base"
+    #: whether ``_apply`` works on the full matrix (wrapped as R A P) or already on the reduced one
+    _wrap = True
 
     def __init__(self, problem, dtype=np.float64, check_inputs=True):
         dt = _check_dtype(dtype)
-        super().__init__(dtype=dt, shape=(problem.n_data, problem.n_cells))
+        n_act = getattr(problem, "n_active", problem.n_cells)
+        super().__init__(dtype=dt, shape=(problem.n_data, n_act))
         self.problem = problem
         self.check_inputs = bool(check_inputs)
         self.reason = ""
         self.n_matvec = 0
         self.n_rmatvec = 0
+        survey = problem.survey
+        #: rows of the full [gx; gz] vector that this operator returns (None: all 2m)
+        self._rows = None if survey.components == COMPONENTS else survey.component_rows
+        #: flat indices of the active cells (None: every cell)
+        self._act = getattr(problem, "active_index", None)
+
+    @property
+    def reduced(self):
+        """Whether this operator is ``R A P`` of a full operator (fewer components or inactive cells)."""
+        return self._rows is not None or self._act is not None
+
+    def _reduced_apply(self, a):
+        if not (self._wrap and self.reduced):
+            return self._apply(a)
+        if self._act is not None:
+            full = np.zeros(self.problem.n_cells, dtype=a.dtype)
+            full[self._act] = a
+            a = full
+        y = self._apply(a)
+        return y if self._rows is None else np.ascontiguousarray(y[self._rows])
+
+    def _reduced_adjoint(self, u):
+        if not (self._wrap and self.reduced):
+            return self._apply_adjoint(u)
+        if self._rows is not None:
+            full = np.zeros(2 * self.problem.survey.m, dtype=u.dtype)
+            full[self._rows] = u
+            u = full
+        x = self._apply_adjoint(u)
+        return x if self._act is None else np.ascontiguousarray(x[self._act])
+
+    def describe(self):
+        """One line: the method, what the operator maps, and why ``auto`` picked it (``reason``)."""
+        p = self.problem
+        what = f"{'+'.join(p.survey.components)} at {p.survey.m} stations from {self.shape[1]:,} "
+        what += "cells" if self._act is None else f"active cells of {p.n_cells:,}"
+        return f"{self.method}: {what}" + (f"; {self.reason}" if self.reason else "")
 
     # --- counters ----------------------------------------------------------------
     def reset_counters(self):
@@ -100,23 +149,23 @@ class GravityOperator(LinearOperator):
 
     # --- public products -----------------------------------------------------------
     def matvec(self, v):
-        """``A v`` in mGal for a model ``v`` (kg/m^3; flat or ``(nz, nx)``)."""
+        """``A v`` in mGal for a model ``v`` (kg/m^3; flat or ``(nz, nx)``; the active cells only with a ground)."""
         a = self._vec(v, self.shape[1], "v")
         self.n_matvec += 1
-        return self._apply(a)
+        return self._reduced_apply(a)
 
     def rmatvec(self, u):
-        """``A^T u`` for a data-space vector ``u`` (length ``2m``)."""
+        """``A^T u`` for a data-space vector ``u`` (length ``n_data``)."""
         a = self._vec(u, self.shape[0], "u")
         self.n_rmatvec += 1
-        return self._apply_adjoint(a)
+        return self._reduced_adjoint(a)
 
     def normal_matvec(self, v):
         """``A^T A v`` (one application of each; the normal matrix is never formed)."""
         a = self._vec(v, self.shape[1], "v")
         self.n_matvec += 1
         self.n_rmatvec += 1
-        return self._apply_adjoint(self._apply(a))
+        return self._reduced_adjoint(self._reduced_apply(a))
 
     # scipy hooks (LinearOperator.matvec is overridden above; these serve matmat / @)
     def _matvec(self, v):
@@ -149,9 +198,9 @@ class GravityOperator(LinearOperator):
         return None
 
     def todense(self):
-        """The dense matrix ``A`` (built like :func:`gravbench.forward.sensitivity`)."""
+        """The dense matrix ``A`` (built like :func:`gravbench.forward.sensitivity`; the operator's rows and columns)."""
         p = self.problem
-        return dense_matrix(p.grid, p.survey, p.kernel, dtype=self.dtype)
+        return _restrict(dense_matrix(p.grid, p.survey, p.kernel, dtype=self.dtype), self._rows, self._act)
 
     @property
     def nbytes(self):
@@ -161,6 +210,15 @@ class GravityOperator(LinearOperator):
     def __repr__(self):
         return (f"<{type(self).__name__} {self.shape[0]}x{self.shape[1]} {self.dtype} "
                 f"method={self.method} n_matvec={self.n_matvec} n_rmatvec={self.n_rmatvec}>")
+
+
+def _restrict(A, rows, act):
+    """``A[rows][:, act]`` (either may be None: all), C-contiguous."""
+    if rows is not None:
+        A = A[rows]
+    if act is not None:
+        A = A[:, act]
+    return np.ascontiguousarray(A)
 
 
 class _Adjoint(LinearOperator):
@@ -194,11 +252,13 @@ class DenseOperator(GravityOperator):
     """
 
     method = "dense"
+    _wrap = False   # A holds only the survey's rows and the active columns
 
     def __init__(self, problem, dtype=np.float64, parallel="auto", A=None, check_inputs=True):
         super().__init__(problem, dtype, check_inputs)
         if A is None:
             A = dense_matrix(problem.grid, problem.survey, problem.kernel, parallel=parallel, dtype=self.dtype)
+            A = _restrict(A, self._rows, self._act)
         A = np.asarray(A)
         if A.shape != self.shape:
             raise ValueError(f"A must have shape {self.shape}, got {A.shape}")
@@ -286,19 +346,19 @@ class MatFreeOperator(GravityOperator):
         self._nchunks = max(1, min(nz, 4 * _workers())) if parallel else 1
 
     def _numba_pack(self, w2):
-        if self.dtype != np.float64:
+        if self.dtype != np.float64 or self.reduced:   # R A P (components, active cells) runs in Python
             return None
         return (MODE_MATFREE, EMPTY2, self._xe, self._ze, self._sx, self._sz, int(self._kid), float(TWO_G_MGAL),
                 int(self._nchunks), bool(self.parallel), w2)
 
     def _apply(self, v):
-        out = np.empty(self.shape[0])
+        out = np.empty(2 * self.problem.survey.m)   # the full [gx; gz] (the base class keeps the survey's rows)
         self._mv(self._xe, self._ze, self._sx, self._sz, self._kid, TWO_G_MGAL, v.astype(np.float64, copy=False),
                  out)
         return out.astype(self.dtype, copy=False)
 
     def _apply_adjoint(self, u):
-        out = np.empty(self.shape[1])
+        out = np.empty(self.problem.n_cells)        # every cell (the base class keeps the active ones)
         self._rmv(self._xe, self._ze, self._sx, self._sz, self._kid, TWO_G_MGAL, u.astype(np.float64, copy=False),
                   self._nchunks, out)
         return out.astype(self.dtype, copy=False)
@@ -451,13 +511,14 @@ def make_operator(problem, method="auto", *, dtype=np.float64, parallel="auto", 
     if method == "fft":
         if not regular:
             raise ValueError(
-                "method='fft' needs a regular survey (one height, station spacing dx/k over uniform columns); "
-                "use method='dense' or 'matfree' for this survey"
+                f"method='fft' needs a regular survey (one height, station spacing dx/k over uniform columns), "
+                f"but {irregular_reason(problem)}; use method='dense' or 'matfree' for this survey"
             )
         return FFTOperator(problem, **kw)
-    entries = problem.n_data * problem.n_cells
+    entries = problem.n_data * getattr(problem, "n_active", problem.n_cells)
     nbytes = entries * np.dtype(dtype).itemsize
     avail = _available_memory()
+    extra = _reduction_note(problem)
     if regular and entries <= DENSE_AUTO_MAX_ENTRIES and nbytes < avail / 4:
         op = DenseOperator(problem, **kw)
         op.reason = f"auto: A has {entries:,} entries (<= {DENSE_AUTO_MAX_ENTRIES:,}), a BLAS product is fastest"
@@ -466,12 +527,43 @@ def make_operator(problem, method="auto", *, dtype=np.float64, parallel="auto", 
         op.reason = f"auto: regular survey and A would have {entries:,} entries: FFT is fastest"
     elif nbytes < avail / 4:
         op = DenseOperator(problem, **kw)
-        op.reason = f"auto: irregular survey, A fits in memory ({nbytes / 2**20:,.0f} MiB)"
+        op.reason = (f"auto: irregular survey, no FFT ({irregular_reason(problem)}); A fits in memory "
+                     f"({nbytes / 2**20:,.1f} MiB): dense")
     else:
         op = MatFreeOperator(problem, **kw)
-        op.reason = (f"auto: irregular survey and A ({nbytes / 2**30:,.1f} GiB) exceeds a quarter of the "
-                     f"available memory: matrix-free")
+        op.reason = (f"auto: irregular survey, no FFT ({irregular_reason(problem)}) and A "
+                     f"({nbytes / 2**30:,.1f} GiB) exceeds a quarter of the available memory: matrix-free")
+    op.reason += extra
     return op
+
+
+def irregular_reason(problem):
+    """Why the survey of ``problem`` lacks the Toeplitz structure the FFT operator needs ('' when it has it).
+
+    The FFT operator needs uniform grid columns, every station at one height
+    (translation invariance along x of each depth row, station side included)
+    and station spacing ``dx / k`` for an integer ``k``.
+    """
+    grid, survey = problem.grid, problem.survey
+    if survey.regular_spacing(grid) is not None:
+        return ""
+    if not grid.uniform_x:
+        return "the grid's columns are not uniform"
+    if np.ptp(survey.z) > 1e-9 * max(1.0, abs(survey.z[0])):
+        return (f"the stations are at varying heights (z from {survey.z.min():g} to {survey.z.max():g} m, e.g. "
+                f"following topography)")
+    return "the station spacing is not the cell width dx divided by an integer (or the stations are unsorted)"
+
+
+def _reduction_note(problem):
+    survey = problem.survey
+    out = ""
+    if survey.components != COMPONENTS:
+        out += f"; components {'+'.join(survey.components)} (rows of the full [gx; gz] operator)"
+    idx = getattr(problem, "active_index", None)
+    if idx is not None:
+        out += f"; {idx.size:,} of {problem.n_cells:,} cells active below the ground (A P, inactive cells held at 0)"
+    return out
 
 
 def dot_test(op, rng=None, n_trials=3):

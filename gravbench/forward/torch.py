@@ -2,7 +2,9 @@
 
 :class:`GravityLayer` is an ``nn.Module`` computing ``d = A rho`` for a batch
 ``rho`` of shape ``(B, nz*nx)`` or ``(B, nz, nx)`` (kg/m^3) and returning
-``(B, 2m)`` (mGal); its backward pass is ``A^T``. Two engines:
+``(B, n_data)`` (mGal: the survey's components, gx block then gz block; ``2m``
+for both); its backward pass is ``A^T``. With a ground surface only the active
+cells enter ``A rho`` (inactive cells are air: their gradient is zero). Two engines:
 
 * ``"dense"``: ``A`` held as a torch tensor on the layer's device (fast,
   ``8 * 2m * nz*nx`` bytes in float64; chosen when it fits in ``max_bytes``);
@@ -121,7 +123,10 @@ class GravityLayer(torch.nn.Module):
         self.shape2d = tuple(problem.shape)
         self.n_cells = problem.n_cells
         self.n_data = problem.n_data
-        nbytes = self.n_cells * self.n_data * (8 if dtype == torch.float64 else 4)
+        idx = getattr(problem, "active_index", None)
+        #: flat indices of the active cells (None: all): inactive cells (air) do not enter A rho
+        self.active_index = None if idx is None else torch.as_tensor(idx, dtype=torch.long, device=device)
+        nbytes = getattr(problem, "n_active", self.n_cells) * self.n_data * (8 if dtype == torch.float64 else 4)
         if engine == "auto":
             engine = "dense" if nbytes <= max_bytes else "operator"
         self.engine = engine
@@ -136,16 +141,27 @@ class GravityLayer(torch.nn.Module):
 
     def forward(self, rho):
         x = _flatten(rho, self.n_cells, self.shape2d)
+        if self.active_index is not None:
+            x = x.index_select(1, self.active_index.to(x.device))   # A P^T: the gradient on air cells is 0
         if self.engine == "dense":
             return x.to(self.A.dtype) @ self.A.T
         return apply_operator(self.op, x.to(self.dtype))
 
     def adjoint(self, u):
-        """``A^T u`` for ``u`` of shape ``(B, 2m)`` (no autograd through the operator engine)."""
+        """``A^T u`` for ``u`` of shape ``(B, n_data)``, on the whole grid ``(B, nz*nx)`` (0 on inactive cells).
+
+        No autograd through the operator engine.
+        """
         if self.engine == "dense":
-            return u.to(self.A.dtype) @ self.A
-        un = u.detach().cpu().double().numpy()
-        return torch.as_tensor(np.stack([self.op.rmatvec(r) for r in un]), dtype=u.dtype, device=u.device)
+            out = u.to(self.A.dtype) @ self.A
+        else:
+            un = u.detach().cpu().double().numpy()
+            out = torch.as_tensor(np.stack([self.op.rmatvec(r) for r in un]), dtype=u.dtype, device=u.device)
+        if self.active_index is None:
+            return out
+        full = torch.zeros((out.shape[0], self.n_cells), dtype=out.dtype, device=out.device)
+        full[:, self.active_index.to(out.device)] = out
+        return full
 
     def extra_repr(self):
         return f"engine={self.engine}, n_data={self.n_data}, n_cells={self.n_cells}"

@@ -168,6 +168,9 @@ class Provider:
     name = "base"
     cost = ""
     learned = False
+    #: the data components this provider's input must hold (``None``: any survey's). Learned providers whose
+    #: network reads the data vector set the components they were trained on, e.g. ``("gx", "gz")``.
+    components = None
 
     @property
     def info(self) -> ProviderInfo:
@@ -194,28 +197,51 @@ class Provider:
         Returns
         -------
         ndarray, shape (nz, nx)
-            Density contrast, kg/m^3.
+            Density contrast, kg/m^3; exactly 0 on the inactive cells (above the survey's ground).
         """
+        self._check_components(problem)
         G = check_data(g, problem)
         s = check_sigma(sigma, G.shape)
         return self._run(G, problem, s, seed)[0]
 
     def batch(self, G, problem, *, sigma=None, seed=None):
         """Initial models for ``B`` data vectors ``G`` of shape ``(B, n_data)``; returns ``(B, nz, nx)``."""
+        self._check_components(problem)
         G = check_data(G, problem, name="G", batch=True)
         s = check_sigma(sigma, G.shape)
         return self._run(G, problem, s, seed)
 
+    def _check_components(self, problem):
+        need = self.components
+        have = getattr(getattr(problem, "survey", None), "components", None)
+        if need is not None and have is not None and tuple(have) != tuple(need):
+            verb = "was trained on" if self.learned else "needs"
+            raise ValueError(
+                f"provider {self.name!r} {verb} data components {tuple(need)} ({' and '.join(need)} at every "
+                f"station); this survey measures {tuple(have)}: use a provider that reads any survey "
+                f"(zero, tikhonov, depth-weighted, smooth, sparse, compact)")
+
     def _run(self, G, problem, sigma, seed):
         out = np.asarray(self._batch(G, problem, sigma, seed), dtype=np.float64)
-        return out.reshape((G.shape[0],) + tuple(problem.shape))
+        B = G.shape[0]
+        idx = getattr(problem, "active_index", None)
+        if idx is None:
+            return out.reshape((B,) + tuple(problem.shape))
+        if out.size == B * idx.size:            # a model on the active cells: embed it in the grid
+            full = np.zeros((B, problem.n_cells))
+            full[:, idx] = out.reshape(B, idx.size)
+            return full.reshape((B,) + tuple(problem.shape))
+        out = out.reshape((B,) + tuple(problem.shape)).copy()
+        out[:, ~problem.active] = 0.0           # inactive cells (air) hold exactly zero
+        return out
 
     def _batch(self, G, problem, sigma, seed):
         out = np.empty((G.shape[0],) + tuple(problem.shape))
         for b in range(G.shape[0]):
             s = None if sigma is None else sigma[b]
             sd = None if seed is None else int(seed) + b
-            out[b] = np.asarray(self._single(G[b], problem, s, sd)).reshape(problem.shape)
+            x = np.asarray(self._single(G[b], problem, s, sd))
+            out[b] = problem.to_grid(x) if hasattr(problem, "to_grid") else x.reshape(problem.shape)
         return out
 
     def _single(self, g, problem, sigma, seed):  # pragma: no cover - abstract

@@ -236,7 +236,7 @@ class Tikhonov(Provider):
             if op is None:
                 op = self._ops[problem] = problem.operator()
             opts = {"weighting": "none", "chi": self.chi, **self.refiner_options}
-            out = np.empty((G.shape[0], problem.n_cells))
+            out = np.empty((G.shape[0], op.shape[1]))
             for k in range(G.shape[0]):
                 s = None if sigma is None else sigma[k]
                 out[k] = np.asarray(refiners.run("tikhonov", op, G[k], sigma=s, **opts).x).ravel()
@@ -278,6 +278,10 @@ class DepthWeighted(Tikhonov):
         zc = grid.z_centers - grid.z_edges[0]
         z0 = self.z0
         if z0 is None:
-            z0 = 0.5 * float(grid.z_edges[1] - grid.z_edges[0]) + float(np.mean(grid.z_edges[0] - problem.survey.z))
+            sz = problem.survey.z   # with a ground surface, stations may sit below the grid's top: use the highest
+            ref = np.min(sz) if problem.survey.ground is not None else np.mean(sz)
+            z0 = 0.5 * float(grid.z_edges[1] - grid.z_edges[0]) + float(grid.z_edges[0] - ref)
         wz = (zc + z0) ** (-self.beta / 2.0)
-        return np.repeat(wz, grid.nx)  # C order: row k repeated nx times
+        w = np.repeat(wz, grid.nx)  # C order: row k repeated nx times
+        idx = problem.active_index
+        return w if idx is None else w[idx]   # the unknowns are the active cells

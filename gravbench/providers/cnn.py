@@ -590,6 +590,8 @@ class CNNProvider(Provider):
     """
 
     name = "cnn"
+    #: the network reads the data vector [gx; gz] it was trained on
+    components = ("gx", "gz")
     cost = "one network forward pass (no operator products)"
     learned = True
 

@@ -136,6 +136,8 @@ def build_simpeg_problem(problem, strike=1e4):
 class _SimPEGBase(Provider):
     learned = False
     recipe = ""
+    #: the SimPEG survey is built with receivers of both components (to_simpeg_data interleaves them)
+    components = ("gx", "gz")
 
     def __init__(self, bounds=None, gc_freeze=True, blas_threads=1, verbose=False, **settings):
         _require()

@@ -61,7 +61,7 @@ class Regularized(Provider):
                              f"discrepancy principle")
         res = refiners.run(self.refiner, self._op(problem), g, None, sigma=sigma, **self.options)
         self.last = res
-        return np.asarray(res.x).reshape(problem.shape)
+        return problem.to_grid(res.x)   # (nz, nx); inactive cells (above the ground) 0
 
     def _batch(self, G, problem, sigma, seed):
         out = np.empty((G.shape[0],) + tuple(problem.shape))

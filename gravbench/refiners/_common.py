@@ -8,6 +8,7 @@ import weakref
 import numpy as np
 
 from .._linalg import check_int, check_tol, check_vector, pack_gravity, single_thread_blas
+from ..geometry import COMPONENTS
 from ..solvers._result import make_result
 
 __all__ = ["Setup", "prepare", "finish", "column_sq_norms", "model_weights2"]
@@ -147,13 +148,13 @@ def column_sq_norms(op):
         from ..forward import toeplitz_table
 
         h, k, D = toeplitz_table(prob.grid, prob.survey, prob.kernel)
-        h2 = (h ** 2).sum(axis=0)                       # (k, nz, nx + D)
+        h2 = (h[component_index(prob)] ** 2).sum(axis=0)   # (k, nz, nx + D), the survey's components
         nz, nx, m = prob.grid.nz, prob.grid.nx, prob.survey.m
         acc = np.zeros((nz, nx))
         for s_ in range(m):
             off = D - s_ // k
             acc += h2[s_ % k, :, off:off + nx]
-        out = acc.ravel()
+        out = active_of(prob, acc.ravel())
     elif prob is not None:
         A = prob.sensitivity()
         out = np.einsum("ij,ij->j", A, A)
@@ -193,11 +194,23 @@ def model_weights2(op, n, weighting="sensitivity", beta=1.0, z0=None):
         zc = 0.5 * (ze[:-1] + ze[1:])
         if z0 is None:
             z0 = 0.5 * float(ze[1] - ze[0]) - float(np.min(prob.survey.z))
-        w2 = np.repeat((zc + float(z0)) ** (-b), grid.nx)
+        w2 = active_of(prob, np.repeat((zc + float(z0)) ** (-b), grid.nx))
     if w2.shape != (n,) or not np.all(np.isfinite(w2)) or np.any(w2 <= 0):
         raise ValueError(f"model weights for weighting={weighting!r} are not positive and finite; "
                          f"check the operator (a column of A is zero?) or z0/beta")
     return w2 / w2.mean()
+
+
+def component_index(prob):
+    """Indices (0 = gx, 1 = gz) of the problem's measured components in the full ``[gx; gz]`` layout."""
+    comps = getattr(prob.survey, "components", COMPONENTS)
+    return [COMPONENTS.index(c) for c in comps]
+
+
+def active_of(prob, cells):
+    """The active-cell entries of a per-cell vector over the whole grid (all of it without a ground)."""
+    idx = getattr(prob, "active_index", None)
+    return cells if idx is None else cells[idx]
 
 
 def check_bounds(bounds, n):
@@ -249,4 +262,5 @@ def bounded_variant(refine, name, plain, what):
 
 
 __all__ += ["DEFAULT_BOUNDS", "bounded_variant", "check_bounds", "check_int", "check_tol", "discrepancy_target",
-           "hist_buffer", "account", "WEIGHTINGS", "profile_settings", "budget", "start_model"]
+           "hist_buffer", "account", "WEIGHTINGS", "profile_settings", "budget", "start_model", "component_index",
+           "active_of"]

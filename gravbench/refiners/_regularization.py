@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from ._common import column_sq_norms
+from ._common import active_of, column_sq_norms, component_index
 from ..forward import toeplitz_table
 
 __all__ = ["difference_operators", "gradients", "reg_apply", "reg_value", "irls_weights", "cell_geometry",
@@ -217,6 +217,11 @@ def weighted_column_sq_norms(op, wd):
     (an approximation, enough for a preconditioner and a weighting).
     """
     wd = np.asarray(wd, dtype=np.float64)
+    inner = getattr(op, "embedded", None)
+    if inner is not None:                   # an active-cell operator seen on the whole grid: 0 on inactive cells
+        out = np.zeros(op.shape[1])
+        out[op.index] = weighted_column_sq_norms(inner, wd)
+        return out
     A = op if isinstance(op, np.ndarray) else getattr(op, "A", None)
     if A is not None:
         return np.einsum("ij,ij->j", A, A * (wd ** 2)[:, None])
@@ -225,16 +230,22 @@ def weighted_column_sq_norms(op, wd):
 
         return column_sq_norms(op) * float(np.mean(wd ** 2))
     m = prob.survey.m
-    w2c = np.array([np.mean(wd[:m] ** 2), np.mean(wd[m:] ** 2)])
+    comps = component_index(prob)
+    w2c = np.zeros(2)
+    for b, c in enumerate(comps):          # mean wd^2 of each measured component's block
+        w2c[c] = np.mean(wd[b * m:(b + 1) * m] ** 2)
     if prob.per_cell is None:
-        Af = prob.sensitivity()
-        return w2c[0] * np.einsum("ij,ij->j", Af[:m], Af[:m]) + w2c[1] * np.einsum("ij,ij->j", Af[m:], Af[m:])
+        Af = prob.sensitivity()             # the survey's rows and the active columns
+        acc = np.zeros(Af.shape[1])
+        for b, c in enumerate(comps):
+            acc += w2c[c] * np.einsum("ij,ij->j", Af[b * m:(b + 1) * m], Af[b * m:(b + 1) * m])
+        return acc
 
     h, k, D = toeplitz_table(prob.grid, prob.survey, prob.kernel)
     nz, nx = prob.grid.nz, prob.grid.nx
     acc = np.zeros((nz, nx))
     # station s = q k + r reads column i - q + D of h[c, r]: a window sum over q per residue r
-    for c in range(2):
+    for c in comps:
         for r in range(k):
             qs = (m - 1 - r) // k + 1 if r < m else 0       # stations with residue r: q = 0 .. qs-1
             if qs <= 0:
@@ -245,7 +256,7 @@ def weighted_column_sq_norms(op, wd):
             hi_ = i + D + 1                                    # q = 0 -> column i + D (inclusive)
             lo_ = i + D - qs + 1                               # q = qs - 1 -> column i + D - qs + 1
             acc += w2c[c] * (cs[:, hi_] - cs[:, lo_])
-    return acc.ravel()
+    return active_of(prob, acc.ravel())
 
 
 def sensitivity_weights(op, wd, area, floor=1e-12):

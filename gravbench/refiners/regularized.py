@@ -99,10 +99,12 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
 import numpy as np
+from scipy.sparse.linalg import LinearOperator
 
 from . import _regularization as _r
 from .._linalg import single_thread_blas
@@ -385,6 +387,16 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
 
     if profile not in ("default", "paper"):
         raise ValueError(f"profile must be one of ('default', 'paper'), got {profile!r}")
+    emb = _ActiveEmbedding.of(op) if x_edges is None and z_edges is None else None
+    if emb is not None:
+        # a ground surface: the smoothness terms need the grid, so run on the whole grid with the inactive
+        # cells decoupled (no smoothness across air faces, zero columns of A, zero start and reference):
+        # they stay exactly 0, and the active-cell values are returned
+        kw = {k: v for k, v in locals().items() if k not in ("op", "g", "x0", "emb")}
+        kw["mref"] = emb.embed(mref, "mref")
+        kw["bounds"] = emb.embed_bounds(bounds)
+        res = refine(emb, g, emb.embed(x0, "x0"), **kw)
+        return dataclasses.replace(res, x=np.ascontiguousarray(res.x[emb.index]))
     D = DEFAULTS
     ns = _check_norms(norms)
     al = _check_alphas(D["alphas"] if alphas is None else alphas)
@@ -424,6 +436,11 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         raise ValueError(f"mref must be a finite model of {s.n} cells (kg/m^3), got shape {np.shape(mref)}")
     cellw = _cell_weights(s, geo, prob, weighting, depth_beta, z0)
     P = _Problem(s, geo, cellw, al, mref_v, lo, hi)
+    air = getattr(s.op, "inactive_mask", None)
+    if air is not None:                     # no smoothness across a face that touches an inactive cell
+        P.base_x[(air[:, 1:] | air[:, :-1]).ravel()] = 0.0
+        P.base_z[(air[1:, :] | air[:-1, :]).ravel()] = 0.0
+        P.update_weights()
     N = s.N
     target = chi * N
     lower = (2.0 - chi2_threshold(N)) * chi * N   # chi2 below 1 - 2 sqrt(2/N): over-fitted
@@ -535,6 +552,62 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
             "phi_d": float(phi_d), "phi_m": float(P.phi_m(x)), "bounded": bool(bounded), "engine": "python+numba"}
     s.compiled = False
     return finish(s, x, code, steps, np.array(hist), len(hist), P.nA, P.nAt, info, r=r, push=False)
+
+
+class _ActiveEmbedding(LinearOperator):
+    """``A P^T`` on the whole grid for an operator on the active cells (``P``: keep the active cells).
+
+    Columns of inactive cells are zero; ``inactive_mask`` (``(nz, nx)``) marks them.
+    """
+
+    @classmethod
+    def of(cls, op):
+        prob = getattr(op, "problem", None)
+        idx = getattr(prob, "active_index", None)
+        if idx is None or not isinstance(op, LinearOperator) or op.shape[1] != idx.size:
+            return None
+        return cls(op, prob, idx)
+
+    def __init__(self, op, prob, idx):
+        super().__init__(dtype=np.float64, shape=(op.shape[0], prob.n_cells))
+        self.embedded = op
+        self.problem = prob
+        self.index = idx
+        self.inactive_mask = ~np.asarray(prob.active)
+
+    def embed(self, v, name):
+        if v is None:
+            return None
+        a = np.asarray(v, dtype=np.float64).ravel()
+        if a.size == self.shape[1]:
+            a = a.copy()
+            a[self.inactive_mask.ravel()] = 0.0
+            return a
+        if a.size != self.index.size:
+            raise ValueError(f"{name} must hold the {self.index.size} active-cell values (kg/m^3), got "
+                             f"shape {np.shape(v)}")
+        out = np.zeros(self.shape[1])
+        out[self.index] = a
+        return out
+
+    def embed_bounds(self, bounds):
+        if bounds is None:
+            return None
+        lo, hi, _ = check_bounds(bounds, self.index.size)
+        flo, fhi = np.zeros(self.shape[1]), np.zeros(self.shape[1])    # inactive cells: held at 0
+        flo[self.index], fhi[self.index] = lo, hi
+        return flo, fhi
+
+    def _matvec(self, v):
+        return np.asarray(self.embedded.matvec(np.ravel(v)[self.index]), dtype=np.float64)
+
+    def _rmatvec(self, u):
+        out = np.zeros(self.shape[1])
+        out[self.index] = self.embedded.rmatvec(np.ravel(u))
+        return out
+
+    matvec = _matvec
+    rmatvec = _rmatvec
 
 
 def _terms(P, x):
