@@ -3,7 +3,7 @@
 Problems follow the seed paper's setup (``Problem.paper(n)``, operator
 ``auto``: dense up to n = 50, FFT above), a block and a lens, 1% Gaussian
 noise, zero start. ``setup`` compiles every numba loop on a tiny problem first
-(:func:`gravbench.bench.solvers_report.warm_up`), so compilation is never
+(:func:`gravbench.reports.solvers.warm_up`), so compilation is never
 timed. ``track_*`` report iterations, operator applications, model error and
 data misfit next to the ``time_*`` figures.
 """
@@ -18,14 +18,14 @@ _WARM = []
 
 def _warm():
     if not _WARM:
-        from gravbench.bench.solvers_report import warm_up
+        from gravbench.reports.solvers import warm_up
 
         warm_up()
         _WARM.append(True)
 
 
 def _case(n):
-    from gravbench.bench.solvers_report import problem_case
+    from gravbench.reports.solvers import problem_case
 
     return problem_case(n)
 

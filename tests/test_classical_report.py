@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gravbench.bench import classical_report as cr
+from gravbench.reports import classical as cr
 
 
 def _rows(methods, err, secs, count=3):

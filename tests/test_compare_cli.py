@@ -136,7 +136,7 @@ def test_subprocess_error_and_light_help():
                        text=True, timeout=120)
     assert p.returncode == 2
     assert "unknown provider 'nope'" in p.stderr and "Traceback" not in p.stderr
-    code = ("import sys, gravbench.bench, gravbench.bench.runner, gravbench.bench.compare_report; "
+    code = ("import sys, gravbench.bench, gravbench.bench.runner, gravbench.reports.compare; "
             "from gravbench.cli import main; main(['compare', '--help']); "
             "print(sorted(m for m in ('torch', 'dask', 'distributed') if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

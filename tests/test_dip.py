@@ -223,12 +223,12 @@ def test_dip_bad_input(setup):
 
 def test_dip_report_writes_tables(tmp_path):
     """The report writer lays out what measure() returns (numbers come from the dict, not the writer)."""
-    from gravbench.bench.dip_report import write
+    from gravbench.reports.dip import write
 
     def piece(err, ok):
         rows = [{"index": i, "model_error": e, "chi2": 1.0 + 0.1 * i, "success": s, "seconds": 2.0}
                 for i, (e, s) in enumerate(zip(err, ok))]
-        from gravbench.bench.dip_report import _summary
+        from gravbench.reports.dip import _summary
 
         return {"summary": _summary(rows), "rows": rows, "load": [1.5, 1.5]}
 

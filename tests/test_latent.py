@@ -326,7 +326,7 @@ def test_bad_inputs(trained, problem):
 
 def test_restart_chains_pay_for_failed_starts():
     """The derived restart-until-success searches of the report add up the recorded starts correctly."""
-    from gravbench.bench.latent import _restart_chains, _summ
+    from gravbench.reports.latent import _restart_chains, _summ
 
     def row(chi, evals, reached):
         return {"model": 0, "family": "x", "chi": chi, "evals": evals, "forward": evals, "derivs": 0,

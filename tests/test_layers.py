@@ -34,16 +34,16 @@ ARCH = ROOT / "docs" / "architecture.md"
 #: inside functions, module names relative to ``gravbench`` (``gravbench`` is the package
 #: root). Delete a target when its import moves to module level; never add one.
 KNOWN_LAZY = {
-    "bench.forward_report": "forward forward.operators gravbench",
-    "bench.latent": "bench.metrics gravbench providers providers.latent",
+    "reports.forward": "forward forward.operators gravbench",
+    "reports.latent": "gravbench providers providers.latent",
     "bench.runner": "data problem providers refiners",
-    "bench.solvers_report": "gravbench",
-    "bench.table1": "gravbench",
+    "reports.solvers": "gravbench",
+    "reports.table1": "gravbench",
     "cli": "gravbench",
     "data.dataset": "geometry gravbench problem",
     "data.gallery": "data.families",
     "data.noise": "data.families",
-    "data.report": "data.dataset data.families data.gallery data.sets gravbench problem",
+    "reports.datasets": "data.dataset data.families data.gallery data.sets gravbench problem",
     "data.sets": "problem",
     "providers._train": "gravbench providers._torchutil",
     "providers.base": "problem",

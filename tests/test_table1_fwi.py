@@ -108,8 +108,8 @@ def test_success_is_two_sided():
 def test_every_success_report_uses_the_one_rule(monkeypatch):
     """Patch the band: every place that decides success (metrics, compare, Table I, latent search and its
     report, the table1 CLI targets) follows it, so none keeps a threshold of its own."""
-    from gravbench.bench import latent as bench_latent
-    from gravbench.bench import table1
+    from gravbench.reports import latent as bench_latent
+    from gravbench.reports import table1
     from gravbench.cli import cmd_report
     from gravbench.providers.latent import SearchResult
 

@@ -1,4 +1,4 @@
-"""The benchmark harness: the case matrix, metrics, the sweep runner and comparison reports.
+"""The benchmark harness: the case matrix, metrics, the sweep runner and the statistics of a comparison.
 
 Import-light: the submodules load on first attribute access, so
 ``import gravbench.bench`` imports neither numba kernels, torch nor dask.
@@ -11,14 +11,12 @@ metrics
     :func:`model_error`, :func:`data_misfit`, :func:`chi2`, :func:`evaluate`, :func:`summarize`.
 runner
     :func:`run_cases` (local or Dask, resumable JSON Lines records), :func:`run_case`, :class:`Toolkit`.
-compare_report
-    rich tables and ``reports/compare-<n...>.md`` with PNGs (intervals, ties, per family, Pareto front).
 stats
     :func:`mean_ci` (Student-t), :func:`paired_diff`, :func:`holm`, :func:`compare_with_leader`, :func:`analyse`.
 robustness
     wrong sigma, correlated and heavy-tailed noise: ``gravbench report robustness``.
 
-Other engineers' report modules live beside these as separate files.
+The report generators that use them are in :mod:`gravbench.reports`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``gravbench compare``: every provider x refiner pair on the same held-out models, per grid size.
 
 Thin: validates the options, then calls :func:`gravbench.bench.runner.run_cases`
-and :func:`gravbench.bench.compare_report.write_report`.
+and :func:`gravbench.reports.compare.write_report`.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def register(app, report_app):
             if pname not in provs:
                 raise UserError(f"--weights {item}: provider {pname!r} is not in --providers ({', '.join(provs)})")
             wopts[pname] = spec
-        from ..bench.compare_report import report_stem
+        from ..reports.compare import report_stem
 
         stem = report_stem(ns)
         if perturbed:
@@ -220,7 +220,8 @@ def register(app, report_app):
         if resume and not jpath.exists() and not partial_path(jpath).exists():
             err_console.print(f"[yellow]--resume: {jpath} does not exist yet; starting a new sweep[/yellow]")
 
-        from ..bench import compare_report, runner
+        from ..bench import runner
+        from ..reports import compare as compare_report
         from ..bench.cases import build_cases
 
         cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)

@@ -101,7 +101,7 @@ def register(app, report_app):
     ):
         """smooth / sparse / compact vs SimPEG L2 / sparse on blocks models, paper-50 per family, n = 200 and 1000
         (about 20 minutes on a loaded 2-core machine)."""
-        from ..bench import classical_report as cr
+        from ..reports import classical as cr
 
         t0 = time.perf_counter()
         if assemble:
@@ -123,7 +123,7 @@ def register(app, report_app):
                                     help="Time a fresh paper-50 build (29,000 models, about 10-60 s)."),
     ):
         """Write reports/datasets.md and a gallery PNG per family."""
-        from ..data.report import write_report
+        from ..reports.datasets import write_report
 
         md = write_report(out, timing=timing, log=console.print)
         console.print(f"wrote {md}")
@@ -141,7 +141,7 @@ def register(app, report_app):
         """dip vs tikhonov / depth-weighted: held-out blocks and each paper-50 family (~170 dip fits)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from ..bench.dip_report import run
+        from ..reports.dip import run
 
         cmd = command_line("gravbench report dip", [("--heldout", heldout, 24), ("--per-family", per_family, 20),
                                                     ("--plain-samples", plain_samples, 3), ("--jobs", jobs, 1)])
@@ -163,7 +163,7 @@ def register(app, report_app):
         quick: bool = typer.Option(False, "--quick", help="Small sizes only (a smoke run, seconds)."),
     ):
         """Assembly vs np.full and SimPEG, every operator vs numpy BLAS, FFT at n=2000 (a few minutes)."""
-        from ..bench.forward_report import run
+        from ..reports.forward import run
 
         t0 = time.perf_counter()
         with _status_log(console, "measuring the forward core ...", "measuring the forward core: ") as log:
@@ -194,7 +194,7 @@ def register(app, report_app):
             require_torch()
         except ImportError as exc:
             raise UserError(str(exc)) from None
-        from ..bench.latent import run
+        from ..reports.latent import run
 
         t0 = time.perf_counter()
         with _status_log(console, "latent search experiment ...", "latent search: ") as log:
@@ -267,7 +267,7 @@ def register(app, report_app):
         quick: bool = typer.Option(False, "--quick", help="Tiny sizes only (a smoke run, seconds)."),
     ):
         """Every refiner at n = 25..200, gmres/lgmres vs SciPy and PyAMG, the issue-3 targets (a few minutes)."""
-        from ..bench.solvers_report import run
+        from ..reports.solvers import run
 
         if out.exists() and not out.is_dir():
             raise UserError(f"--out: {out} exists and is not a directory")
@@ -295,7 +295,7 @@ def register(app, report_app):
         seed: int = typer.Option(0, "--seed"),
     ):
         """Providers alone and CNN + each refiner on the test split, with 1 % noise and without; figures like the paper's 8-11."""
-        from ..bench.table1 import run_table1, write_report
+        from ..reports.table1 import run_table1, write_report
 
         if samples < 1 or refine_samples < 1 or latent_samples < 1:
             raise UserError("--samples, --refine-samples and --latent-samples must be >= 1")
@@ -325,7 +325,7 @@ def register(app, report_app):
                                            help="Test models per family for the sampled methods (default 6)."),
     ):
         """Coverage and CRPS of every uncertainty method on paper-50, the exactness check, n = 200 timing (minutes)."""
-        from ..bench.uncertainty_report import run
+        from ..reports.uncertainty import run
 
         t0 = time.perf_counter()
         with _status_log(console, "measuring uncertainty calibration ...", "uncertainty: ") as log:

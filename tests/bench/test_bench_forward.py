@@ -98,7 +98,7 @@ def test_bench_fft_build(benchmark, warm, n):
 
 def test_forward_report_small(tmp_path):
     """The report pieces on tiny sizes: real measurements, a Markdown table whose 'met' column can say NO."""
-    from gravbench.bench import forward_report as fr
+    from gravbench.reports import forward as fr
 
     log = lambda msg: None  # noqa: E731
     res = {"meta": {"date_utc": "now", "cpus": 2, "numba": "x", "numba_threads": 1, "threading_layer": "omp",

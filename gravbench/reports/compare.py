@@ -16,9 +16,9 @@ import numpy as np
 from .._mpl import pyplot as _plt
 from .._mpl import save_png
 
-from .metrics import success_band, summarize
-from .runner import atomic_write_text
-from .stats import ALPHA, LEVEL, analyse
+from ..bench.metrics import success_band, summarize
+from ..bench.runner import atomic_write_text
+from ..bench.stats import ALPHA, LEVEL, analyse
 
 __all__ = ["report_stem", "no_weights_hint", "rich_tables", "markdown", "plot_error_vs_n", "plot_seconds_vs_n",
            "plot_pareto", "plot_gallery", "write_report", "pair_label", "pareto_front", "analysis_json",

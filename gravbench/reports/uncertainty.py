@@ -33,6 +33,7 @@ import numpy as np
 
 import gravbench as gb
 
+from .._mpl import pyplot as _plt
 from .._mpl import save_png
 from ..uncertainty import RELIABILITY_LEVELS, KroneckerPrior, LinearGaussian, LowRankPrior, coverage, crps
 
@@ -253,8 +254,6 @@ def dataclasses_replace_gaussian(r):
 
 
 def _reliability_png(res, path):
-    from ..plotting import _plt
-
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.6, 5.0), constrained_layout=True)
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="nominal")
@@ -274,8 +273,6 @@ def _reliability_png(res, path):
 
 
 def _maps_png(fig_data, path):
-    from ..plotting import _plt
-
     plt = _plt()
     maps = fig_data["maps"]
     truth = fig_data["truth"]

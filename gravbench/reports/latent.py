@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bench.metrics import fit_status, is_success, model_error, success_band
 from .._mpl import save_png
 
 __all__ = ["run", "SETTINGS", "QUICK"]
@@ -126,14 +127,10 @@ def _cnn_available():
 
 def _ok(chi, n_data):
     """The one success rule (:func:`gravbench.bench.metrics.is_success`) on an RMS weighted residual ``chi``."""
-    from .metrics import is_success
-
     return is_success(float(chi) ** 2, int(n_data))
 
 
 def _over(chi, n_data):
-    from .metrics import fit_status
-
     return fit_status(float(chi) ** 2, int(n_data)) == "over-fitted"
 
 
@@ -191,7 +188,6 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
     import torch
 
     import gravbench as gb
-    from gravbench.bench.metrics import model_error
     from gravbench.forward.torch import GravityLayer
     from gravbench.providers import latent
 
@@ -425,8 +421,6 @@ def _markdown(R, S, figs, quick):
         for m, rows in G["rows"].items():
             for r in rows:
                 per.setdefault((r["model"], r["family"]), []).append(r["chi"])
-        from .metrics import success_band
-
         hi = float(np.sqrt(success_band(300)[1]))
         hard = [(idx, fam, min(c)) for (idx, fam), c in per.items() if min(c) > hi]
         if hard:

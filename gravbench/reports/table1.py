@@ -48,11 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._mpl import pyplot as _plt
 from .._mpl import save_png
 from .._linalg import single_thread_blas
 from ..providers.cnn import weights_for
-from .metrics import chi2s, fit_status, model_errors, success_band
-from .runner import skip_reason
+from ..bench.metrics import chi2s, fit_status, model_errors, success_band
+from ..bench.runner import skip_reason
 
 __all__ = ["run_table1", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
 
@@ -340,7 +341,7 @@ def _independent_check(gb, prob, A, prior_model, prior_profile, count, cnn_weigh
     R = p.batch(G, prob)
     m = _metrics(A, R, rho, G, None, prior_profile)
     m0 = _metrics(A, np.repeat(prior_model[None], count, 0), rho, G, None, prior_profile)
-    out = {"count": count, "generator": "gravbench.bench.table1.independent_fwi_models(count, shape, seed=2024)",
+    out = {"count": count, "generator": "gravbench.reports.table1.independent_fwi_models(count, shape, seed=2024)",
            "cnn": {k: _stats(v) for k, v in m.items()}, "prior-mean": {k: _stats(v) for k, v in m0.items()},
            "_models": {"rho": rho[:4], "cnn": R[:4]}}
     if log:
@@ -362,8 +363,6 @@ def _pct_tag(tag):
 
 
 def _figures(res, out_dir, stem):
-    from ..plotting import _plt
-
     plt = _plt()
     exs = res.get("_examples") or {}
     paths = []

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._mpl import pyplot as _plt
 from .._mpl import save_png
 from .._linalg import single_thread_blas
 
@@ -254,8 +255,6 @@ def icg_target(n=200, iters=100, repeats=3, log=print):
 
 # ----------------------------------------------------------------------------------
 def _figure(rows, krylov, path):
-    from ..plotting import _plt
-
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     ax = axes[0]

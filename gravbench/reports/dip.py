@@ -32,7 +32,7 @@ import numpy as np
 from .. import data, providers
 from ..problem import Problem
 from ..providers.dip import DEFAULTS, PLAIN, fit_dip
-from .metrics import evaluate, is_success, summary
+from ..bench.metrics import evaluate, is_success, summary
 
 __all__ = ["run", "measure", "write", "HELDOUT_SEED", "VALIDATION_SEED"]
 

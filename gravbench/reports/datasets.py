@@ -51,7 +51,7 @@ def _fmt(v):
 
 def family_stats(family, shape=(50, 50), count=2000, seed=0):
     """Measured value statistics and generation speed of ``family`` (after a warm-up call)."""
-    from .families import generate
+    from ..data.families import generate
 
     generate(family, 4, shape, seed=seed + 1)  # compile / load the cache outside the timing
     t0 = time.perf_counter()
@@ -72,7 +72,7 @@ def family_stats(family, shape=(50, 50), count=2000, seed=0):
 
 def size_scaling(sizes=(25, 50, 100, 200, 400), family="mixed", seed=0):
     """Generation speed of ``family`` across grid sizes: list of dicts (n, count, seconds, models/s, ns/cell)."""
-    from .families import generate
+    from ..data.families import generate
 
     generate(family, 8, (8, 8), seed=seed + 1)
     rows = []
@@ -94,8 +94,8 @@ def time_paper50_build(out_dir=None, log=None):
     import tempfile
     import tracemalloc
 
-    from .dataset import build
-    from .sets import STANDARD
+    from ..data.dataset import build
+    from ..data.sets import STANDARD
 
     spec = STANDARD["paper-50"]
     prob = spec.problem()
@@ -123,9 +123,9 @@ def write_report(out="reports", timing=True, log=None):
     import numba
 
     from .. import Problem, __version__
-    from .families import BASE_FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS
-    from .gallery import family_gallery
-    from .sets import STANDARD
+    from ..data.families import BASE_FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS
+    from ..data.gallery import family_gallery
+    from ..data.sets import STANDARD
 
     log = log or (lambda *a, **k: None)
     out = Path(out)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._mpl import pyplot as _plt
+
 __all__ = ["run", "write", "measure"]
 
 QUICK_SIZES = {
@@ -536,8 +538,6 @@ def write(res, out_dir):
 
 
 def _plot(res, path):
-    from ..plotting import _plt
-
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
     ax = axes[0]
