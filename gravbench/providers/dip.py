@@ -91,9 +91,17 @@ DEFAULTS = {
     "maxiter": 2000,
     "weighting": "depth",
     "power": 1.0,
+    "weight_on": "gradient",
     "stop": True,
     "backtrack": 2.0,
+    "keep_moments": True,
     "lr_decay": 1.0,
+    "finish": "adam",
+    "switch": 200,
+    "history": 20,
+    "finish_reg": 0.0,
+    "finish_stage": 50,
+    "finish_double": True,
 }
 
 #: The provider's behaviour before the recipe (random start, data misfit only, no weighting).
@@ -143,6 +151,7 @@ def _torch_parts():
             self.blocks = nn.Sequential(*blocks)
             self.out = nn.Conv2d(channels[-1], 1, 3, padding=1)
             self.lo, self.hi = float(lo), float(hi)
+            self.gain = None  # optional (nz, nx) tensor multiplying the pre-sigmoid output (output weighting)
 
         def forward(self, z):
             h = nn.functional.leaky_relu(self.fc(z), self.slope)
@@ -150,6 +159,8 @@ def _torch_parts():
             h = self.out(self.blocks(h))[:, 0]
             oz, ox = (h.shape[-2] - self.shape[0]) // 2, (h.shape[-1] - self.shape[1]) // 2
             h = h[:, oz:oz + self.shape[0], ox:ox + self.shape[1]]
+            if self.gain is not None:
+                h = h * self.gain
             return self.lo + (self.hi - self.lo) * torch.sigmoid(h)
 
     class ScaleGrad(torch.autograd.Function):
@@ -239,15 +250,19 @@ def _check_options(o):
     if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
         raise ValueError(f"bounds must be (lo, hi) with hi > lo, kg/m^3; got {o['bounds']!r}")
     o["bounds"] = (lo, hi)
-    for k in ("latent", "maxiter"):
+    for k in ("latent", "maxiter", "history"):
         v = o[k]
         if isinstance(v, bool) or int(v) != v or v < 1:
             raise ValueError(f"{k} must be a positive integer, got {v!r}")
         o[k] = int(v)
-    v = o["start_steps"]
-    if isinstance(v, bool) or int(v) != v or v < 0:
-        raise ValueError(f"start_steps must be an integer >= 0, got {v!r}")
-    o["start_steps"] = int(v)
+    for k in ("start_steps", "switch", "finish_stage"):
+        v = o[k]
+        if isinstance(v, bool) or int(v) != v or v < 0:
+            raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
+        o[k] = int(v)
+    for k in ("keep_moments", "finish_double"):
+        if not isinstance(o[k], (bool, np.bool_)):
+            raise ValueError(f"{k} must be True or False, got {o[k]!r}")
     ch = tuple(o["channels"])
     if len(ch) < 2 or any(int(c) != c or c < 1 for c in ch):
         raise ValueError(f"channels must hold at least two positive integers, got {o['channels']!r}")
@@ -256,12 +271,14 @@ def _check_options(o):
         if not (np.isfinite(o[k]) and o[k] > 0):
             raise ValueError(f"{k} must be a finite number > 0, got {o[k]!r}")
         o[k] = float(o[k])
+    if not (np.isfinite(o["finish_reg"]) and o["finish_reg"] >= 0):
+        raise ValueError(f"finish_reg must be a finite number >= 0, got {o['finish_reg']!r}")
     if not (np.isfinite(o["tau"]) and o["tau"] >= 0):
         raise ValueError(f"tau must be a finite number >= 0 (steps), got {o['tau']!r}")
     if not (0.0 <= o["dropout"] < 1.0):
         raise ValueError(f"dropout must be in [0, 1), got {o['dropout']!r}")
     for k, allowed in (("upsample", ("bilinear", "nearest")), ("start", ("reference", "random")),
-                       ("reg", ("l1", "l2")), ("weighting", ("depth", "sensitivity", "none"))):
+                       ("reg", ("l1", "l2")), ("finish", ("adam", "lbfgs")), ("weight_on", ("gradient", "output")), ("weighting", ("depth", "sensitivity", "none"))):
         if o[k] not in allowed:
             raise ValueError(f"{k} must be one of {', '.join(map(repr, allowed))}, got {o[k]!r}")
     if not (o["backtrack"] == 0 or (np.isfinite(o["backtrack"]) and o["backtrack"] > 1)):
@@ -273,7 +290,7 @@ def _check_options(o):
     return o
 
 
-def _start(problem, o, seed, dev):
+def _start(problem, o, seed, dev, sigma=None):
     """The network, its input and the start fit to ``m_ref``: ``(net, z, m_ref tensor, steps, max |f - m_ref|)``."""
     torch, DIPDecoder = _torch_parts()
     lo, hi = o["bounds"]
@@ -283,6 +300,9 @@ def _start(problem, o, seed, dev):
                          f"bounds ({lo}, {hi}) kg/m^3")
     torch.manual_seed(seed)
     net = DIPDecoder(o["latent"], problem.shape, o["channels"], lo, hi, o["upsample"], o["dropout"]).to(dev)
+    if o["weight_on"] == "output" and o["weighting"] != "none":
+        net.gain = torch.as_tensor(cell_weights(problem, o["weighting"], o["power"], sigma).reshape(problem.shape),
+                                   dtype=torch.float32, device=dev)
     z = torch.randn(1, o["latent"], generator=torch.Generator().manual_seed(seed + 1)).to(dev)
     mref_t = torch.tensor(np.array(mref, dtype=np.float32), device=dev)[None]
     scale = 0.5 * (hi - lo)
@@ -302,6 +322,21 @@ def _start(problem, o, seed, dev):
         start_error = float((net(z) - mref_t).abs().max())
         net.train()
     return net, z, mref_t, n_start, start_error
+
+
+def _adam_state(opt, params):
+    """Copies of Adam's per-parameter state (step, first and second moments); empty before the first step."""
+    return [{k: (v.clone() if hasattr(v, "clone") else v) for k, v in opt.state[q].items()} if q in opt.state else None
+            for q in params]
+
+
+def _set_adam_state(opt, params, state):
+    """Put back a state saved by :func:`_adam_state`."""
+    for q, st in zip(params, state):
+        if st is None:
+            opt.state.pop(q, None)
+        else:
+            opt.state[q] = {k: (v.clone() if hasattr(v, "clone") else v) for k, v in st.items()}
 
 
 def start_network(problem, seed=0, device="cpu", **options):
@@ -448,7 +483,7 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
                          dtype=torch.float32, device=dev).reshape(1, *problem.shape)
 
     # 1. start weights: f(z) ~= m_ref, no operator products
-    net, z, mref_t, n_start, start_error = _start(problem, o, seed, dev)
+    net, z, mref_t, n_start, start_error = _start(problem, o, seed, dev, None if sigma is None else 1.0 / w)
 
     # 2. the fit: (1 - beta) chi2 / chi2_ref + beta phi_m
     N = g.size
@@ -457,7 +492,8 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
     with torch.no_grad():
         chi2_ref = float((((layer(mref_t.to(f64))[0] - gt) * wt) ** 2).mean())
     chi2_ref = max(chi2_ref, 1e-30)
-    opt = torch.optim.Adam(net.parameters(), lr=o["lr"])
+    params = list(net.parameters())
+    opt = torch.optim.Adam(params, lr=o["lr"])
     hist = []
     best = (math.inf, None)
     converged = False
@@ -469,7 +505,8 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
     def chi2_of(rho):
         return ((layer(rho.to(f64))[0] - gt) * wt).pow(2).mean()
 
-    for it in range(o["maxiter"]):
+    n_adam = min(o["maxiter"], o["switch"]) if o["finish"] == "lbfgs" else o["maxiter"]
+    for it in range(n_adam):
         beta = float(betas[it])
         rho = net(z)
         if dropout:  # the stopping test and the returned model use the network without dropout
@@ -479,7 +516,7 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
                 net.train()
                 c_eval = float(chi2_of(rho_eval))
             n_mv += 1
-        rho_d = ScaleGrad.apply(rho, cw) if o["weighting"] != "none" else rho
+        rho_d = ScaleGrad.apply(rho, cw) if o["weighting"] != "none" and o["weight_on"] == "gradient" else rho
         chi2 = chi2_of(rho_d)
         n_mv += 1
         c = c_eval if dropout else float(chi2.detach())
@@ -487,18 +524,22 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
         if c < best[0]:
             best = (c, (rho_eval if dropout else rho.detach())[0].clone())
             if o["backtrack"]:
-                snapshot = [q.detach().clone() for q in net.parameters()]
+                snapshot = ([q.detach().clone() for q in params],
+                            _adam_state(opt, params) if o["keep_moments"] else None)
         if use_stop and is_success(c, N):
             converged = True
             break
         if o["backtrack"] and c > o["backtrack"] * best[0]:
-            # a blow-up: return to the best weights, halve the step, restart Adam's moments
+            # a blow-up: return to the best weights (and Adam's moments there), halve the step
             with torch.no_grad():
-                for q, q0 in zip(net.parameters(), snapshot):
+                for q, q0 in zip(params, snapshot[0]):
                     q.copy_(q0)
             lr_factor *= 0.5
             n_back += 1
-            opt = torch.optim.Adam(net.parameters(), lr=o["lr"] * lr_factor)
+            if snapshot[1] is not None:
+                _set_adam_state(opt, params, snapshot[1])
+            else:
+                opt = torch.optim.Adam(params, lr=o["lr"] * lr_factor)
             if progress is not None:
                 progress(it + 1, o["maxiter"], c)
             continue
@@ -513,8 +554,74 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
         opt.step()
         if progress is not None:
             progress(it + 1, o["maxiter"], c)
-    n_steps = it if converged else o["maxiter"]
-    if not converged:
+    n_steps = it if converged else n_adam
+    n_lbfgs = o["maxiter"] - n_adam if not converged else 0
+    if n_lbfgs > 0:
+        # data-fit-only finish: L-BFGS on the network weights from the last Adam iterate (every function
+        # evaluation is a model f(z) whose chi2 is recorded; the first one in the band ends the fit)
+        net.eval()
+        if o["finish_double"]:  # float64 weights: L-BFGS's line search needs a loss resolved below float32's eps
+            net.double()
+            if net.gain is not None:
+                net.gain = net.gain.double()
+            z, mref_t = z.double(), mref_t.double()
+        count = [0]
+
+        class _Stop(Exception):
+            pass
+
+        mu = [0.0]
+        # depth-weighted L2 pull toward m_ref for the finish: mean(((rho - m_ref) / s)^2 / w), w the gradient weights
+        inv_w = (1.0 / cw).reshape(1, *problem.shape).to(mref_t.dtype)
+
+        def closure():
+            if count[0] >= n_lbfgs:
+                raise _Stop
+            nonlocal best, converged, n_mv, n_rmv
+            for q in params:
+                q.grad = None
+            rho = net(z)
+            chi2 = chi2_of(rho)
+            c = float(chi2.detach())
+            count[0] += 1
+            n_mv += 1
+            hist.append(c)
+            if c < best[0]:
+                best = (c, rho.detach()[0].clone())
+            if progress is not None:
+                progress(n_adam + count[0], o["maxiter"], c)
+            if use_stop and is_success(c, N):
+                converged = True
+                raise _Stop
+            loss = chi2
+            if mu[0] > 0:
+                loss = chi2 + mu[0] * (((rho - mref_t) / scale).pow(2) * inv_w).mean()
+            loss.backward()
+            n_rmv += 1
+            return loss
+
+        stalls, stage = 0, 0
+        while count[0] < n_lbfgs and stalls < (2 if o["finish_reg"] == 0 else 8):
+            # L-BFGS ends a step early when its line search fails (at a minimum of the current loss, or after a
+            # first step into the flat, saturated part of the sigmoid): restart it with an empty history. With
+            # finish_reg > 0 each stage (finish_stage evaluations or an early end) halves mu. Restarts in a row
+            # that end early without lowering chi2 (2 without the pull, 8 with it) end the fit.
+            mu[0] = o["finish_reg"] * 0.5 ** stage if o["finish_reg"] > 0 else 0.0
+            before, n0 = best[0], count[0]
+            left = n_lbfgs - count[0]
+            if mu[0] > 0:
+                left = min(left, o["finish_stage"])
+            lb = torch.optim.LBFGS(params, lr=1.0, max_iter=left, max_eval=left, history_size=o["history"],
+                                   tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+            try:
+                lb.step(closure)
+            except _Stop:
+                break
+            stage += 1
+            early = count[0] - n0 < left
+            stalls = stalls + 1 if early and best[0] >= before * (1.0 - 1e-6) else 0
+        n_steps = n_adam + count[0] - 1  # one history entry per evaluation: len(history) == niter + 1
+    elif not converged:
         with torch.no_grad():
             net.eval()
             rho = net(z)
