@@ -15,10 +15,10 @@ def register(app, report_app):
         per_family: int = typer.Option(20, "--per-family", min=0,
                                        help="Models per family of the paper-50 test split (0: skip)."),
         plain_samples: int = typer.Option(3, "--plain-samples", min=0,
-                                          help="Held-out models for the slow pre-recipe dip (~30 s each)."),
+                                          help="Held-out models for the slow pre-recipe dip (2,000 steps each)."),
         jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes (one torch thread each)."),
     ):
-        """dip vs tikhonov / depth-weighted: held-out blocks and each paper-50 family (~170 dip fits)."""
+        """dip vs tikhonov / depth-weighted / smooth: held-out blocks and each paper-50 family (~190 dip fits)."""
         import time
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
