@@ -465,7 +465,8 @@ def fit_dip(problem, g, sigma=None, *, seed=0, device="cpu", layer=None, progres
             L-BFGS memory (pairs).
         finish_reg : float
             ``mu_0`` of the depth-weighted pull toward ``m_ref`` in the finish
-            (reduced-chi2 units; 0: data misfit only).
+            (in units of the reduced chi2; with ``sigma=None``, of the mean
+            squared residual in mGal^2; 0: data misfit only).
         finish_stage : int
             L-BFGS evaluations per halving of ``mu`` (a stage also ends when the line
             search fails, i.e. at a minimum of the current loss).
@@ -619,8 +620,9 @@ def _fit(problem, g, sigma, seed, device, layer, progress, o):
     # the first L-BFGS evaluation is the last Adam iterate's (where the Adam-only loop evaluates its final model)
     n_lbfgs = o["maxiter"] - n_adam + 1 if not converged and n_adam < o["maxiter"] else 0
     if n_lbfgs > 0:
-        # data-fit-only finish: L-BFGS on the network weights from the last Adam iterate (every function
-        # evaluation is a model f(z) whose chi2 is recorded; the first one in the band ends the fit)
+        # the finish: L-BFGS on the network weights from the last Adam iterate, on chi2 + mu_k * (depth-weighted
+        # distance to m_ref); every evaluation is a model f(z) whose chi2 is recorded, the first in the band ends
+        # the fit. No dropout here (eval mode): the line search needs a deterministic loss.
         net.eval()
         if o["finish_double"]:  # float64 weights: L-BFGS's line search needs a loss resolved below float32's eps
             net.double()
@@ -651,7 +653,7 @@ def _fit(problem, g, sigma, seed, device, layer, progress, o):
             if c < best[0]:
                 best = (c, rho.detach()[0].clone())
             if progress is not None:
-                progress(n_adam + count[0], o["maxiter"], c)
+                progress(min(n_adam + count[0], o["maxiter"]), o["maxiter"], c)
             if use_stop and is_success(c, N):
                 converged = True
                 raise _Stop
@@ -715,8 +717,8 @@ class DIPProvider(Provider):
     Notes
     -----
     Works on any grid (no weights). Each call costs at most ``start_steps``
-    network passes without operator products plus ``maxiter`` Adam steps, each
-    one ``A`` and one ``A^T`` product.
+    network passes without operator products plus ``maxiter`` Adam steps and
+    L-BFGS evaluations, each one ``A`` and one ``A^T`` product.
     """
 
     name = "dip"
@@ -738,8 +740,11 @@ class DIPProvider(Provider):
 
     @property
     def cost(self):
-        return (f"<= {self.opts['start_steps']} start steps (no operator products) + <= {self.opts['maxiter']} "
-                f"Adam steps (1 A + 1 A^T each)")
+        o = self.opts
+        steps = ("Adam steps" if o["finish"] == "adam" or o["switch"] >= o["maxiter"]
+                 else f"Adam steps / L-BFGS evaluations (L-BFGS after {o['switch']})")
+        return (f"<= {o['start_steps']} start steps (no operator products) + <= {o['maxiter']} "
+                f"{steps} (1 A + 1 A^T each)")
 
     @property
     def info(self):
