@@ -36,8 +36,10 @@ def register(app, report_app):
         if jobs != 1:
             parts.append(f"--jobs {jobs}")
         t0 = time.perf_counter()
+        _ = console.width  # the lazy console builds the rich Console; Progress needs the real one (a context manager)
+        real = getattr(console, "_c", None) or console
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as prog:
+                      console=real) as prog:
             task = prog.add_task("dip report: (set, method) pieces", total=None)
 
             def progress(done, total):
