@@ -135,10 +135,10 @@ def register(app, report_app):
         per_family: int = typer.Option(20, "--per-family", min=0,
                                        help="Models per family of the paper-50 test split (0: skip)."),
         plain_samples: int = typer.Option(3, "--plain-samples", min=0,
-                                          help="Held-out models for the slow pre-recipe dip (~30 s each)."),
+                                          help="Held-out models for the slow pre-recipe dip (2,000 steps each)."),
         jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes (one torch thread each)."),
     ):
-        """dip vs tikhonov / depth-weighted: held-out blocks and each paper-50 family (~170 dip fits)."""
+        """dip vs tikhonov / depth-weighted / smooth: held-out blocks and each paper-50 family (~190 dip fits)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from ..reports.dip import run
@@ -146,8 +146,10 @@ def register(app, report_app):
         cmd = command_line("gravbench report dip", [("--heldout", heldout, 24), ("--per-family", per_family, 20),
                                                     ("--plain-samples", plain_samples, 3), ("--jobs", jobs, 1)])
         t0 = time.perf_counter()
+        _ = console.width  # the lazy console builds the rich Console; Progress needs the real one (a context manager)
+        real = getattr(console, "_c", None) or console
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as prog:
+                      console=real) as prog:
             task = prog.add_task("dip report: (set, method) pieces", total=None)
 
             def progress(done, total):
