@@ -15,6 +15,8 @@ compare_report
     rich tables and ``reports/compare-<n...>.md`` with PNGs (intervals, ties, per family, Pareto front).
 stats
     :func:`mean_ci` (Student-t), :func:`paired_diff`, :func:`holm`, :func:`compare_with_leader`, :func:`analyse`.
+memory
+    :class:`PeakRSS`: peak resident memory of a block (numba and torch allocations count).
 robustness
     wrong sigma, correlated and heavy-tailed noise: ``gravbench report robustness``.
 
@@ -32,7 +34,7 @@ _EXPORTS = {
     "summary": "metrics", "summarize": "metrics",
     "RECORD_KEYS": "metrics",
     "run_cases": "runner", "run_case": "runner", "estimate": "runner", "Toolkit": "runner", "TestSet": "runner",
-    "read_records": "runner",
+    "read_records": "runner", "PeakRSS": "memory",
 }
 
 __all__ = sorted(_EXPORTS)
