@@ -7,10 +7,21 @@ compilation and data loading are never timed; every timed run starts from fresh
 provider and operator objects (nothing they cached from the previous repeat is
 reused), so it costs what one new model costs in a sweep plus building the
 operator. The ``track_`` metrics come from one run per size in ``setup_cache``.
+n = 50 in the default suite; n = 100 and 200 in the slow suite ``SlowCompareCase``
+(``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``).
 """
 
+def _slow():
+    """Slow suites run only when asked: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``."""
+    import os
+
+    if os.environ.get("GRAVBENCH_ASV_SLOW") != "1":
+        raise NotImplementedError("slow suite: set GRAVBENCH_ASV_SLOW=1 to run it")
+
+
 PROVIDER, REFINER = "tikhonov", "cgls"
-SIZES = [25, 50, 100, 200]
+SIZES = [50]
+SLOW_SIZES = [100, 200]
 
 
 def _case(n):
@@ -94,3 +105,13 @@ class CompareCaseMetrics:
         return self._get(records, n, "niter")
 
     track_niter.unit = "iterations"
+
+
+class SlowCompareCase(CompareCase):
+    """``run_case`` at n = 100 and 200 (slow suite)."""
+
+    params = [SLOW_SIZES]
+
+    def setup(self, n):
+        _slow()
+        super().setup(n)

@@ -1,7 +1,7 @@
 """asv benchmarks of gravbench.data: model generation per family and data set builds.
 
 ``Generate``: 1,000 models of each family at the paper's grid sizes.
-``BuildPaper50``: the full ``paper-50`` standard set (29,000 models, gx and gz at
+``SlowBuildPaper50`` (slow suite, ``GRAVBENCH_ASV_SLOW=1``): the full ``paper-50`` standard set (29,000 models, gx and gz at
 150 stations, noise, three ``.npz`` files) built from scratch into a temporary
 directory; the target is <= 60 s on a 2-core machine. ``setup`` renders and
 builds a tiny set first so numba compilation (or cache loading) is never
@@ -14,7 +14,15 @@ import tempfile
 import gravbench as gb
 from gravbench.data import BASE_FAMILIES, STANDARD, build, generate
 
-SIZES = [25, 50, 100, 200, 400]
+SIZES = [50, 200]
+
+
+def _slow():
+    """Slow suites run only when asked: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``."""
+    import os
+
+    if os.environ.get("GRAVBENCH_ASV_SLOW") != "1":
+        raise NotImplementedError("slow suite: set GRAVBENCH_ASV_SLOW=1 to run it")
 
 
 def _warm():
@@ -43,7 +51,7 @@ class Generate:
 class BuildSmall:
     """Build (models + gravity + noise + split) in memory: n x n grid, 2,000 models."""
 
-    params = [[25, 50, 100]]
+    params = [[50, 200]]
     param_names = ["n"]
     timeout = 300
 
@@ -56,8 +64,8 @@ class BuildSmall:
         build(self.p, count=2000, seed=0, splits=(0.9, 0.05, 0.05))
 
 
-class BuildPaper50:
-    """The full paper-50 set from scratch (target <= 60 s)."""
+class SlowBuildPaper50:
+    """The full paper-50 set from scratch (target <= 60 s; slow suite)."""
 
     number = 1
     repeat = 1
@@ -66,6 +74,7 @@ class BuildPaper50:
     timeout = 900
 
     def setup(self):
+        _slow()
         _warm()
         self.spec = STANDARD["paper-50"]
         self.p = self.spec.problem()

@@ -1,4 +1,4 @@
-"""Deep image prior (``dip``): one fit at n = 25 and 50 on a rectangular-block model with 1 % noise.
+"""Slow suite (``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``). Deep image prior (``dip``): one fit at n = 25 and 50 on a rectangular-block model with 1 % noise.
 
 ``time_fit`` is the wall time of one call with the provider's defaults (start
 fit + Adam steps up to the discrepancy stop or the step budget); the
@@ -9,7 +9,15 @@ imports and allocations are outside the timed call.
 """
 
 
-class DIPFit:
+
+def _slow():
+    """Slow suites run only when asked: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``."""
+    import os
+
+    if os.environ.get("GRAVBENCH_ASV_SLOW") != "1":
+        raise NotImplementedError("slow suite: set GRAVBENCH_ASV_SLOW=1 to run it")
+
+class SlowDIPFit:
     params = [[25, 50]]
     param_names = ["n"]
     timeout = 900
@@ -19,6 +27,7 @@ class DIPFit:
     def setup(self, n):
         import torch
 
+        _slow()
         import gravbench as gb
 
         torch.set_num_threads(1)

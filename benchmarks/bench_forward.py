@@ -7,6 +7,12 @@ Combinations that do not fit the machine raise ``NotImplementedError`` in
 ``setup`` (asv skips them): the dense matrix when it would take more than a
 quarter of the available memory, the matrix-free operator above n = 400
 (one product at n = 1000 takes tens of seconds).
+
+The default suite runs n = 50 and 200; the large operator sizes (400 to
+2000) are in the slow suites ``SlowOperators`` and ``SlowOperatorBuild``
+(``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``) and in ``gravbench
+report scaling``. The
+``track_`` figures come from ``setup_cache`` (one operator per case, built once).
 """
 
 import numpy as np
@@ -15,13 +21,22 @@ import gravbench as gb
 from gravbench.forward import sensitivity
 from gravbench.forward.operators import _available_memory
 
-SIZES = [25, 50, 100, 200, 400]
-OP_SIZES = [25, 50, 100, 200, 400, 1000, 2000]
+SIZES = [50, 200]
+SLOW_OP_SIZES = [400, 1000, 2000]
+OP_SIZES = [50, 200]
 MATFREE_MAX_N = 400
 
 
 def _dense_bytes(n):
     return 6 * n**3 * 8  # (2 * 3n) x n^2 float64
+
+
+def _slow():
+    """Slow suites run only when asked: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``."""
+    import os
+
+    if os.environ.get("GRAVBENCH_ASV_SLOW") != "1":
+        raise NotImplementedError("slow suite: set GRAVBENCH_ASV_SLOW=1 to run it")
 
 
 def _warm(method=None, kernel="exact"):
@@ -65,7 +80,7 @@ class Assembly:
 class AssemblyGeneral:
     """Dense A from an irregular survey (no Toeplitz structure): one kernel value per entry."""
 
-    params = [[25, 50, 100, 200]]
+    params = [[50, 200]]
     param_names = ["n"]
     timeout = 600
 
@@ -110,14 +125,31 @@ class Operators:
     def time_normal_matvec(self, n, method):
         self.op.normal_matvec(self.v)
 
-    def track_dot_test(self, n, method):
+
+
+class OperatorMetrics:
+    """Adjoint mismatch and stored bytes of each operator (``setup_cache``: each operator built once)."""
+
+    params = (OP_SIZES, ["dense", "matfree", "fft"])
+    param_names = ["n", "method"]
+    timeout = 900
+
+    def setup_cache(self):
+        out = {}
+        for n in OP_SIZES:
+            for method in ["dense", "matfree", "fft"]:
+                op = gb.Problem.paper(n=n).operator(method)
+                out[n, method] = {"dot": gb.forward.dot_test(op, rng=0, n_trials=1), "bytes": op.nbytes}
+        return out
+
+    def track_dot_test(self, cache, n, method):
         """Relative adjoint mismatch |<Ax, y> - <x, A^T y>| / |<Ax, y>|."""
-        return gb.forward.dot_test(self.op, rng=0, n_trials=1)
+        return cache[n, method]["dot"]
 
     track_dot_test.unit = "relative error"
 
-    def track_operator_bytes(self, n, method):
-        return self.op.nbytes
+    def track_operator_bytes(self, cache, n, method):
+        return cache[n, method]["bytes"]
 
     track_operator_bytes.unit = "bytes"
 
@@ -125,7 +157,7 @@ class Operators:
 class OperatorBuild:
     """Constructing an operator (assembly for dense, the rFFT'd Toeplitz table for fft)."""
 
-    params = ([25, 50, 100, 200, 400, 1000, 2000], ["dense", "fft"])
+    params = (OP_SIZES, ["dense", "fft"])
     param_names = ["n", "method"]
     timeout = 900
 
@@ -147,7 +179,7 @@ class OperatorBuild:
 class BlasReference:
     """numpy's dense A.T @ (A @ v): the yardstick of the normal_matvec targets."""
 
-    params = [[25, 50, 100, 200]]
+    params = [[50, 200]]
     param_names = ["n"]
     timeout = 600
 
@@ -159,3 +191,23 @@ class BlasReference:
 
     def time_numpy_normal_matvec(self, n):
         self.A.T @ (self.A @ self.v)
+
+
+class SlowOperators(Operators):
+    """Operators at n = 400, 1000, 2000 (slow suite)."""
+
+    params = (SLOW_OP_SIZES, ["dense", "matfree", "fft"])
+
+    def setup(self, n, method):
+        _slow()
+        super().setup(n, method)
+
+
+class SlowOperatorBuild(OperatorBuild):
+    """Operator construction at n = 400, 1000, 2000 (slow suite)."""
+
+    params = (SLOW_OP_SIZES, ["dense", "fft"])
+
+    def setup(self, n, method):
+        _slow()
+        super().setup(n, method)
