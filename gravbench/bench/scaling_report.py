@@ -513,7 +513,8 @@ def _plot(summ, path):
         ax.set_xlabel("n (n x n cells)")
         ax.set_ylabel(yl)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=6, ncol=2)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=6, ncol=2)
     fig.suptitle("gravbench: cost versus n (solid: refiners from zero; dashed: providers)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
