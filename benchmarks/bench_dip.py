@@ -9,57 +9,53 @@ imports and allocations are outside the timed call.
 """
 
 
+#: slow suites are defined only when asked for: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``
+_SLOW = __import__("os").environ.get("GRAVBENCH_ASV_SLOW") == "1"
 
-def _slow():
-    """Slow suites run only when asked: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``."""
-    import os
 
-    if os.environ.get("GRAVBENCH_ASV_SLOW") != "1":
-        raise NotImplementedError("slow suite: set GRAVBENCH_ASV_SLOW=1 to run it")
+if _SLOW:
+    class SlowDIPFit:
+        params = [[25, 50]]
+        param_names = ["n"]
+        timeout = 900
+        number = 1
+        repeat = (1, 3, 120.0)
 
-class SlowDIPFit:
-    params = [[25, 50]]
-    param_names = ["n"]
-    timeout = 900
-    number = 1
-    repeat = (1, 3, 120.0)
+        def setup(self, n):
+            import torch
 
-    def setup(self, n):
-        import torch
+            import gravbench as gb
 
-        _slow()
-        import gravbench as gb
+            torch.set_num_threads(1)
+            self.prob = gb.Problem.paper(n=n)
+            ds = gb.data.build(self.prob, families="blocks", count=1, seed=11, noise=0.01)["all"]
+            self.rho, self.g, self.sigma = ds.rho[0], ds.g[0], ds.sigma[0]
+            self.p = gb.providers.get("dip")
+            gb.providers.get("dip", maxiter=2)(self.g, self.prob, sigma=self.sigma)
 
-        torch.set_num_threads(1)
-        self.prob = gb.Problem.paper(n=n)
-        ds = gb.data.build(self.prob, families="blocks", count=1, seed=11, noise=0.01)["all"]
-        self.rho, self.g, self.sigma = ds.rho[0], ds.g[0], ds.sigma[0]
-        self.p = gb.providers.get("dip")
-        gb.providers.get("dip", maxiter=2)(self.g, self.prob, sigma=self.sigma)
+        def time_fit(self, n):
+            self.p(self.g, self.prob, sigma=self.sigma, seed=0)
 
-    def time_fit(self, n):
-        self.p(self.g, self.prob, sigma=self.sigma, seed=0)
+        def _run(self):
+            if getattr(self, "_out", None) is None:
+                from gravbench.bench.metrics import evaluate
 
-    def _run(self):
-        if getattr(self, "_out", None) is None:
-            from gravbench.bench.metrics import evaluate
+                rho_hat = self.p(self.g, self.prob, sigma=self.sigma, seed=0)
+                self._out = {**evaluate(self.prob.operator("dense"), self.rho, rho_hat, self.g, self.sigma),
+                             "niter": self.p.last["niter"]}
+            return self._out
 
-            rho_hat = self.p(self.g, self.prob, sigma=self.sigma, seed=0)
-            self._out = {**evaluate(self.prob.operator("dense"), self.rho, rho_hat, self.g, self.sigma),
-                         "niter": self.p.last["niter"]}
-        return self._out
+        def track_model_error(self, n):
+            return self._run()["model_error"]
 
-    def track_model_error(self, n):
-        return self._run()["model_error"]
+        track_model_error.unit = "relative L2"
 
-    track_model_error.unit = "relative L2"
+        def track_chi2(self, n):
+            return self._run()["chi2"]
 
-    def track_chi2(self, n):
-        return self._run()["chi2"]
+        track_chi2.unit = "reduced chi2"
 
-    track_chi2.unit = "reduced chi2"
+        def track_niter(self, n):
+            return self._run()["niter"]
 
-    def track_niter(self, n):
-        return self._run()["niter"]
-
-    track_niter.unit = "Adam iterations"
+        track_niter.unit = "Adam iterations"

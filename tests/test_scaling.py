@@ -135,3 +135,26 @@ def test_run_case_record_and_report(tmp_path):
     assert "| cgls | refiner |" in text and "skip" in text and png.exists()
     data = json.loads(js.read_text())
     assert {m["method"] for m in data["methods"]} == {"cgls", "cnn"}
+
+
+def _no_load(n, samples, noise, seed):
+    raise AssertionError("a case beyond its limit must not load its test set")
+
+
+def test_compare_skips_cases_past_the_scaling_limit(tmp_path):
+    from gravbench.bench.cases import Case
+    from gravbench.bench.runner import Toolkit, run_case
+
+    summ = {"methods": [
+        {"kind": "refiner", "method": "tikhonov", "by_n": {"50": {"status": "ok"}, "100": {"status": "stopped"}}},
+        {"kind": "refiner", "method": "cgls", "by_n": {"50": {"status": "ok"}, "100": {"status": "ok"}}},
+        {"kind": "provider", "method": "cnn", "by_n": {"50": {"status": "ok"}, "200": {"status": "skipped"}}}]}
+    path = tmp_path / "scaling.json"
+    path.write_text(json.dumps(summ))
+    lim = sr.limits(path)
+    assert lim == (("refiner", "tikhonov", 50),)          # skipped-by-design and unlimited methods: no limit
+    assert sr.limits(tmp_path / "missing.json") == ()
+    tk = Toolkit(load=_no_load, limits=lim)
+    rec = run_case(Case(n=400, noise=0.01, model=0, provider="zero", refiner="tikhonov", seed=0, samples=1), tk)
+    assert rec["status"] == "skipped" and "largest feasible n = 50" in rec["reason"]
+    assert rec["seconds"] is None and rec["error"] is None

@@ -188,6 +188,11 @@ class Toolkit:
         Operator method passed to ``problem.operator``.
     warmup : bool
         Run each provider/refiner once untimed per process before timing it.
+    limits : tuple
+        ``((kind, name, largest_n), ...)`` with ``kind`` ``"provider"`` or ``"refiner"``: a case whose
+        provider or refiner is asked for a larger ``n`` is skipped (before its test set is loaded), with
+        the reason in the record. ``gravbench compare`` fills it from the scaling report
+        (:func:`gravbench.bench.scaling_report.limits`).
     """
 
     load: object = default_load
@@ -195,6 +200,7 @@ class Toolkit:
     refine: object = default_refine
     method: str = "auto"
     warmup: bool = True
+    limits: tuple = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,10 +402,23 @@ def estimate(case, toolkit=None):
     return np.asarray(ts.rho[case.model], dtype=np.float64), x
 
 
+def _check_limits(case, tk):
+    """Raise :class:`SkipCase` when the case's provider or refiner is past its largest feasible n."""
+    for kind, name, largest in getattr(tk, "limits", ()) or ():
+        if case.n > int(largest) and getattr(case, kind, None) == name:
+            raise SkipCase(f"{kind} {name} is beyond its budget at n = {case.n}: largest feasible n = {largest} "
+                           f"in the scaling report (gravbench report scaling)")
+
+
 def run_case(case, toolkit=None):
     """Run one case; returns its record (a dict with exactly :data:`RECORD_KEYS`). Never raises ``Exception``."""
     tk = toolkit or Toolkit()
     rec = _blank(case)
+    try:
+        _check_limits(case, tk)
+    except SkipCase as exc:
+        rec["status"], rec["reason"] = "skipped", skip_reason(exc)
+        return _clean(rec)
     try:
         ts = _testset(case, tk, _CTX)
         if not 0 <= case.model < len(ts.rho):

@@ -48,7 +48,7 @@ import numpy as np
 from .memory import METHOD as RSS_METHOD
 from .memory import PeakRSS
 
-__all__ = ["run", "write", "run_case", "cgls_at_scale", "block_model", "fit_exponent", "SIZES", "TIME_BUDGET",
+__all__ = ["run", "write", "run_case", "cgls_at_scale", "limits", "block_model", "fit_exponent", "SIZES", "TIME_BUDGET",
            "MEMORY_BUDGET_MB"]
 
 SIZES = (50, 100, 200, 400, 1000, 2000, 4000, 8000)
@@ -332,9 +332,10 @@ def run(out, quick=False, log=print, methods=None, sizes=None, time_budget=TIME_
                 done.append(rec)
                 done.sort(key=lambda r: r["n"])
                 if rec["status"] == "ok":
-                    log(f"  {rec['seconds']:.2f} s, {rec['added_rss_mb']:.0f} MiB, {rec['operator']}")
+                    log(f"{kind} {name} n={n}: {rec['seconds']:.2f} s, {rec['added_rss_mb']:.0f} MiB, "
+                        f"{rec['operator']}")
                 else:
-                    log(f"  {rec['status']}: {rec['reason']}")
+                    log(f"{kind} {name} n={n}: {rec['status']}: {rec['reason']}")
     checks = []
     cpath = out / "scaling-cgls.json"
     if cgls_check:
@@ -374,6 +375,24 @@ def cgls_compare(n, out, log=print):
         x32 = np.load(os.path.join(tmp, "x-float32.npy")).astype(np.float64)
         res[1]["rel_diff_vs_float64"] = float(np.linalg.norm(x32 - x64) / np.linalg.norm(x64))
     return res
+
+
+def limits(path):
+    """``((kind, name, largest_n), ...)`` from a scaling report's JSON: methods that stopped, timed out
+    or failed at a larger n (a method that ran at every size it was tried has no limit). ``()`` when the
+    file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return ()
+    out = []
+    for m in json.loads(path.read_text()).get("methods", []):
+        by = m.get("by_n", {})
+        ok = [int(n) for n, r in by.items() if r["status"] == "ok"]
+        bad = [int(n) for n, r in by.items() if r["status"] in ("stopped", "timeout", "error")
+               and (not ok or int(n) > max(ok))]
+        if ok and bad:
+            out.append((m["kind"], m["method"], max(ok)))
+    return tuple(sorted(out))
 
 
 # ----------------------------------------------------------------------------------------------
