@@ -45,8 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import providers, refiners
+from ..data.noise import noise_sigma
+from ..problem import Problem
+from ..refiners import cgls
 from .memory import METHOD as RSS_METHOD
 from .memory import PeakRSS
+from .runner import _err, skip_reason
 
 __all__ = ["run", "write", "run_case", "cgls_at_scale", "limits", "block_model", "fit_exponent", "SIZES", "TIME_BUDGET",
            "MEMORY_BUDGET_MB"]
@@ -81,8 +86,6 @@ def block_model(shape, dtype=np.float32):
 
 def _data(prob, op, rho, level=NOISE, seed=0):
     """Noisy data and sigma: ``level`` times each component's peak (the ``peak`` noise model), seeded."""
-    from ..data.noise import noise_sigma
-
     g0 = np.asarray(op.matvec(rho.ravel()), dtype=np.float64)
     sigma = noise_sigma(g0, level)
     g = g0 + sigma * np.random.default_rng(seed).standard_normal(g0.size)
@@ -113,9 +116,6 @@ def cgls_at_scale(n, dtype="float64", *, level=NOISE, seed=0, save=None):
         applications, chi^2, model error, the operator's storage, and the
         peak RSS of the process (MiB) measured from before the problem was built.
     """
-    from ..problem import Problem
-    from ..refiners import cgls
-
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 4:
         raise ValueError(f"n must be an integer >= 4, got {n!r}")
     if dtype not in ("float64", "float32"):
@@ -150,16 +150,12 @@ def cgls_at_scale(n, dtype="float64", *, level=NOISE, seed=0, save=None):
 # one case (runs in a subprocess)
 # ----------------------------------------------------------------------------------------------
 def _methods():
-    from .. import providers, refiners
-
     out = [("refiner", r) for r in refiners.names()]
     out += [("provider", p) for p in providers.names() if p != "zero"]
     return out
 
 
 def _call(kind, name, prob, op, g, sigma):
-    from .. import providers, refiners
-
     if kind == "refiner":
         res = refiners.run(name, op, g, x0=None, sigma=sigma)
         return np.asarray(res.x), int(res.niter)
@@ -174,9 +170,6 @@ def _warm_size(kind, name, n):
 
 def run_case(kind, name, n):
     """Run one (method, n) case in this process; returns its record (``status`` ok / skipped / error)."""
-    from ..problem import Problem
-    from .runner import _err, skip_reason
-
     rec = {"kind": kind, "method": name, "n": int(n), "status": "ok", "reason": None}
     try:
         nw = _warm_size(kind, name, n)
