@@ -53,7 +53,7 @@ from .memory import METHOD as RSS_METHOD
 from .memory import PeakRSS
 from .runner import _err, skip_reason
 
-__all__ = ["run", "write", "run_case", "cgls_at_scale", "limits", "block_model", "fit_exponent", "SIZES", "TIME_BUDGET",
+__all__ = ["run", "write", "run_case", "cgls_at_scale", "limits", "operator_accuracy", "block_model", "fit_exponent", "SIZES", "TIME_BUDGET",
            "MEMORY_BUDGET_MB"]
 
 SIZES = (50, 100, 200, 400, 1000, 2000, 4000, 8000)
@@ -329,6 +329,10 @@ def run(out, quick=False, log=print, methods=None, sizes=None, time_budget=TIME_
                         f"{rec['operator']}")
                 else:
                     log(f"{kind} {name} n={n}: {rec['status']}: {rec['reason']}")
+    apath = out / "scaling-accuracy.json"
+    if cgls_check or not apath.exists():
+        log("operator accuracy (complex128 / complex64 spectra, float32) ...")
+        apath.write_text(json.dumps(operator_accuracy(), indent=1))
     checks = []
     cpath = out / "scaling-cgls.json"
     if cgls_check:
@@ -340,6 +344,53 @@ def run(out, quick=False, log=print, methods=None, sizes=None, time_budget=TIME_
     elif cpath.exists():
         checks = json.loads(cpath.read_text())
     return write(out, recs, checks, sizes=sizes, time_budget=time_budget, memory_budget=memory_budget)
+
+
+def operator_accuracy(sizes=(200, 2000), seed=0):
+    """Relative error of the FFT operator's storage options against a reference, per size.
+
+    Reference: the dense matrix (an independent assembly) where it fits in 2 GB, else the FFT
+    operator with complex128 spectra (checked against dense at the smaller sizes). Rows:
+    complex128 spectra (float64), complex64 spectra (float64 products: what ``auto`` picks
+    above 1 GiB), and the all-float32 operator. ``||y - y_ref|| / ||y_ref||`` for ``A v`` and
+    ``A^T u`` with random ``v``, ``u``; plus CGLS with float32 model vectors against float64
+    on the block data (same operator), as the relative model difference.
+    """
+    from ..forward.operators import FFTOperator
+
+    rows = []
+    for n in sizes:
+        prob = Problem.paper(int(n))
+        rng = np.random.default_rng(seed)
+        v, u = rng.standard_normal(prob.n_cells), rng.standard_normal(prob.n_data)
+        dense = 8 * prob.n_data * prob.n_cells <= 2 << 30
+        if dense:
+            A = prob.sensitivity()
+            yv, yu, ref = A @ v, u @ A, "dense"
+            del A
+        else:
+            op = FFTOperator(prob, spectra="complex128")
+            yv, yu, ref = op.matvec(v), op.rmatvec(u), "fft complex128"
+            del op
+        for label, kw in (("complex128 spectra, float64", dict(spectra="complex128")),
+                          ("complex64 spectra, float64", dict(spectra="complex64")),
+                          ("float32 operator (complex64)", dict(dtype=np.float32))):
+            if not dense and kw.get("spectra") == "complex128":
+                continue
+            op = FFTOperator(prob, **kw)
+            rows.append({"n": int(n), "operator": label, "reference": ref, "bytes": int(op.nbytes),
+                         "matvec": float(np.linalg.norm(op.matvec(v) - yv) / np.linalg.norm(yv)),
+                         "rmatvec": float(np.linalg.norm(op.rmatvec(u) - yu) / np.linalg.norm(yu))})
+            del op
+        rho = block_model(prob.shape)
+        op = prob.operator("fft")
+        g, sigma = _data(prob, op, rho)
+        r64 = cgls.refine(op, g, sigma=sigma)
+        r32 = cgls.refine(op, g, sigma=sigma, dtype="float32")
+        rows.append({"n": int(n), "operator": f"CGLS float32 vectors vs float64 ({op.spectra} spectra)",
+                     "reference": "CGLS float64", "bytes": None, "niter": [int(r64.niter), int(r32.niter)],
+                     "model": float(np.linalg.norm(r32.x - r64.x) / np.linalg.norm(r64.x))})
+    return rows
 
 
 def cgls_compare(n, out, log=print):
@@ -441,6 +492,8 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
         checks = json.loads(cpath.read_text()) if cpath.exists() else []
     sizes = sorted(set(sizes) | {r["n"] for r in recs})
     summ = _summary(recs, sizes)
+    apath = out / "scaling-accuracy.json"
+    acc = json.loads(apath.read_text()) if apath.exists() else []
     load = os.getloadavg()
     meta = {"command": "gravbench report scaling", "python": platform.python_version(),
             "machine": platform.machine(), "cpus": os.cpu_count(), "load_average_at_write": list(load),
@@ -448,7 +501,8 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
             "predict_factor": PREDICT_FACTOR, "fit_min_seconds": FIT_MIN_SECONDS, "rss_method": RSS_METHOD,
             "sizes": sizes, "noise": NOISE, "block_density": BLOCK_DENSITY}
     js = out / "scaling.json"
-    js.write_text(json.dumps({"meta": meta, "methods": summ, "cgls_end_to_end": checks}, indent=1))
+    js.write_text(json.dumps({"meta": meta, "methods": summ, "cgls_end_to_end": checks, "accuracy": acc},
+                             indent=1))
     png = out / "scaling.png"
     _plot(summ, png)
     autos = {}
@@ -501,6 +555,18 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
                      f"{c['operator_mb']:.0f} | {c['chi2']:.3f} | {c['model_error']:.3f} | "
                      f"{_fmt(c.get('rel_diff_vs_float64'), '{:.1e}')} | "
                      f"{' '.join(f'{v:.2f}' for v in c.get('load_average', []))} |")
+    if acc:
+        L += ["", "## Accuracy of the compact FFT storage", "",
+              "Relative error `||y - y_ref|| / ||y_ref||` of `A v` and `A^T u` (random v, u) against the dense "
+              "matrix (independent assembly) where it fits, else against complex128 spectra; and CGLS with "
+              "float32 model vectors against float64 on the block data (relative model difference; iterations "
+              "float64 / float32).", "",
+              "| n | operator | reference | stored MiB | A v | A^T u | CGLS model | iterations |", "|---|---|---|---|---|---|---|---|"]
+        for a in acc:
+            mib = "" if a.get("bytes") is None else f"{a['bytes'] / 2**20:.1f}"
+            L.append(f"| {a['n']} | {a['operator']} | {a['reference']} | {mib} | "
+                     f"{_fmt(a.get('matvec'), '{:.1e}')} | {_fmt(a.get('rmatvec'), '{:.1e}')} | "
+                     f"{_fmt(a.get('model'), '{:.1e}')} | {' / '.join(map(str, a.get('niter', [])))} |")
     L += ["", f"Raw numbers: `{js.name}` (records in `scaling.jsonl`); figure: `{png.name}`.", ""]
     md = out / "scaling.md"
     md.write_text("\n".join(L))
