@@ -33,7 +33,10 @@ class CompareCase:
     param_names = ["n"]
     timeout = 600
     number = 1
-    repeat = (3, 10, 60.0)
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n):
         from gravbench.bench import runner

@@ -33,6 +33,10 @@ class Generate:
     params = (SIZES, list(BASE_FAMILIES) + ["mixed"])
     param_names = ["n", "family"]
     timeout = 300
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, family):
         _warm()
@@ -50,6 +54,10 @@ class BuildSmall:
     params = [[50, 200]]
     param_names = ["n"]
     timeout = 300
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n):
         _warm()

@@ -50,6 +50,10 @@ class Assembly:
     params = (SIZES, ["exact", "midpoint"])
     param_names = ["n", "kernel"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, kernel):
         if 2 * _dense_bytes(n) > _available_memory() / 2:
@@ -79,6 +83,10 @@ class AssemblyGeneral:
     params = [[50, 200]]
     param_names = ["n"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n):
         _warm()
@@ -99,6 +107,10 @@ class Operators:
     params = (OP_SIZES, ["dense", "matfree", "fft"])
     param_names = ["n", "method"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, method):
         if method == "dense" and 2 * _dense_bytes(n) > _available_memory() / 2:
@@ -156,6 +168,10 @@ class OperatorBuild:
     params = (OP_SIZES, ["dense", "fft"])
     param_names = ["n", "method"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, method):
         if method == "dense" and 2 * _dense_bytes(n) > _available_memory() / 2:
@@ -178,6 +194,10 @@ class BlasReference:
     params = [[50, 200]]
     param_names = ["n"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n):
         _warm()

@@ -48,6 +48,10 @@ class Refiners:
     params = (SIZES, REFINERS)
     param_names = ["n", "refiner"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, refiner):
         _warm()
@@ -108,6 +112,10 @@ class NormalEquationKrylov:
     params = (SIZES, ["gmres", "lgmres"], ["gravbench", "scipy", "pyamg"])
     param_names = ["n", "method", "implementation"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, method, impl):
         import pyamg.krylov
@@ -143,6 +151,10 @@ class SquareSolvers:
     params = (SIZES, ["cg", "gmres", "lgmres", "steepest_descent"])
     param_names = ["n", "solver"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, solver):
         import gravbench as gb
