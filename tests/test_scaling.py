@@ -158,3 +158,13 @@ def test_compare_skips_cases_past_the_scaling_limit(tmp_path):
     rec = run_case(Case(n=400, noise=0.01, model=0, provider="zero", refiner="tikhonov", seed=0, samples=1), tk)
     assert rec["status"] == "skipped" and "largest feasible n = 50" in rec["reason"]
     assert rec["seconds"] is None and rec["error"] is None
+
+
+def test_cli_report_scaling_bad_options(capsys):
+    from gravbench.cli import main
+
+    assert main(["report", "scaling", "--n", "2"]) == 2
+    assert main(["report", "scaling", "--cgls-only"]) == 2
+    assert main(["report", "scaling", "--methods", "no-such-method", "--n", "20", "--out", "/tmp/x-scaling-cli"]) == 2
+    err = capsys.readouterr().err
+    assert "--n and --cgls sizes must be >= 4" in err and "unknown names" in err
