@@ -47,6 +47,7 @@ import numpy as np
 
 from .. import providers, refiners
 from ..data.noise import noise_sigma
+from ..forward.operators import FFTOperator
 from ..problem import Problem
 from ..refiners import cgls
 from .memory import METHOD as RSS_METHOD
@@ -356,8 +357,6 @@ def operator_accuracy(sizes=(200, 2000), seed=0):
     ``A^T u`` with random ``v``, ``u``; plus CGLS with float32 model vectors against float64
     on the block data (same operator), as the relative model difference.
     """
-    from ..forward.operators import FFTOperator
-
     rows = []
     for n in sizes:
         prob = Problem.paper(int(n))
