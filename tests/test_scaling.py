@@ -114,12 +114,13 @@ def test_exponent_fit_and_stop_rule():
     ns = [100, 200, 400, 800]
     assert sr.fit_exponent(ns, [0.01 * (n / 100) ** 2.5 for n in ns]) == pytest.approx(2.5)
     assert sr.fit_exponent(ns, [0.001, 0.002, 0.0, None]) is None      # below the fit floor
+    assert sr.fit_exponent(ns[:2], [1.0, 4.0]) is None                  # fewer than 3 points
     ok = lambda n, s, mb=10.0: {"n": n, "status": "ok", "seconds": s, "added_rss_mb": mb}  # noqa: E731
     assert sr._stop_reason([ok(100, 1.0), ok(200, 2.0)], 400, 20.0, 4096.0) is None
     assert "took" in sr._stop_reason([ok(100, 25.0)], 200, 20.0, 4096.0)
     assert "added" in sr._stop_reason([ok(100, 1.0, 5000.0)], 200, 20.0, 4096.0)
     why = sr._stop_reason([ok(100, 1.0), ok(200, 8.0)], 400, 20.0, 4096.0)   # n^3: 64 s predicted
-    assert why.startswith("stopped: predicted")
+    assert why.startswith("predicted")
     assert "hard time limit" in sr._stop_reason([{"n": 100, "status": "timeout"}], 200, 20.0, 4096.0)
 
 

@@ -171,7 +171,8 @@ def _warm_size(kind, name, n):
 
 def run_case(kind, name, n):
     """Run one (method, n) case in this process; returns its record (``status`` ok / skipped / error)."""
-    rec = {"kind": kind, "method": name, "n": int(n), "status": "ok", "reason": None}
+    rec = {"kind": kind, "method": name, "n": int(n), "status": "ok", "reason": None, "nice": os.nice(0),
+           "load_average": os.getloadavg()[0]}
     try:
         nw = _warm_size(kind, name, n)
         if nw != n:
@@ -241,20 +242,20 @@ def _stop_reason(done, n_next, time_budget, memory_budget):
     """Why ``n_next`` is not attempted, given the method's earlier records (ascending n), or None."""
     ok = [r for r in done if r["status"] == "ok"]
     if any(r["status"] == "timeout" for r in done):
-        return "stopped: a smaller n hit the hard time limit"
+        return "a smaller n hit the hard time limit"
     if not ok:
         return None
     last = ok[-1]
     if last["seconds"] > time_budget:
-        return f"stopped: n = {last['n']} took {last['seconds']:.1f} s > budget {time_budget:g} s"
+        return f"n = {last['n']} took {last['seconds']:.1f} s > budget {time_budget:g} s"
     if last["added_rss_mb"] > memory_budget:
-        return f"stopped: n = {last['n']} added {last['added_rss_mb']:.0f} MiB > budget {memory_budget:.0f} MiB"
+        return f"n = {last['n']} added {last['added_rss_mb']:.0f} MiB > budget {memory_budget:.0f} MiB"
     t = _predict(done, n_next, "seconds")
     if t is not None and t > PREDICT_FACTOR * time_budget:
-        return f"stopped: predicted {t:.0f} s at n = {n_next} (> {PREDICT_FACTOR:g} x budget {time_budget:g} s)"
+        return f"predicted {t:.0f} s at n = {n_next} (> {PREDICT_FACTOR:g} x budget {time_budget:g} s)"
     m = _predict(done, n_next, "added_rss_mb")
     if m is not None and m > PREDICT_FACTOR * memory_budget:
-        return f"stopped: predicted {m:.0f} MiB at n = {n_next} (> {PREDICT_FACTOR:g} x budget)"
+        return f"predicted {m:.0f} MiB at n = {n_next} (> {PREDICT_FACTOR:g} x budget)"
     return None
 
 
@@ -441,10 +442,11 @@ def limits(path):
 # ----------------------------------------------------------------------------------------------
 # report
 # ----------------------------------------------------------------------------------------------
-def fit_exponent(ns, ts, min_value=FIT_MIN_SECONDS):
-    """Least-squares ``p`` in ``t = c n^p`` over the points with ``t >= min_value`` (None with fewer than 2)."""
+def fit_exponent(ns, ts, min_value=FIT_MIN_SECONDS, min_points=3):
+    """Least-squares ``p`` in ``t = c n^p`` over the points with ``t >= min_value`` (None with fewer than
+    ``min_points``)."""
     pts = [(n, t) for n, t in zip(ns, ts) if t is not None and t >= min_value]
-    if len(pts) < 2:
+    if len(pts) < min_points:
         return None
     x = np.log([p[0] for p in pts])
     y = np.log([p[1] for p in pts])
@@ -525,12 +527,23 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
          "Exponent p of time ~ n^p: least squares over the sizes taking at least "
          f"{FIT_MIN_SECONDS:g} s (n^2 is linear in the cells).", "",
          "Operator `auto` chose: " + ", ".join(f"n = {n}: {autos[n]}" for n in sorted(autos)) + ".", ""]
-    head = "| method | kind | " + " | ".join(f"n = {n}" for n in sizes) + " | p (time) | largest n |"
-    L += [head, "|" + "---|" * (len(sizes) + 4)]
+    ran = [r for r in recs if r["status"] in ("ok", "timeout", "error")]
+    nice = sorted({r.get("nice", 10) for r in ran})
+    loads = [r["load_average"] for r in ran if r.get("load_average") is not None]
+    L += [f"Priority and load: the cases ran at nice {', '.join(map(str, nice))} (records without a `nice` field "
+          "ran at nice 10, the first sweep)" + (f"; 1-minute load average at the start of a case "
+                                                f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores"
+                                                if loads else "") +
+          ". Other jobs shared the machine: a loaded, low-priority case can take several times its idle time "
+          "(CGLS at n = 2000: 13 s in the sweep against 1.6 s alone at load 3.5), which also moves where the "
+          "budgets stop a method.", ""]
+    head = ("| method | kind | " + " | ".join(f"n = {n}" for n in sizes) +
+            " | p (time) | p (memory) | largest n |")
+    L += [head, "|" + "---|" * (len(sizes) + 5)]
     for s in summ:
         cells = [_cell(s["by_n"].get(str(n))) for n in sizes]
         L.append(f"| {s['method']} | {s['kind']} | " + " | ".join(cells) +
-                 f" | {_fmt(s['time_exponent'])} | {s['largest_n'] or '-'} |")
+                 f" | {_fmt(s['time_exponent'])} | {_fmt(s['memory_exponent'])} | {s['largest_n'] or '-'} |")
     L += ["", "Why a method stopped or was skipped (first reason per method):", ""]
     for s in summ:
         for n in sizes:
