@@ -121,6 +121,8 @@ def test_exponent_fit_and_stop_rule():
     assert "added" in sr._stop_reason([ok(100, 1.0, 5000.0)], 200, 20.0, 4096.0)
     why = sr._stop_reason([ok(100, 1.0), ok(200, 8.0)], 400, 20.0, 4096.0)   # n^3: 64 s predicted
     assert why.startswith("predicted")
+    # RSS growth read from values below the floor (noise) is not extrapolated: n^2 from the last size
+    assert sr._stop_reason([ok(200, 0.3, 0.1), ok(400, 1.7, 50.0)], 1000, 20.0, 4096.0) is None
     assert "hard time limit" in sr._stop_reason([{"n": 100, "status": "timeout"}], 200, 20.0, 4096.0)
 
 

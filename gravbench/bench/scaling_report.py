@@ -226,16 +226,25 @@ def _subprocess_case(kind, name, n, limit):
 # ----------------------------------------------------------------------------------------------
 # the sweep
 # ----------------------------------------------------------------------------------------------
+#: below these values a measurement is mostly fixed cost and noise: no growth rate is read from it
+_PREDICT_FLOOR = {"seconds": FIT_MIN_SECONDS, "added_rss_mb": 20.0}
+
+
 def _predict(done, n_next, key):
-    """Extrapolate ``key`` to ``n_next`` from the last two ok sizes (exponent at least 2: cost per cell)."""
+    """Extrapolate ``key`` to ``n_next`` from the last two ok sizes (exponent at least 2: cost per cell).
+
+    The growth rate of the last two sizes is used only when both are above :data:`_PREDICT_FLOOR`
+    (a few MiB of RSS or milliseconds are noise); otherwise n^2 from the last size.
+    """
     ok = [r for r in done if r["status"] == "ok" and r.get(key) is not None]
     if not ok:
         return None
     last = ok[-1]
+    floor = _PREDICT_FLOOR.get(key, 0.0)
     p = 2.0
-    if len(ok) >= 2 and ok[-2].get(key, 0) > 0 and last[key] > 0:
+    if len(ok) >= 2 and ok[-2][key] >= floor and last[key] >= floor and ok[-2][key] > 0:
         p = max(p, math.log(last[key] / ok[-2][key]) / math.log(last["n"] / ok[-2]["n"]))
-    return last[key] * (n_next / last["n"]) ** p
+    return max(last[key], floor) * (n_next / last["n"]) ** p
 
 
 def _stop_reason(done, n_next, time_budget, memory_budget):
@@ -530,13 +539,12 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
     ran = [r for r in recs if r["status"] in ("ok", "timeout", "error")]
     nice = sorted({r.get("nice", 10) for r in ran})
     loads = [r["load_average"] for r in ran if r.get("load_average") is not None]
-    L += [f"Priority and load: the cases ran at nice {', '.join(map(str, nice))} (records without a `nice` field "
-          "ran at nice 10, the first sweep)" + (f"; 1-minute load average at the start of a case "
-                                                f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores"
-                                                if loads else "") +
-          ". Other jobs shared the machine: a loaded, low-priority case can take several times its idle time "
-          "(CGLS at n = 2000: 13 s in the sweep against 1.6 s alone at load 3.5), which also moves where the "
-          "budgets stop a method.", ""]
+    L += [f"Priority and load: the cases ran at nice {', '.join(map(str, nice))}" +
+          (f"; 1-minute load average at the start of a case {min(loads):.1f} to {max(loads):.1f} on "
+           f"{os.cpu_count()} cores" if loads else "") +
+          ". Other jobs shared the machine: a loaded or low-priority case can take several times its idle time "
+          "(a first sweep at nice 10 under the same load took up to 8 times longer), which also moves where "
+          "the budgets stop a method.", ""]
     head = ("| method | kind | " + " | ".join(f"n = {n}" for n in sizes) +
             " | p (time) | p (memory) | largest n |")
     L += [head, "|" + "---|" * (len(sizes) + 5)]
