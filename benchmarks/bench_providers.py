@@ -34,7 +34,10 @@ def _setup(n, name, batch):
         p = gb.providers.get("tikhonov", engine="direct")
     else:
         p = gb.providers.get(name)
-    p.batch(G[:1], prob, sigma=S[:1])
+    try:
+        p.batch(G[:1], prob, sigma=S[:1])
+    except gb.providers.NotApplicable as exc:   # e.g. the direct engine's dense A beyond its memory cap
+        raise NotImplementedError(str(exc)) from None
     return p, prob, G, S, ds
 
 
