@@ -85,9 +85,11 @@ class ProviderMetrics:
                 out[n, name] = float(np.mean(np.linalg.norm(R - rho, axis=1) / np.linalg.norm(rho, axis=1)))
         return out
 
-    def track_model_error(self, cache, n, name):
+    def setup(self, cache, n, name):
         if (n, name) not in cache:
             raise NotImplementedError(f"{name} cannot run at n={n}")
+
+    def track_model_error(self, cache, n, name):
         return cache[n, name]
 
     track_model_error.unit = "relative L2"
