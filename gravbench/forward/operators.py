@@ -375,7 +375,7 @@ class MatFreeOperator(GravityOperator):
 
 
 #: ``spectra="auto"`` keeps the FFT operator's spectra in complex128 (float64 operators) up to this many
-#: bytes and in complex64 above it (reports/scaling.md measures the accuracy: about 1e-7 relative).
+#: bytes and in complex64 above it (reports/scaling.md measures the accuracy: about 2e-8 relative in the products).
 SPECTRA_AUTO_MAX_BYTES = 1 << 30
 #: Workspace per chunk of depth rows in the FFT products, bytes (the model's spectrum is never held whole).
 FFT_CHUNK_BYTES = 16 << 20
@@ -407,7 +407,7 @@ class FFTOperator(GravityOperator):
         Storage of the kernel spectra. ``auto``: complex64 for a float32
         operator; for float64, complex128 while the spectra take at most
         :data:`SPECTRA_AUTO_MAX_BYTES`, complex64 above (single-precision
-        spectra with double-precision accumulation: about 1e-7 relative error
+        spectra with double-precision accumulation: about 2e-8 relative error
         in the products, reports/scaling.md). ``op.spectra`` is the choice.
 
     Notes
