@@ -598,6 +598,9 @@ def _plot(summ, path):
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    colors = plt.cm.tab20(np.linspace(0, 1, 20))
+    for ax in axes:
+        ax.set_prop_cycle(color=colors)
     for s in summ:
         ok = [(int(n), r) for n, r in s["by_n"].items() if r["status"] == "ok"]
         if len(ok) < 2:
