@@ -7,10 +7,17 @@ compilation and data loading are never timed; every timed run starts from fresh
 provider and operator objects (nothing they cached from the previous repeat is
 reused), so it costs what one new model costs in a sweep plus building the
 operator. The ``track_`` metrics come from one run per size in ``setup_cache``.
+n = 50 in the default suite; n = 100 and 200 in the slow suite ``SlowCompareCase``
+(``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``).
 """
 
+#: slow suites are defined only when asked for: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``
+_SLOW = __import__("os").environ.get("GRAVBENCH_ASV_SLOW") == "1"
+
+
 PROVIDER, REFINER = "tikhonov", "cgls"
-SIZES = [25, 50, 100, 200]
+SIZES = [50]
+SLOW_SIZES = [100, 200]
 
 
 def _case(n):
@@ -26,7 +33,10 @@ class CompareCase:
     param_names = ["n"]
     timeout = 600
     number = 1
-    repeat = (3, 10, 60.0)
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n):
         from gravbench.bench import runner
@@ -94,3 +104,10 @@ class CompareCaseMetrics:
         return self._get(records, n, "niter")
 
     track_niter.unit = "iterations"
+
+
+if _SLOW:
+    class SlowCompareCase(CompareCase):
+        """``run_case`` at n = 100 and 200 (slow suite)."""
+
+        params = [SLOW_SIZES]

@@ -7,6 +7,12 @@ Combinations that do not fit the machine raise ``NotImplementedError`` in
 ``setup`` (asv skips them): the dense matrix when it would take more than a
 quarter of the available memory, the matrix-free operator above n = 400
 (one product at n = 1000 takes tens of seconds).
+
+The default suite runs n = 50 and 200; the large operator sizes (400 to
+2000) are in the slow suites ``SlowOperators`` and ``SlowOperatorBuild``
+(``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``) and in ``gravbench
+report scaling``. The
+``track_`` figures come from ``setup_cache`` (one operator per case, built once).
 """
 
 import numpy as np
@@ -15,13 +21,18 @@ import gravbench as gb
 from gravbench.forward import sensitivity
 from gravbench.forward.operators import _available_memory
 
-SIZES = [25, 50, 100, 200, 400]
-OP_SIZES = [25, 50, 100, 200, 400, 1000, 2000]
+SIZES = [50, 200]
+SLOW_OP_SIZES = [400, 1000, 2000]
+OP_SIZES = [50, 200]
 MATFREE_MAX_N = 400
 
 
 def _dense_bytes(n):
     return 6 * n**3 * 8  # (2 * 3n) x n^2 float64
+
+
+#: slow suites are defined only when asked for: ``GRAVBENCH_ASV_SLOW=1 asv run -E existing -b Slow``
+_SLOW = __import__("os").environ.get("GRAVBENCH_ASV_SLOW") == "1"
 
 
 def _warm(method=None, kernel="exact"):
@@ -39,6 +50,10 @@ class Assembly:
     params = (SIZES, ["exact", "midpoint"])
     param_names = ["n", "kernel"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, kernel):
         if 2 * _dense_bytes(n) > _available_memory() / 2:
@@ -65,9 +80,13 @@ class Assembly:
 class AssemblyGeneral:
     """Dense A from an irregular survey (no Toeplitz structure): one kernel value per entry."""
 
-    params = [[25, 50, 100, 200]]
+    params = [[50, 200]]
     param_names = ["n"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n):
         _warm()
@@ -88,6 +107,10 @@ class Operators:
     params = (OP_SIZES, ["dense", "matfree", "fft"])
     param_names = ["n", "method"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, method):
         if method == "dense" and 2 * _dense_bytes(n) > _available_memory() / 2:
@@ -110,14 +133,31 @@ class Operators:
     def time_normal_matvec(self, n, method):
         self.op.normal_matvec(self.v)
 
-    def track_dot_test(self, n, method):
+
+
+class OperatorMetrics:
+    """Adjoint mismatch and stored bytes of each operator (``setup_cache``: each operator built once)."""
+
+    params = (OP_SIZES, ["dense", "matfree", "fft"])
+    param_names = ["n", "method"]
+    timeout = 900
+
+    def setup_cache(self):
+        out = {}
+        for n in OP_SIZES:
+            for method in ["dense", "matfree", "fft"]:
+                op = gb.Problem.paper(n=n).operator(method)
+                out[n, method] = {"dot": gb.forward.dot_test(op, rng=0, n_trials=1), "bytes": op.nbytes}
+        return out
+
+    def track_dot_test(self, cache, n, method):
         """Relative adjoint mismatch |<Ax, y> - <x, A^T y>| / |<Ax, y>|."""
-        return gb.forward.dot_test(self.op, rng=0, n_trials=1)
+        return cache[n, method]["dot"]
 
     track_dot_test.unit = "relative error"
 
-    def track_operator_bytes(self, n, method):
-        return self.op.nbytes
+    def track_operator_bytes(self, cache, n, method):
+        return cache[n, method]["bytes"]
 
     track_operator_bytes.unit = "bytes"
 
@@ -125,9 +165,13 @@ class Operators:
 class OperatorBuild:
     """Constructing an operator (assembly for dense, the rFFT'd Toeplitz table for fft)."""
 
-    params = ([25, 50, 100, 200, 400, 1000, 2000], ["dense", "fft"])
+    params = (OP_SIZES, ["dense", "fft"])
     param_names = ["n", "method"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, method):
         if method == "dense" and 2 * _dense_bytes(n) > _available_memory() / 2:
@@ -147,9 +191,13 @@ class OperatorBuild:
 class BlasReference:
     """numpy's dense A.T @ (A @ v): the yardstick of the normal_matvec targets."""
 
-    params = [[25, 50, 100, 200]]
+    params = [[50, 200]]
     param_names = ["n"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n):
         _warm()
@@ -159,3 +207,17 @@ class BlasReference:
 
     def time_numpy_normal_matvec(self, n):
         self.A.T @ (self.A @ self.v)
+
+
+if _SLOW:
+    class SlowOperators(Operators):
+        """Operators at n = 400, 1000, 2000 (slow suite)."""
+
+        params = (SLOW_OP_SIZES, ["dense", "matfree", "fft"])
+
+
+if _SLOW:
+    class SlowOperatorBuild(OperatorBuild):
+        """Operator construction at n = 400, 1000, 2000 (slow suite)."""
+
+        params = (SLOW_OP_SIZES, ["dense", "fft"])

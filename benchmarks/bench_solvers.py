@@ -4,13 +4,16 @@ Problems follow the seed paper's setup (``Problem.paper(n)``, operator
 ``auto``: dense up to n = 50, FFT above), a block and a lens, 1% Gaussian
 noise, zero start. ``setup`` compiles every numba loop on a tiny problem first
 (:func:`gravbench.reports.solvers.warm_up`), so compilation is never
-timed. ``track_*`` report iterations, operator applications, model error and
-data misfit next to the ``time_*`` figures.
+timed. The ``track_*`` figures (iterations, operator applications, model
+error, data misfit) come from one run per case in ``setup_cache`` (computed
+once per ``asv run``, not once per track method); the ``time_*`` classes do
+nothing else. Sizes n = 50 and 200; larger ones are in ``gravbench report
+scaling``.
 """
 
 import numpy as np
 
-SIZES = [25, 50, 100, 200]
+SIZES = [50, 200]
 REFINERS = ["gd", "pgd", "cgls", "gmres", "lgmres", "icg", "picg", "tikhonov"]
 
 _WARM = []
@@ -30,52 +33,75 @@ def _case(n):
     return problem_case(n)
 
 
+def _refine(n, refiner):
+    import gravbench as gb
+
+    _, op, _, g, sigma = _case(n)
+    if refiner == "tikhonov":    # cold: build and diagonalise K every time (no reuse across calls)
+        gb.refiners.tikhonov.clear_cache()
+    return gb.refiners.run(refiner, op, g, sigma=sigma)
+
+
 class Refiners:
     """Every refiner with its default settings (sigma known: discrepancy stops where the refiner has one)."""
 
     params = (SIZES, REFINERS)
     param_names = ["n", "refiner"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, refiner):
-        import gravbench as gb
-
         _warm()
-        self.prob, self.op, self.rho, self.g, self.sigma = _case(n)
-        def run():
-            if refiner == "tikhonov":    # cold: build and diagonalise K every time (no reuse across calls)
-                gb.refiners.tikhonov.clear_cache()
-            return gb.refiners.run(refiner, self.op, self.g, sigma=self.sigma)
-
-        self.run = run
-        self._res = None
-
-    def _result(self):
-        if self._res is None:
-            self._res = self.run()
-        return self._res
+        self.case = _case(n)
+        _, self.op, _, self.g, self.sigma = self.case
 
     def time_refine(self, n, refiner):
-        self.run()
+        import gravbench as gb
 
-    def track_iterations(self, n, refiner):
-        return self._result().niter
+        if refiner == "tikhonov":
+            gb.refiners.tikhonov.clear_cache()
+        gb.refiners.run(refiner, self.op, self.g, sigma=self.sigma)
+
+
+class RefinerMetrics:
+    """What each refiner reaches (one run per case, in ``setup_cache``)."""
+
+    params = (SIZES, REFINERS)
+    param_names = ["n", "refiner"]
+    timeout = 1200
+
+    def setup_cache(self):
+        _warm()
+        out = {}
+        for n in SIZES:
+            rho = _case(n)[2]
+            for refiner in REFINERS:
+                r = _refine(n, refiner)
+                out[n, refiner] = {"niter": r.niter, "applications": r.n_matvec + r.n_rmatvec,
+                                   "model_error": float(np.linalg.norm(r.x - rho) / np.linalg.norm(rho)),
+                                   "data_misfit": float(r.info["misfit"])}
+        return out
+
+    def track_iterations(self, cache, n, refiner):
+        return cache[n, refiner]["niter"]
 
     track_iterations.unit = "iterations"
 
-    def track_applications(self, n, refiner):
-        r = self._result()
-        return r.n_matvec + r.n_rmatvec
+    def track_applications(self, cache, n, refiner):
+        return cache[n, refiner]["applications"]
 
     track_applications.unit = "A and A^T products"
 
-    def track_model_error(self, n, refiner):
-        return float(np.linalg.norm(self._result().x - self.rho) / np.linalg.norm(self.rho))
+    def track_model_error(self, cache, n, refiner):
+        return cache[n, refiner]["model_error"]
 
     track_model_error.unit = "||rho - rho_hat|| / ||rho||"
 
-    def track_data_misfit(self, n, refiner):
-        return float(self._result().info["misfit"])
+    def track_data_misfit(self, cache, n, refiner):
+        return cache[n, refiner]["data_misfit"]
 
     track_data_misfit.unit = "||A rho_hat - g|| / ||g||"
 
@@ -86,6 +112,10 @@ class NormalEquationKrylov:
     params = (SIZES, ["gmres", "lgmres"], ["gravbench", "scipy", "pyamg"])
     param_names = ["n", "method", "implementation"]
     timeout = 900
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, method, impl):
         import pyamg.krylov
@@ -114,20 +144,17 @@ class NormalEquationKrylov:
     def time_solve(self, n, method, impl):
         self.run()
 
-    def track_normal_products(self, n, method, impl):
-        self.op.reset_counters()
-        self.run()
-        return self.op.n_matvec
-
-    track_normal_products.unit = "A^T A products"
-
 
 class SquareSolvers:
     """cg / gmres / lgmres / steepest descent on the normal equations, fixed budget (cost per iteration)."""
 
-    params = ([25, 50, 100], ["cg", "gmres", "lgmres", "steepest_descent"])
+    params = (SIZES, ["cg", "gmres", "lgmres", "steepest_descent"])
     param_names = ["n", "solver"]
     timeout = 600
+    # full-run budget (asv run: every benchmark at most ~5 s of samples, one round): issue 15
+    rounds = 1
+    repeat = (1, 5, 5.0)
+    warmup_time = 0.2
 
     def setup(self, n, solver):
         import gravbench as gb
@@ -142,7 +169,35 @@ class SquareSolvers:
     def time_solve(self, n, solver):
         self.f(self.N, self.b, rtol=1e-12, **self.kw)
 
-    def track_iterations(self, n, solver):
-        return self.f(self.N, self.b, rtol=1e-12, **self.kw).niter
+
+class SolverMetrics:
+    """Iterations of the square solvers and A^T A products of the normal-equation Krylov runs (``setup_cache``)."""
+
+    params = (SIZES, ["cg", "gmres", "lgmres", "steepest_descent"])
+    param_names = ["n", "solver"]
+    timeout = 900
+
+    def setup_cache(self):
+        import gravbench as gb
+
+        _warm()
+        out = {}
+        for n in SIZES:
+            _, op, _, g, _ = _case(n)
+            N, b = op.normal(), op.rmatvec(g)
+            for solver in ["cg", "gmres", "lgmres", "steepest_descent"]:
+                kw = {"maxiter": 100} if solver in ("cg", "steepest_descent") else {"maxiter": 4}
+                op.reset_counters()
+                r = getattr(gb.solvers, solver)(N, b, rtol=1e-12, **kw)
+                out[n, solver] = {"niter": r.niter, "normal_products": op.n_matvec}
+        return out
+
+    def track_iterations(self, cache, n, solver):
+        return cache[n, solver]["niter"]
 
     track_iterations.unit = "iterations"
+
+    def track_normal_products(self, cache, n, solver):
+        return cache[n, solver]["normal_products"]
+
+    track_normal_products.unit = "A^T A products"

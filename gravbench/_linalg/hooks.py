@@ -98,7 +98,11 @@ def _py_op_A(P, v, out):
 
 
 def _py_op_At(P, u, out):
-    out[:] = P.rmatvec(u)
+    into = getattr(P, "rmatvec_into", None)
+    if into is not None and out.flags.c_contiguous:
+        into(u, out)             # no model-size temporary (the FFT operator writes in place)
+    else:
+        out[:] = P.rmatvec(u)
 
 
 def _py_op_S(P, v, out, tmp):

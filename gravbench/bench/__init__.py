@@ -13,6 +13,8 @@ runner
     :func:`run_cases` (local or Dask, resumable JSON Lines records), :func:`run_case`, :class:`Toolkit`.
 stats
     :func:`mean_ci` (Student-t), :func:`paired_diff`, :func:`holm`, :func:`compare_with_leader`, :func:`analyse`.
+memory
+    :class:`PeakRSS`: peak resident memory of a block (numba and torch allocations count).
 robustness
     wrong sigma, correlated and heavy-tailed noise: ``gravbench report robustness``.
 
@@ -30,7 +32,7 @@ _EXPORTS = {
     "summary": "metrics", "summarize": "metrics",
     "RECORD_KEYS": "metrics",
     "run_cases": "runner", "run_case": "runner", "estimate": "runner", "Toolkit": "runner", "TestSet": "runner",
-    "read_records": "runner",
+    "read_records": "runner", "PeakRSS": "memory",
 }
 
 __all__ = sorted(_EXPORTS)

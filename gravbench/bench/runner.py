@@ -17,9 +17,11 @@ soon as the case finishes) with exactly the keys
 ``niter``
     refiner iterations (0 for ``refiner="none"``);
 ``peak_mb``
-    peak traced heap of the provider call or the refiner call, whichever is
-    larger (MiB, :mod:`tracemalloc`: NumPy and Python allocations;
-    numba-internal and torch allocations are not seen);
+    peak resident memory (RSS) the provider call or the refiner call added,
+    whichever is larger (MiB, :class:`gravbench.bench.memory.PeakRSS`: the
+    process's RSS high-water mark, so numba, FFT and torch allocations count;
+    with a Dask or thread pool running several cases in one process, the
+    others' allocations at the same moment count too);
 ``error``
     ``None``, or ``"<ExceptionType>: <message>"`` when the provider or refiner
     raised (then every metric is ``None``);
@@ -69,6 +71,7 @@ from pathlib import Path
 import numpy as np
 
 from .cases import NO_REFINER, Case, SkipCase, case_key
+from .memory import PeakRSS
 from .metrics import RECORD_KEYS, evaluate, gravity_metrics
 from ..providers.base import NotApplicable
 
@@ -185,6 +188,11 @@ class Toolkit:
         Operator method passed to ``problem.operator``.
     warmup : bool
         Run each provider/refiner once untimed per process before timing it.
+    limits : tuple
+        ``((kind, name, largest_n), ...)`` with ``kind`` ``"provider"`` or ``"refiner"``: a case whose
+        provider or refiner is asked for a larger ``n`` is skipped (before its test set is loaded), with
+        the reason in the record. ``gravbench compare`` fills it from the scaling report
+        (:func:`gravbench.reports.scaling.limits`).
     """
 
     load: object = default_load
@@ -192,6 +200,7 @@ class Toolkit:
     refine: object = default_refine
     method: str = "auto"
     warmup: bool = True
+    limits: tuple = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,27 +341,8 @@ def _provide(case, tk, ts, ctx):
     return ctx.rho0.get_or(key, make)
 
 
-class _Peak:
-    """Peak traced heap (MiB) inside a ``with`` block, via :mod:`tracemalloc`."""
-
-    def __enter__(self):
-        import tracemalloc
-
-        self._tm = tracemalloc
-        self._own = not tracemalloc.is_tracing()
-        if self._own:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-        self._base = tracemalloc.get_traced_memory()[0]
-        self.mb = None
-        return self
-
-    def __exit__(self, *exc):
-        peak = self._tm.get_traced_memory()[1]
-        if self._own:
-            self._tm.stop()
-        self.mb = max(0.0, (peak - self._base) / 2**20)
-        return False
+class _Peak(PeakRSS):
+    """Peak RSS the block added (MiB, :class:`gravbench.bench.memory.PeakRSS`)."""
 
 
 def _solve(case, tk, ts, ctx):
@@ -412,10 +402,23 @@ def estimate(case, toolkit=None):
     return np.asarray(ts.rho[case.model], dtype=np.float64), x
 
 
+def _check_limits(case, tk):
+    """Raise :class:`SkipCase` when the case's provider or refiner is past its largest feasible n."""
+    for kind, name, largest in getattr(tk, "limits", ()) or ():
+        if case.n > int(largest) and getattr(case, kind, None) == name:
+            raise SkipCase(f"{kind} {name} is beyond its budget at n = {case.n}: largest feasible n = {largest} "
+                           f"in the scaling report (gravbench report scaling)")
+
+
 def run_case(case, toolkit=None):
     """Run one case; returns its record (a dict with exactly :data:`RECORD_KEYS`). Never raises ``Exception``."""
     tk = toolkit or Toolkit()
     rec = _blank(case)
+    try:
+        _check_limits(case, tk)
+    except SkipCase as exc:
+        rec["status"], rec["reason"] = "skipped", skip_reason(exc)
+        return _clean(rec)
     try:
         ts = _testset(case, tk, _CTX)
         if not 0 <= case.model < len(ts.rho):

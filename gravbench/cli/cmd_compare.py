@@ -133,6 +133,10 @@ def register(app, report_app):
         noise_kind: str = typer.Option("gaussian", "--noise-kind",
                                        help="Robustness: gaussian (the test set's noise), correlated (along the "
                                             "profile) or heavy (Student-t, 3 dof), same sigma."),
+        scaling: Optional[Path] = typer.Option(
+            Path("reports/scaling.json"), "--scaling",
+            help="Scaling report whose largest feasible n per method skips larger cases (with the reason in "
+                 "the record); ignored when the file does not exist. --scaling '' runs every case."),
     ):
         """Run every provider x refiner pair on held-out models at each grid size; rank them; write a report.
 
@@ -243,6 +247,17 @@ def register(app, report_app):
             from ..bench.robustness import toolkit as perturbed_toolkit
 
             tk = perturbed_toolkit(sigma_scale, noise_kind, base=tk)
+        if scaling is not None and str(scaling) not in ("", "."):
+            import dataclasses
+
+            from ..reports.scaling import limits as scaling_limits
+
+            try:
+                lim = scaling_limits(scaling)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"--scaling {scaling}: not a scaling report ({exc})") from None
+            if lim and hasattr(tk, "limits"):
+                tk = dataclasses.replace(tk, limits=lim)
         client = None
         if scheduler:
             with console.status(f"connecting to the Dask scheduler {scheduler} ..."):

@@ -243,45 +243,75 @@ def _fill_toeplitz(h, k, m, nx, D, out):
 fill_toeplitz_ser, fill_toeplitz_par = _twice(_fill_toeplitz)
 
 
-def _fft_contract_fwd(H, V, nblocks, Y):
-    """Y[j, f] = sum_k H[j, k, f] * conj(V[k, f]) (j runs over component x phase).
+def _fft_contract_fwd(Hc, Hr, V, nblocks, P, Q, S):
+    """Accumulate, over the depth rows ``k`` of one chunk, for every frequency ``f``:
 
-    All arrays are the real views (``complex_array.view(float)``: real and imaginary
-    parts interleaved along the last axis), which lets LLVM vectorise the complex
-    arithmetic. Frequencies are split into ``nblocks`` tasks; within a block each row
-    of ``V`` is read once for all ``j`` (``V`` is as large as the model).
+    ``P[j, f] += sum_k Hc[k, j, f] conj(V[k, f])``, ``Q[j, f] += sum_k Hc[k, j, f] V[k, f]``
+    (complex spectra ``j``) and ``S[j, f] += sum_k Hr[k, j, f] conj(V[k, f])`` (real spectra).
+
+    All complex arrays are passed as real views (``complex_array.view(float)``: real and
+    imaginary parts interleaved along the last axis), which lets LLVM vectorise the
+    arithmetic; ``Hr`` is real with ``F`` values per row. ``Q`` costs no extra memory
+    traffic (the products of ``P`` rearranged) and serves the mirrored phases. Frequencies
+    are split into ``nblocks`` tasks; within a block each row of ``V`` is read once for all
+    ``j``.
     """
-    nj, nz, F2 = H.shape
-    F = F2 // 2
+    nz = V.shape[0]
+    F = V.shape[1] // 2
+    nc = Hc.shape[1]
+    nr = Hr.shape[1]
     for b in prange(nblocks):
         f0 = (b * F) // nblocks
         f1 = ((b + 1) * F) // nblocks
-        for j in range(nj):
-            for f in range(2 * f0, 2 * f1):
-                Y[j, f] = 0.0
         for k in range(nz):
-            for j in range(nj):
+            for j in range(nc):
                 for f in range(f0, f1):
-                    hr = H[j, k, 2 * f]
-                    hi = H[j, k, 2 * f + 1]
+                    hr = Hc[k, j, 2 * f]
+                    hi = Hc[k, j, 2 * f + 1]
                     vr = V[k, 2 * f]
                     vi = V[k, 2 * f + 1]
-                    Y[j, 2 * f] += hr * vr + hi * vi
-                    Y[j, 2 * f + 1] += hi * vr - hr * vi
+                    a = hr * vr
+                    c = hi * vi
+                    d = hi * vr
+                    e = hr * vi
+                    P[j, 2 * f] += a + c
+                    P[j, 2 * f + 1] += d - e
+                    Q[j, 2 * f] += a - c
+                    Q[j, 2 * f + 1] += d + e
+            for j in range(nr):
+                for f in range(f0, f1):
+                    h = Hr[k, j, f]
+                    S[j, 2 * f] += h * V[k, 2 * f]
+                    S[j, 2 * f + 1] -= h * V[k, 2 * f + 1]
 
 
 fft_contract_fwd_ser, fft_contract_fwd_par = _twice(_fft_contract_fwd)
 
 
-def _fft_contract_adj(H, W, Z):
-    """Z[k, f] = sum_j H[j, k, f] * conj(W[j, f])."""
-    nj, nz, F = H.shape
+def _fft_contract_adj(Hc, Hr, AP, AM, E, Z):
+    """``Z[k, f] = sum_j Hc[k, j, f] conj(A[j, f]) + conj(Hc[k, j, f]) conj(B[j, f]) + sum_j Hr[k, j, f] conj(E[j, f])``.
+
+    Real views as in :func:`_fft_contract_fwd`; the caller passes ``AP = A + B`` and
+    ``AM = A - B`` (``B`` is the mirrored phase's weight, zero when there is none).
+    """
+    nz = Z.shape[0]
+    F = Z.shape[1] // 2
+    nc = Hc.shape[1]
+    nr = Hr.shape[1]
     for k in prange(nz):
-        for f in range(F):
+        for f in range(2 * F):
             Z[k, f] = 0.0
-        for j in range(nj):
+        for j in range(nc):
             for f in range(F):
-                Z[k, f] += H[j, k, f] * np.conj(W[j, f])
+                hr = Hc[k, j, 2 * f]
+                hi = Hc[k, j, 2 * f + 1]
+                Z[k, 2 * f] += hr * AP[j, 2 * f] + hi * AM[j, 2 * f + 1]
+                Z[k, 2 * f + 1] += hi * AM[j, 2 * f] - hr * AP[j, 2 * f + 1]
+        for j in range(nr):
+            for f in range(F):
+                h = Hr[k, j, f]
+                Z[k, 2 * f] += h * E[j, 2 * f]
+                Z[k, 2 * f + 1] -= h * E[j, 2 * f + 1]
 
 
 fft_contract_adj_ser, fft_contract_adj_par = _twice(_fft_contract_adj)

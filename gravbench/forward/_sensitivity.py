@@ -95,18 +95,20 @@ class _Toeplitz:
             xs = survey.x[0] + np.arange(k) * (grid.dx / k)
         self.xs = xs
 
-    def rows(self, k0, k1, out, parallel="auto"):
+    def rows(self, k0, k1, out, parallel="auto", phases=None):
         """Write the values of depth rows ``k0 <= kk < k1`` into ``out[:, :, :k1 - k0, :L]``.
 
         ``out`` has shape ``(2, k, >= k1 - k0, >= L)`` (float64); entries past ``L``
-        are left untouched (zero padding for FFTs).
+        are left untouched (zero padding for FFTs). ``phases`` (a sequence of phase
+        indices) computes only those phases, into ``out[:, :len(phases)]``.
         """
         grid = self.grid
         ze = np.ascontiguousarray(grid.z_edges[k0:k1 + 1])
         rows = k1 - k0
-        par = resolve_parallel(parallel, self.k * (rows + 1) * (self.L + 1) * COST_CORNER)
+        xs = self.xs if phases is None else np.ascontiguousarray(self.xs[np.asarray(phases, dtype=np.intp)])
+        par = resolve_parallel(parallel, xs.size * (rows + 1) * (self.L + 1) * COST_CORNER)
         fn = _assemble.toeplitz_table_par if par else _assemble.toeplitz_table_ser
-        fn(float(grid.x_edges[0]), float(grid.dx), self.xs, float(self.survey.z[0]), ze, self.kid, TWO_G_MGAL,
+        fn(float(grid.x_edges[0]), float(grid.dx), xs, float(self.survey.z[0]), ze, self.kid, TWO_G_MGAL,
            self.D, self.L, max(1, min(rows, 16)), out)
         return out
 

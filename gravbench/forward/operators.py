@@ -15,7 +15,7 @@ method     storage                     A v / A^T u          use
 =========  ==========================  ===================  ==================
 dense      A: 2m * nz*nx floats        BLAS gemv            small grids, any survey
 matfree    O(m + nx) beyond vectors    kernel on the fly    any survey, huge
-fft        2 k nz (nx + m/k) complex   nz FFTs of ~2n       regular surveys
+fft        k nz (nx + m/k) complex     nz FFTs of ~2n       regular surveys
 =========  ==========================  ===================  ==================
 """
 
@@ -66,6 +66,8 @@ class GravityOperator(LinearOperator):
     method = "base"
     #: whether ``_apply`` works on the full matrix (wrapped as R A P) or already on the reduced one
     _wrap = True
+    #: input dtypes a product takes as they are (no model-size conversion copy), besides ``dtype``
+    _accepts = ()
 
     def __init__(self, problem, dtype=np.float64, check_inputs=True):
         dt = _check_dtype(dtype)
@@ -141,7 +143,7 @@ class GravityOperator(LinearOperator):
                 a = a.ravel()
         if a.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {np.shape(v)}")
-        if a.dtype != self.dtype or not a.flags.c_contiguous:
+        if (a.dtype != self.dtype and a.dtype not in self._accepts) or not a.flags.c_contiguous:
             a = np.ascontiguousarray(a, dtype=self.dtype)
         if self.check_inputs and not np.isfinite(a).all():
             raise ValueError(f"{name} contains NaN or inf")
@@ -364,6 +366,14 @@ class MatFreeOperator(GravityOperator):
         return out.astype(self.dtype, copy=False)
 
 
+#: ``spectra="auto"`` keeps the FFT operator's spectra in complex128 (float64 operators) up to this many
+#: bytes and in complex64 above it (reports/scaling.md measures the accuracy: about 2e-8 relative in the products).
+SPECTRA_AUTO_MAX_BYTES = 1 << 30
+#: Workspace per chunk of depth rows in the FFT products, bytes (the model's spectrum is never held whole).
+FFT_CHUNK_BYTES = 16 << 20
+SPECTRA = ("auto", "complex128", "complex64")
+
+
 class FFTOperator(GravityOperator):
     """Per-depth-row convolutions via FFT, for regular surveys.
 
@@ -371,15 +381,51 @@ class FFTOperator(GravityOperator):
     ``k``) over uniform columns (``Survey.regular`` does). Stations are split
     into ``k`` phases; each (component, phase, depth row) is a Toeplitz block
     whose ``nx + D`` distinct values are stored as an rFFT of length
-    ``nfft >= nx + D`` (``D = ceil(m/k) - 1``). ``A v`` costs one batched rFFT
-    of the ``nz`` model rows, a contraction and ``2k`` short inverse FFTs;
-    ``A^T u`` the reverse. O(n^2 log n) time and O(n^2) memory for an n x n grid.
+    ``nfft >= nx + D`` (``D = ceil(m/k) - 1``). ``A v`` costs one rFFT per
+    model row, a contraction and ``2k`` short inverse FFTs; ``A^T u`` the
+    reverse. O(n^2 log n) time and O(n^2) memory for an n x n grid.
+
+    Parameters
+    ----------
+    problem : gravbench.Problem
+        A problem with a regular survey.
+    dtype : float64 or float32
+        Precision of the products (vectors, FFTs and accumulation).
+    parallel : bool or "auto"
+        See :func:`make_operator`.
+    check_inputs : bool
+        Validate vectors on every product.
+    spectra : {"auto", "complex128", "complex64"}
+        Storage of the kernel spectra. ``auto``: complex64 for a float32
+        operator; for float64, complex128 while the spectra take at most
+        :data:`SPECTRA_AUTO_MAX_BYTES`, complex64 above (single-precision
+        spectra with double-precision accumulation: about 2e-8 relative error
+        in the products, reports/scaling.md). ``op.spectra`` is the choice.
+
+    Notes
+    -----
+    Memory. When the survey is mirror-symmetric about each cell (phase ``r``
+    at ``x_left + (r + 1/2) dx / k``, as ``Survey.regular``, and ``D = nx -
+    1``), the table of phase ``k - 1 - r`` is the mirror image of phase
+    ``r``'s: ``h'[e] = s h[2D - e]`` with ``s = +1`` for gz (even) and ``-1``
+    for gx (odd), so its spectrum is ``s w^{2D f} conj(H[f])`` with ``w =
+    exp(-2 pi i / nfft)`` and is not stored; a self-mirrored phase (the middle
+    one for odd ``k``) has ``w^{-D f} H[f]`` real (gz) or imaginary (gx) and is
+    stored as a real array. For the paper's ``k = 3`` this stores 2 complex
+    and 2 real spectra per depth row instead of 6 complex ones (half the
+    memory, and a third less table to compute at setup). The products run in
+    chunks of depth rows (:data:`FFT_CHUNK_BYTES`), so beyond the spectra the
+    workspace is a few tens of MB and the output vector.
     """
 
     method = "fft"
+    # float32 models (e.g. CGLS's float32 vectors) are converted chunk by chunk, not copied whole
+    _accepts = (np.dtype(np.float32), np.dtype(np.float64))
 
-    def __init__(self, problem, dtype=np.float64, parallel="auto", check_inputs=True):
+    def __init__(self, problem, dtype=np.float64, parallel="auto", check_inputs=True, spectra="auto"):
         super().__init__(problem, dtype, check_inputs)
+        if spectra not in SPECTRA:
+            raise ValueError(f"spectra must be one of {SPECTRA}, got {spectra!r}")
         grid, survey = problem.grid, problem.survey
         tp = _Toeplitz(grid, survey, problem.kernel)
         nx, nz, m = grid.nx, grid.nz, survey.m
@@ -387,63 +433,152 @@ class FFTOperator(GravityOperator):
         self.k, self.D = k, D
         self.nfft = nfft = scipy.fft.next_fast_len(L, real=True)
         F = nfft // 2 + 1
-        par = resolve_parallel(parallel, 2 * k * nz * F * COST_MAC)
-        cdt = np.complex128 if self.dtype == np.float64 else np.complex64
-        self._fdt = np.float64 if self.dtype == np.float64 else np.float32
+        single = self.dtype == np.float32
+        self._fdt = np.float32 if single else np.float64
+        self._cdt = np.complex64 if single else np.complex128
+        # mirror symmetry of the phases (see Notes)
+        xs = np.asarray(tp.xs, dtype=np.float64)
+        x_left, dx = float(grid.x_edges[0]), float(grid.dx)
+        sym = D == nx - 1 and bool(np.all(np.abs(xs + xs[::-1] - 2.0 * x_left - dx) <= 1e-9 * dx))
+        #: whether the mirrored phases' spectra are derived instead of stored
+        self.symmetric = sym
+        computed = [r for r in range(k) if not sym or r <= k - 1 - r]
+        self._crows = [(c, r) for c in range(2) for r in computed if not (sym and r == k - 1 - r)]
+        self._rrows = [(c, r) for c in range(2) for r in computed if sym and r == k - 1 - r]
+        nc, nr = len(self._crows), len(self._rrows)
+        if spectra == "auto":
+            full = nz * F * (16 * nc + 8 * nr)
+            spectra = "complex64" if single or full > SPECTRA_AUTO_MAX_BYTES else "complex128"
+        #: the spectra's storage: ``"complex128"`` or ``"complex64"``
+        self.spectra = spectra
+        hc = np.complex128 if spectra == "complex128" else np.complex64
+        hr = np.float64 if spectra == "complex128" else np.float32
+        work = (2 * k * nz * F + nz * nfft) * COST_MAC
+        par = resolve_parallel(parallel, work)
         self.workers = _workers() if par else 1
-        # Hf[c*k + r, kk, f]: the rFFT of each Toeplitz block's nx + D values, zero-padded to nfft.
-        # Built in chunks of depth rows so that peak memory stays near the size of Hf itself.
-        self.Hf = np.empty((2 * k, nz, F), dtype=cdt)
-        rows = int(max(1, min(nz, (32 << 20) // (2 * k * nfft * 8))))
-        buf = np.zeros((2, k, rows, nfft))
+        # per-frequency phase factors: w1 = w^{D f}, w2 = w^{2 D f}, w = exp(-2 pi i / nfft) (exact integer phases)
+        f = np.arange(F, dtype=np.int64)
+        self._w1 = np.exp(-2j * np.pi * ((D * f) % nfft) / nfft)
+        self._w2 = np.exp(-2j * np.pi * ((2 * D * f) % nfft) / nfft)
+        # Hc[kk, i, f]: complex spectra of the rows self._crows; Hr[kk, i, f]: real spectra of self._rrows.
+        # Built in chunks of depth rows so that peak memory stays near the size of the spectra.
+        self.Hc = np.empty((nz, nc, F), dtype=hc)
+        self.Hr = np.empty((nz, nr, F), dtype=hr)
+        npz = len(computed)
+        rows = int(max(1, min(nz, (32 << 20) // (2 * npz * nfft * 8))))
+        buf = np.zeros((2, npz, rows, nfft))
+        pidx = {r: i for i, r in enumerate(computed)}
+        rot = np.conj(self._w1)
         for k0 in range(0, nz, rows):
             k1 = min(nz, k0 + rows)
-            tp.rows(k0, k1, buf, parallel)
-            blk = buf[:, :, : k1 - k0].reshape(2 * k, k1 - k0, nfft)
-            self.Hf[:, k0:k1] = scipy.fft.rfft(blk, axis=-1, workers=self.workers)
+            tp.rows(k0, k1, buf, parallel, phases=computed)
+            T = scipy.fft.rfft(buf[:, :, : k1 - k0], axis=-1, workers=self.workers)
+            for i, (c, r) in enumerate(self._crows):
+                self.Hc[k0:k1, i] = T[c, pidx[r]]
+            for i, (c, r) in enumerate(self._rrows):
+                X = T[c, pidx[r]] * rot
+                self.Hr[k0:k1, i] = X.imag if c == 0 else X.real
+            del T
         del buf
         s = np.arange(m)
         self._phase = s % k
         self._pos = D - s // k
+        self._chunk = int(max(1, min(nz, FFT_CHUNK_BYTES // (F * np.dtype(self._cdt).itemsize))))
         #: the resolved choice (bool): parallel numba contractions and FFT workers, or serial
         self.parallel = par
         self._fwd = _assemble.fft_contract_fwd_par if par else _assemble.fft_contract_fwd_ser
         self._adj = _assemble.fft_contract_adj_par if par else _assemble.fft_contract_adj_ser
         self._nblocks = max(1, min(F // 16, 8 * self.workers)) if par else 1
 
+    def _views(self, k0, k1):
+        hc = self.Hc[k0:k1]
+        return hc.view(hc.real.dtype), self.Hr[k0:k1]
+
     def _apply(self, v):
         grid = self.problem.grid
         nz, nx = grid.nz, grid.nx
         k, m = self.k, self.problem.survey.m
-        V = scipy.fft.rfft(v.reshape(nz, nx).astype(self._fdt, copy=False), n=self.nfft, axis=-1,
-                           workers=self.workers)
-        Y = np.empty((2 * k, self.Hf.shape[-1]), dtype=self.Hf.dtype)
-        V = np.ascontiguousarray(V, dtype=self.Hf.dtype)
-        rdt = self._fdt
-        self._fwd(self.Hf.view(rdt), V.view(rdt), self._nblocks, Y.view(rdt))
-        y = scipy.fft.irfft(Y, n=self.nfft, axis=-1, workers=self.workers).reshape(2, k, self.nfft)
+        F = self.Hc.shape[-1]
+        cdt, rdt = self._cdt, self._fdt
+        X = v.reshape(nz, nx)
+        P = np.zeros((len(self._crows), F), dtype=cdt)
+        Q = np.zeros_like(P)
+        S = np.zeros((len(self._rrows), F), dtype=cdt)
+        for k0 in range(0, nz, self._chunk):
+            k1 = min(nz, k0 + self._chunk)
+            V = scipy.fft.rfft(X[k0:k1].astype(rdt, copy=False), n=self.nfft, axis=-1, workers=self.workers)
+            V = np.ascontiguousarray(V, dtype=cdt)
+            hc, hr = self._views(k0, k1)
+            self._fwd(hc, hr, V.view(rdt), self._nblocks, P.view(rdt), Q.view(rdt), S.view(rdt))
+        Y = np.empty((2, k, F), dtype=cdt)
+        for i, (c, r) in enumerate(self._crows):
+            Y[c, r] = P[i]
+            if self.symmetric and k - 1 - r != r:
+                sgn = -1.0 if c == 0 else 1.0
+                Y[c, k - 1 - r] = sgn * self._w2 * np.conj(Q[i])
+        for i, (c, r) in enumerate(self._rrows):
+            Y[c, r] = (1j * self._w1 if c == 0 else self._w1) * S[i]
+        y = scipy.fft.irfft(Y, n=self.nfft, axis=-1, workers=self.workers)
         out = np.empty(2 * m, dtype=self.dtype)
         out[:m] = y[0, self._phase, self._pos]
         out[m:] = y[1, self._phase, self._pos]
         return out
 
-    def _apply_adjoint(self, u):
+    def _apply_adjoint(self, u, out=None):
         grid = self.problem.grid
         nz, nx = grid.nz, grid.nx
         k, m = self.k, self.problem.survey.m
-        w = np.zeros((2, k, self.nfft), dtype=self._fdt)
+        cdt, rdt = self._cdt, self._fdt
+        w = np.zeros((2, k, self.nfft), dtype=rdt)
+        u = u.astype(rdt, copy=False)
         w[0, self._phase, self._pos] = u[:m]
         w[1, self._phase, self._pos] = u[m:]
-        W = scipy.fft.rfft(w.reshape(2 * k, self.nfft), axis=-1, workers=self.workers).astype(self.Hf.dtype,
-                                                                                                  copy=False)
-        Z = np.empty((nz, self.Hf.shape[-1]), dtype=self.Hf.dtype)
-        self._adj(self.Hf, W, Z)
-        z = scipy.fft.irfft(Z, n=self.nfft, axis=-1, workers=self.workers)
-        return np.ascontiguousarray(z[:, :nx], dtype=self.dtype).ravel()
+        W = scipy.fft.rfft(w, axis=-1, workers=self.workers)
+        nc = len(self._crows)
+        A = np.empty((nc, W.shape[-1]), dtype=cdt)
+        B = np.zeros_like(A)
+        for i, (c, r) in enumerate(self._crows):
+            A[i] = W[c, r]
+            if self.symmetric and k - 1 - r != r:
+                sgn = -1.0 if c == 0 else 1.0
+                B[i] = sgn * np.conj(self._w2) * W[c, k - 1 - r]
+        E = np.empty((len(self._rrows), W.shape[-1]), dtype=cdt)
+        for i, (c, r) in enumerate(self._rrows):
+            E[i] = np.conj(1j * self._w1 if c == 0 else self._w1) * W[c, r]
+        AP = A + B
+        AM = A - B
+        if out is None:
+            out = np.empty(nz * nx, dtype=self.dtype)
+        Xo = out.reshape(nz, nx)
+        for k0 in range(0, nz, self._chunk):
+            k1 = min(nz, k0 + self._chunk)
+            Z = np.empty((k1 - k0, W.shape[-1]), dtype=cdt)
+            hc, hr = self._views(k0, k1)
+            self._adj(hc, hr, AP.view(rdt), AM.view(rdt), E.view(rdt), Z.view(rdt))
+            Xo[k0:k1] = scipy.fft.irfft(Z, n=self.nfft, axis=-1, workers=self.workers)[:, :nx]
+        return out
+
+    def rmatvec_into(self, u, out):
+        """``out[:] = A^T u`` without allocating a model-size result.
+
+        ``out``: flat, C-contiguous, float64 or float32 (computed in the operator's
+        precision, rounded as each chunk of depth rows is written).
+        """
+        a = self._vec(u, self.shape[0], "u")
+        if not (isinstance(out, np.ndarray) and out.shape == (self.shape[1],) and out.dtype in self._accepts
+                and out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous float64 or float32 array of shape ({self.shape[1]},), "
+                             f"got {type(out).__name__} {getattr(out, 'dtype', '')} {np.shape(out)}")
+        self.n_rmatvec += 1
+        if self._wrap and self.reduced:   # R A P (components, active cells): through the full adjoint
+            out[:] = self._reduced_adjoint(a)
+        else:
+            self._apply_adjoint(a, out)
+        return out
 
     @property
     def nbytes(self):
-        return self.Hf.nbytes
+        return self.Hc.nbytes + self.Hr.nbytes
 
 
 #: ``auto`` uses the dense operator up to this many matrix entries when the

@@ -19,6 +19,8 @@ forward
     assembly and operator timings against NumPy BLAS and SimPEG (``reports/forward.md``).
 latent
     Laloy et al.'s latent-search experiment (``reports/latent.md``).
+scaling
+    cost against n for every refiner and provider to n = 8000 (``reports/scaling.md``).
 solvers
     the refiners and Krylov solvers against SciPy and PyAMG (``reports/solvers.md``).
 table1
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["classical", "compare", "datasets", "dip", "forward", "latent", "solvers", "table1", "uncertainty"]
+__all__ = ["classical", "compare", "datasets", "dip", "forward", "latent", "scaling", "solvers", "table1", "uncertainty"]
 
 
 def __getattr__(name):

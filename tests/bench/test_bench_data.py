@@ -1,8 +1,9 @@
 """pytest-benchmark cases of gravbench.data (``pytest tests/bench/test_bench_data.py --benchmark-only``).
 
-The plain test run executes each case once on small sizes; the full run times
-1,000 models per family at n = 25..400 and the full ``paper-50`` build
-(29,000 models, target <= 60 s). Compilation happens in the fixture.
+The plain test run executes each case once on small sizes; the benchmark run
+times 1,000 models per family at n = 50 and 200 and a small build; with
+GRAVBENCH_BENCH_SLOW=1, n = 25..400 and the full ``paper-50`` build (29,000
+models, target <= 60 s). Compilation happens in the fixture.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import gravbench as gb
 from gravbench.data import BASE_FAMILIES, STANDARD, build, generate
 from tests.bench.conftest import full_run, sizes
 
-GEN_SIZES = sizes([25, 50, 100, 200, 400], [12])
+GEN_SIZES = sizes([50, 200], [12], slow=[25, 50, 100, 200, 400])
 GEN_COUNT = 1000 if full_run() else 20
 
 
@@ -32,7 +33,7 @@ def test_bench_generate(benchmark, warm, n, family):
     assert rho.shape == (GEN_COUNT, n, n)
 
 
-@pytest.mark.parametrize("name", sizes(["paper-50"], ["small"]))
+@pytest.mark.parametrize("name", sizes(["small"], ["small"], slow=["paper-50"]))
 def test_bench_build_standard(benchmark, warm, tmp_path, name):
     """The full paper-50 set from scratch, into a temporary directory (one round)."""
     if name == "small":

@@ -18,8 +18,8 @@ from gravbench.forward import sensitivity
 from gravbench.forward.operators import _available_memory
 from tests.bench.conftest import sizes
 
-ASSEMBLY_SIZES = sizes([25, 50, 100, 200, 400], [8, 25])
-OP_SIZES = sizes([25, 50, 100, 200, 400, 1000, 2000], [8, 25])
+ASSEMBLY_SIZES = sizes([50, 200], [8, 25], slow=[25, 50, 100, 200, 400])
+OP_SIZES = sizes([50, 200, 1000], [8, 25], slow=[25, 50, 100, 200, 400, 1000, 2000])
 MATFREE_MAX_N = 400
 
 
@@ -77,7 +77,7 @@ def test_bench_operator(benchmark, warm, n, method, product):
     assert np.all(np.isfinite(y))
 
 
-@pytest.mark.parametrize("n", sizes([25, 50, 100, 200], [8, 25]))
+@pytest.mark.parametrize("n", sizes([50, 200], [8, 25], slow=[25, 50, 100, 200]))
 def test_bench_numpy_normal_matvec(benchmark, warm, n):
     """numpy's A.T @ (A @ v) on the assembled matrix: the yardstick of the targets."""
     p = gb.Problem.paper(n=n)
@@ -88,7 +88,7 @@ def test_bench_numpy_normal_matvec(benchmark, warm, n):
     assert y.shape == (p.n_cells,)
 
 
-@pytest.mark.parametrize("n", sizes([100, 200, 400, 1000, 2000], [8, 25]))
+@pytest.mark.parametrize("n", sizes([200, 1000], [8, 25], slow=[100, 200, 400, 1000, 2000]))
 def test_bench_fft_build(benchmark, warm, n):
     p = gb.Problem.paper(n=n)
     benchmark.group = f"build n={n}"

@@ -11,7 +11,7 @@ import pytest
 from tests.bench.conftest import sizes
 
 REFINERS = ["gd", "pgd", "cgls", "gmres", "lgmres", "icg", "picg", "tikhonov"]
-SIZES = sizes([25, 50, 100, 200], [12])
+SIZES = sizes([50, 200], [12], slow=[25, 50, 100, 200])
 
 
 @pytest.fixture(scope="module", autouse=True)
