@@ -47,13 +47,11 @@ KNOWN_LAZY = {
     "data.sets": "problem",
     "providers._train": "gravbench providers._torchutil",
     "providers.base": "problem",
-    "providers.classical": "refiners",
     "providers.cnn": "data problem providers._torchutil providers._train",
     "providers.dip": "providers._torchutil",
     "providers.gan": "providers._torchutil providers._train",
     "providers.latent": "providers providers._torchutil providers._train",
     "providers.vae": "data providers._train",
-    "refiners._common": "forward",
 }
 
 

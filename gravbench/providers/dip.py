@@ -82,6 +82,7 @@ import numpy as np
 
 from .base import Provider, ProviderInfo
 from ..bench.metrics import is_success
+from ..refiners._common import layer_depth_weights
 
 __all__ = ["DIPProvider", "fit_dip", "start_network", "beta_schedule", "cell_weights", "DEFAULTS", "PLAIN",
            "ADAM_ONLY"]
@@ -228,10 +229,11 @@ def cell_weights(problem, weighting="depth", power=1.0, sigma=None):
     ----------
     problem : gravbench.Problem
     weighting : {"depth", "sensitivity", "none"}
-        ``"depth"``: ``(z_c + z0)^power`` with ``z_c`` the cell-centre depth and
-        ``z0`` half the top cell height plus the mean station height, m (the
-        inverse square of Li & Oldenburg's ``(z + z0)^(-power/2)``, i.e. the
-        preconditioner of a depth-weighted model norm); ``"sensitivity"``:
+        ``"depth"``: ``(d + z0)^power`` with ``d`` the cell-centre depth below the
+        highest station and ``z0`` half the top cell height, m (the inverse of
+        :func:`gravbench.refiners._common.depth_weights`, Li & Oldenburg's
+        ``(d + z0)^(-power/2)`` squared, i.e. the preconditioner of a depth-weighted
+        model norm); ``"sensitivity"``:
         ``(sum_i (A_ij / sigma_i)^2)^(-power/2)``; ``"none"``: ones.
     power : float
         Exponent (>= 0).
@@ -250,9 +252,9 @@ def cell_weights(problem, weighting="depth", power=1.0, sigma=None):
     if weighting == "none":
         return np.ones(problem.n_cells)
     if weighting == "depth":
-        zc = grid.z_centers - grid.z_edges[0]
-        z0 = 0.5 * float(grid.z_edges[1] - grid.z_edges[0]) + float(np.mean(grid.z_edges[0] - problem.survey.z))
-        w = np.repeat((zc + z0) ** float(power), grid.nx)
+        ze = np.asarray(grid.z_edges, dtype=np.float64)
+        top = float(np.min(problem.survey.z))
+        w = np.repeat(1.0 / layer_depth_weights(grid.z_centers, ze[1] - ze[0], top, float(power)), grid.nx)
     else:
         A = np.asarray(problem.sensitivity())
         s = np.ones(A.shape[0]) if sigma is None else np.broadcast_to(np.asarray(sigma, dtype=np.float64), A.shape[:1])

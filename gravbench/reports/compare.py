@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .._mpl import pyplot as _plt
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
 
 from ..bench.metrics import success_band, summarize
 from ..bench.runner import atomic_write_text
@@ -620,9 +620,8 @@ def plot_gallery(items, path, title=""):
                 ax.axis("off")
                 continue
             label, r, me = panels[j]
-            im = ax.imshow(np.asarray(r), cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=[0, 1000, 1000, 0],
-                           interpolation="nearest")
-            ax.set_title(f"n={n}: {label}" + (f"\nerror {me:.3f}" if me is not None else ""), fontsize=8)
+            im = model_panel(ax, r, vmax=vmax, extent=[0, 1000, 1000, 0], ticks=True,
+                             title=f"n={n}: {label}" + (f"\nerror {me:.3f}" if me is not None else ""))
             ax.tick_params(labelsize=6)
             if j == 0:
                 ax.set_ylabel("depth (m)", fontsize=7)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bench.metrics import fit_status, is_success, model_error, success_band
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
 
 __all__ = ["run", "SETTINGS", "QUICK"]
 
@@ -307,11 +307,7 @@ def _figures(out, curves, examples, S, prob):
             vmax = float(np.abs(mods["true"]).max()) or 1.0
             for c, key in enumerate(["true"] + methods):
                 ax = axes[r, c]
-                ax.imshow(mods[key], cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=ext)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title("true" if key == "true" else key, fontsize=8)
+                model_panel(ax, mods[key], vmax=vmax, extent=ext, title=key if r == 0 else "")
                 if c == 0:
                     ax.set_ylabel(f"test #{idx}", fontsize=8)
         fig.suptitle(f"{kind.upper()}: true models and the best-fitting search result of each method", fontsize=9)

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .._mpl import pyplot as _plt
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
 from .._linalg import single_thread_blas
 from ..providers.cnn import weights_for
 from ..bench.metrics import chi2s, fit_status, model_errors, success_band
@@ -379,16 +379,13 @@ def _figures(res, out_dir, stem):
                                  squeeze=False)
         for r, i in enumerate(picks):
             if ex["absolute"]:
-                vmin, vmax, cmap = float(rho[i].min()), float(rho[i].max()), "viridis"
+                vmin, vmax = float(rho[i].min()), float(rho[i].max())
             else:
-                vmax = max(1.0, float(np.abs(rho[i]).max()))
-                vmin, cmap = -vmax, "RdBu_r"
+                vmin, vmax = None, max(1.0, float(np.abs(rho[i]).max()))
             for c, k in enumerate(cols):
                 ax = axes[r, c]
                 img = rho[i] if k == "true" else np.asarray(models[k][i]).reshape(shape)
-                im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
+                im = model_panel(ax, img, vmin=vmin, vmax=vmax)
                 if k != "true":
                     err = np.linalg.norm(img - rho[i]) / np.linalg.norm(rho[i])
                     ax.set_title(f"{k}\nerr {err:.3f}", fontsize=7)
@@ -447,14 +444,10 @@ def _figures(res, out_dir, stem):
         fig, axes = plt.subplots(2, len(rho), figsize=(2.2 * len(rho), 4.4), squeeze=False)
         for j in range(len(rho)):
             vmin, vmax = float(rho[j].min()), float(rho[j].max())
-            axes[0, j].imshow(rho[j], cmap="viridis", vmin=vmin, vmax=vmax)
-            axes[0, j].set_title(f"independent #{j}", fontsize=7)
+            model_panel(axes[0, j], rho[j], vmin=vmin, vmax=vmax, title=f"independent #{j}", fontsize=7)
             img = np.asarray(R[j]).reshape(rho[j].shape)
-            axes[1, j].imshow(img, cmap="viridis", vmin=vmin, vmax=vmax)
-            axes[1, j].set_title(f"cnn, err {np.linalg.norm(img - rho[j]) / np.linalg.norm(rho[j]):.3f}", fontsize=7)
-            for ax in axes[:, j]:
-                ax.set_xticks([])
-                ax.set_yticks([])
+            model_panel(axes[1, j], img, vmin=vmin, vmax=vmax, fontsize=7,
+                        title=f"cnn, err {np.linalg.norm(img - rho[j]) / np.linalg.norm(rho[j]):.3f}")
         fig.suptitle("CNN on models of an independently written OpenFWI-style generator (noise-free)", fontsize=9)
         fig.tight_layout()
         p = out_dir / f"{stem}_independent.png"

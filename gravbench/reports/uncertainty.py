@@ -34,7 +34,7 @@ import numpy as np
 import gravbench as gb
 
 from .._mpl import pyplot as _plt
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
 from ..uncertainty import RELIABILITY_LEVELS, KroneckerPrior, LinearGaussian, LowRankPrior, coverage, crps
 
 __all__ = ["run", "measure", "write"]
@@ -283,15 +283,11 @@ def _maps_png(fig_data, path):
     for row, (m, r) in zip(axes, maps.items()):
         z = (truth - r.mean) / np.maximum(r.std, 1e-12)
         for ax, img, title, kw in (
-                (row[0], r.mean, f"{m}: mean", dict(cmap="RdBu_r", vmin=-vmax, vmax=vmax)),
-                (row[1], r.std, "std (kg/m^3)", dict(cmap="viridis", vmin=0, vmax=smax)),
-                (row[2], truth, f"truth ({fig_data['family']}, #{fig_data['index']})",
-                 dict(cmap="RdBu_r", vmin=-vmax, vmax=vmax)),
-                (row[3], z, "(truth - mean) / std", dict(cmap="PuOr", vmin=-3, vmax=3))):
-            im = ax.imshow(img, **kw)
-            ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+                (row[0], r.mean, f"{m}: mean", dict(vmax=vmax)),
+                (row[1], r.std, "std (kg/m^3)", dict(vmin=0, vmax=smax)),
+                (row[2], truth, f"truth ({fig_data['family']}, #{fig_data['index']})", dict(vmax=vmax)),
+                (row[3], z, "(truth - mean) / std", dict(cmap="PuOr", vmax=3))):
+            im = model_panel(ax, img, title=title, fontsize=9, **kw)
             fig.colorbar(im, ax=ax, shrink=0.8)
     save_png(fig, path, dpi=90)
 
