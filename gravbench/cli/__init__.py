@@ -30,40 +30,9 @@ import sys
 
 import typer
 
+from .._cmdline import command_line
+
 __all__ = ["app", "report_app", "main", "UserError", "RunFailed", "console", "err_console", "state", "command_line"]
-
-
-def _fmt(value):
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_fmt(v) for v in value)
-    return str(value)
-
-
-def command_line(prog, options):
-    """The canonical command line that reproduces a run: ``prog`` plus each option not at its default.
-
-    Parameters
-    ----------
-    prog : str
-        The command and its positional part (``"gravbench compare --n 50 100"``).
-    options : iterable of (flag, value, default)
-        An option is written as ``flag value`` when ``value`` is not None and differs
-        from ``default``; floats as ``%g``, lists and tuples comma-joined. A flag
-        given several times (``--weights``) is several entries.
-
-    Examples
-    --------
-    >>> command_line("gravbench compare --n 50", [("--samples", 8, 32), ("--noise", 0.01, 0.01)])
-    'gravbench compare --n 50 --samples 8'
-    """
-    parts = [prog]
-    for flag, value, default in options:
-        if value is None or value == default:
-            continue
-        parts.append(f"{flag} {_fmt(value)}")
-    return " ".join(parts)
 
 
 class UserError(Exception):

@@ -359,8 +359,9 @@ def register(app, report_app):
         res = run_table1(dataset=dataset, samples=samples, refine_samples=refine_samples,
                          latent_samples=latent_samples, seed=seed, log=console.print)
         res["summary_lines"] = _targets(res)
-        cmd = (f"gravbench report table1 --dataset {dataset} --samples {samples} --refine-samples {refine_samples} "
-               f"--latent-samples {latent_samples}")
+        cmd = command_line(f"gravbench report table1 --dataset {dataset}", [
+            ("--samples", samples, None), ("--refine-samples", refine_samples, None),
+            ("--latent-samples", latent_samples, None)])
         md = write_report(res, out, command=cmd)  # table1.md for paper-50, table1-<dataset>.md otherwise
         for s in res["summary_lines"]:
             console.print(s)

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._cmdline import command_line
+
 __all__ = ["ConvDecoder", "ConvEncoder", "VAE", "DEFAULTS", "train", "build", "training_arrays", "splits",
            "weights_path", "model_config"]
 
@@ -265,15 +267,15 @@ def _command(kind, dataset, epochs, batch_size, lr, seed, options, defaults, max
     import torch as _t
 
     ds = dataset if isinstance(dataset, str) else "<in-memory data set>"
-    cmd = (f"gravbench train {kind} --dataset {ds} --epochs {epochs} --batch-size {batch_size} --lr {lr} "
-           f"--seed {seed} --threads {_t.get_num_threads()}")
-    if max_train is not None:
-        cmd += f" -o max_train={int(max_train)}"
-    for k, v in options.items():
-        if defaults.get(k) != v:
-            val = ",".join(str(c) for c in v) if isinstance(v, tuple) else v
-            cmd += f" -o {k}={val}"
-    return cmd
+    opts = [("-o", f"max_train={int(max_train)}", None)] if max_train is not None else []
+    opts += [("-o", f"{k}={_fmt_option(v)}", None) for k, v in options.items() if defaults.get(k) != v]
+    return command_line(f"gravbench train {kind} --dataset {ds}", [
+        ("--epochs", epochs, None), ("--batch-size", batch_size, None), ("--lr", lr, None), ("--seed", seed, None),
+        ("--threads", _t.get_num_threads(), None), *opts])
+
+
+def _fmt_option(v):
+    return ",".join(str(c) for c in v) if isinstance(v, tuple) else v
 
 
 def manifest_head(kind, name, dataset, epochs, batch_size, lr, seed, opts, defaults, max_train, command, n_train,
