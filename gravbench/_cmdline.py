@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["command_line"]
+import os
+import sys
+
+__all__ = ["command_line", "process_command"]
 
 
 def _fmt(value):
@@ -11,6 +14,18 @@ def _fmt(value):
     if isinstance(value, (list, tuple)):
         return ",".join(_fmt(v) for v in value)
     return str(value)
+
+
+def process_command():
+    """The command line of this process, as a string (``gravbench train ...`` when run from the CLI).
+
+    Recorded when a library call was not given the command that made it (e.g. training
+    started from a Python script records ``python script.py``).
+    """
+    argv = list(sys.argv)
+    if argv and os.path.basename(argv[0]) in ("gravbench", "__main__.py"):
+        argv[0] = "gravbench"
+    return " ".join(argv)
 
 
 def command_line(prog, options):

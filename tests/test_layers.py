@@ -47,11 +47,11 @@ KNOWN_LAZY = {
     "data.sets": "problem",
     "providers._train": "gravbench providers._torchutil",
     "providers.base": "problem",
-    "providers.cnn": "data problem providers._torchutil providers._train",
+    "providers.cnn": "data problem providers._torchutil",
     "providers.dip": "providers._torchutil",
-    "providers.gan": "providers._torchutil providers._train",
-    "providers.latent": "providers providers._torchutil providers._train",
-    "providers.vae": "data providers._train",
+    "providers.gan": "providers._torchutil",
+    "providers.latent": "providers providers._torchutil",
+    "providers.vae": "data",
 }
 
 

@@ -59,7 +59,7 @@ max_seconds=None, stop_after=None, description="training") -> dict``
     a path or as a name in :func:`user_weights_dir` (``"my-cnn"`` ->
     ``<cache>/weights/my-cnn.pt``).
 
-``command_line()`` -> the command that started this process (for manifests).
+``gravbench._cmdline.process_command()`` -> the command that started this process (for manifests).
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,16 +75,8 @@ from pathlib import Path
 from ._torchutil import require_torch, seed_all, sha256_file
 from ..data import cache_dir
 
-__all__ = ["fit", "save_weights", "load_weights", "command_line", "user_weights_dir", "resolve_weights",
+__all__ = ["fit", "save_weights", "load_weights", "user_weights_dir", "resolve_weights",
            "default_out", "load_state"]
-
-
-def command_line():
-    """The command line of this process, as a string (``gravbench train ...`` when run from the CLI)."""
-    argv = list(sys.argv)
-    if argv and os.path.basename(argv[0]) in ("gravbench", "__main__.py"):
-        argv[0] = "gravbench"
-    return " ".join(argv)
 
 
 def _progress(enabled, description, total):

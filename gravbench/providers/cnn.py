@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cmdline import process_command
 from ..bench.metrics import model_errors
 from .base import NoWeightsError, Provider, ProviderInfo
 from ..data.sets import STANDARD
@@ -431,7 +432,7 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
     if out_range not in ("zero", "data"):
         raise ValueError(f"out_range must be 'zero' or 'data', got {out_range!r}")
     from ._torchutil import require_torch, seed_all
-    from ._train import command_line, fit, save_weights
+    from ._train import fit, save_weights
 
     torch = require_torch()
     if threads:
@@ -531,7 +532,7 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         "normalisation": {"g_scale_mgal": list(g_scale), "rho_lo": lo, "rho_hi": hi,
                           "note": "input g/g_scale per channel (gx, gz RMS of the clean training data); "
                                   "output rho_lo + (rho_hi - rho_lo) * sigmoid"},
-        "command": command or command_line(),
+        "command": command or process_command(),
         "dataset": {"name": ds_name, "train_count": int(n_tr), "val_count": int(len(va.rho)), "noise": noise,
                     "meta": {k: v for k, v in (getattr(tr, "meta", {}) or {}).items()
                              if isinstance(v, (str, int, float, bool))}},

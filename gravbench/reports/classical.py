@@ -474,6 +474,6 @@ def write(res, out):
     return md, js
 
 
-def run(out, quick=False, log=print):
+def run(out="reports", quick=False, log=print):
     """Measure and write; returns (md, json) paths."""
     return write(measure(quick=quick, log=log), out)

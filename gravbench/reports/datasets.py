@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_report", "time_paper50_build"]
+__all__ = ["run", "write_report", "time_paper50_build"]
 
 DESCRIPTIONS = {
     "blocks": "One to several compact bodies (rotated rectangles, ellipses, star-shaped polygons with 3-8 "
@@ -260,3 +260,11 @@ def write_report(out="reports", timing=True, log=None):
     md = out / "datasets.md"
     md.write_text("\n".join(L))
     return md
+
+
+def run(out="reports", quick=False, log=print, *, timing=None):
+    """The reports' common entry point: :func:`write_report` into ``out``; ``quick`` skips the build timing.
+
+    Returns the path of ``datasets.md``.
+    """
+    return write_report(out, timing=(not quick) if timing is None else timing, log=log)

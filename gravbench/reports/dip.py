@@ -322,12 +322,15 @@ def write(res, out="reports", command="gravbench report dip"):
     return md, js
 
 
-def run(out="reports", heldout=24, per_family=20, plain_samples=3, jobs=1, log=None, progress=None,
-        command="gravbench report dip"):
+def run(out="reports", quick=False, log=None, *, heldout=24, per_family=20, plain_samples=3, jobs=1,
+        progress=None, command="gravbench report dip"):
     """:func:`measure` then :func:`write`; returns the paths of ``dip.md`` and ``dip.json``.
 
     The rows gathered so far are kept in ``OUT/dip.partial.json`` while it runs (removed at the end).
+    ``quick``: a smoke run (3 held-out models, 2 per family, 1 plain-Adam sample).
     """
+    if quick:
+        heldout, per_family, plain_samples = min(heldout, 3), min(per_family, 2), min(plain_samples, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / "dip.partial.json"

@@ -578,7 +578,7 @@ def _plot(res, path):
     plt.close(fig)
 
 
-def run(out_dir="reports", quick=False, log=print):
-    """Measure and write the report; return the paths written."""
+def run(out="reports", quick=False, log=print):
+    """Measure and write the report into ``out``; return the paths written."""
     res = measure(quick=quick, log=log)
-    return write(res, out_dir)
+    return write(res, out)

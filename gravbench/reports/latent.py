@@ -160,7 +160,7 @@ def _summ(rows, budget, success=None):
     }
 
 
-def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings=None, threads=None, weights=None):
+def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings=None, threads=None, weights=None):
     """Run the experiment and write ``latent.md``, ``latent.json`` and PNGs to ``out``.
 
     Parameters

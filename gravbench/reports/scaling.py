@@ -282,7 +282,7 @@ def _read_jsonl(path):
     return recs
 
 
-def run(out, quick=False, log=print, methods=None, sizes=None, time_budget=TIME_BUDGET,
+def run(out="reports", quick=False, log=print, *, methods=None, sizes=None, time_budget=TIME_BUDGET,
         memory_budget=MEMORY_BUDGET_MB, hard_limit=HARD_LIMIT, overwrite=False, cgls_check=None):
     """Run the sweep (resuming from ``out/scaling.jsonl``) and write the report; returns the paths written.
 

@@ -48,14 +48,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cmdline import command_line
 from .._mpl import pyplot as _plt
 from .._mpl import model_panel, save_png
 from .._linalg import single_thread_blas
 from ..providers.cnn import weights_for
+from ..bench import metrics as metrics_rule
 from ..bench.metrics import chi2s, fit_status, model_errors, success_band
 from ..bench.runner import skip_reason
 
-__all__ = ["run_table1", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
+__all__ = ["run", "run_table1", "targets", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
 
 #: The seed paper's Table I (docs/paper.md): model error, data misfit on its test set.
 PAPER = {
@@ -585,3 +587,79 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
     md = out_dir / f"{stem}.md"
     md.write_text("\n".join(L))
     return md
+
+
+def targets(res):
+    """One line per issue target, computed from the results (met / NOT met)."""
+    out = []
+    fwi = res["dataset"].startswith("fwi")
+    for tag, rows in res["rows"].items():
+        lvl = f"noise {float(tag) * 100:g} %"
+        noisy = float(tag) > 0
+        if "cnn" not in rows:
+            out.append(f"{lvl}: no CNN row (weights missing?)")
+            continue
+        sub = f"cnn [first {res['refine_samples']}]"
+        cnn_row = rows[sub] if sub in rows else rows["cnn"]  # same models as the classical / refiner rows
+        c = cnn_row["model_error"]["mean"]
+        if fwi and not noisy:
+            full = rows["cnn"]["model_error"]["mean"]
+            pm = rows.get("prior-mean", {}).get("model_error", {}).get("mean")
+            out.append(f"{lvl}: CNN mean model error {full:.4f} (paper 0.049): "
+                       f"{'met' if full <= 0.049 else 'NOT met'} (target <= 0.049)")
+            if pm:
+                out.append(f"{lvl}: CNN / prior-mean model error {full:.4f} / {pm:.4f} = {full / pm:.3f}: "
+                           f"{'met' if full <= 0.7 * pm else 'NOT met'} (target <= 0.7)")
+            out.append(f"{lvl}: CNN mean relative misfit {rows['cnn']['misfit']['mean']:.3g} (paper 0.0027)")
+        elif not fwi:
+            cls = {k: rows[k]["model_error"]["mean"] for k in ("zero", "tikhonov", "depth-weighted") if k in rows}
+            if cls:
+                best = min(cls, key=cls.get)
+                ok = c <= 0.5 * cls[best]
+                out.append(f"{lvl}: CNN mean model error {c:.4f} vs best classical ({best}) {cls[best]:.4f}: ratio "
+                           f"{c / cls[best]:.3f} (target <= 0.5): {'met' if ok else 'NOT met'}")
+        cm = cnn_row["misfit"]["mean"]
+        for k, r in rows.items():
+            if not k.startswith("cnn+"):
+                continue
+            me, mis = r["model_error"]["mean"], r["misfit"]["mean"]
+            tm = rows.get("true model", {}).get("misfit", {}).get("mean")
+            note = (f"{lvl}: {k}: mean model error {me:.4f} (CNN alone {c:.4f}, {100 * (me / c - 1):+.1f} %), "
+                    f"mean misfit {mis:.3g} (CNN alone {cm:.3g}; noise level {tm:.3g})")
+            if not noisy and k in ("cnn+gd", "cnn+gmres", "cnn+lgmres", "cnn+icg"):
+                ok = mis < cm and me <= 1.01 * c
+                note += f": lowers the misfit without raising the error by > 1 %: {'met' if ok else 'NOT met'}"
+            if noisy and "chi2" in r:
+                lo, hi = metrics_rule.success_band(res["n_data"])   # looked up at call time: the one rule
+                note += (f", median chi2 {r['chi2']['median']:.3g} (success band {lo:.3f}..{hi:.3f}), success "
+                         f"{100 * r.get('success_rate', 0):.0f}%, over-fitted {r.get('overfit', 0)} of {r['count']}")
+                if k in ("cnn+gmres", "cnn+lgmres"):
+                    note += f": {'met' if r.get('success_rate', 0) >= 0.99 else 'NOT met'} (ends in the success band)"
+            out.append(note)
+    ind = res.get("independent")
+    if ind:
+        out.append(f"independent OpenFWI-style models ({ind['count']}, noise-free): CNN mean model error "
+                   f"{ind['cnn']['model_error']['mean']:.4f}, prior-mean {ind['prior-mean']['model_error']['mean']:.4f}")
+    return out
+
+
+def run(out="reports", quick=False, log=print, *, dataset="paper-50", samples=1000, refine_samples=1000,
+        latent_samples=3, seed=0):
+    """The reports' common entry point: :func:`run_table1`, the target lines (:func:`targets`), then
+    :func:`write_report` into ``out``. ``quick``: 20 / 10 / 1 models (a smoke run).
+
+    Returns ``(path of the .md, results)``; ``results["notes"]`` names rows that failed.
+    """
+    if quick:
+        samples, refine_samples, latent_samples = min(samples, 20), min(refine_samples, 10), min(latent_samples, 1)
+    refine_samples = min(refine_samples, samples)
+    latent_samples = min(latent_samples, samples)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = run_table1(dataset=dataset, samples=samples, refine_samples=refine_samples,
+                     latent_samples=latent_samples, seed=seed, log=log)
+    res["summary_lines"] = targets(res)
+    cmd = command_line(f"gravbench report table1 --dataset {dataset}", [
+        ("--samples", samples, None), ("--refine-samples", refine_samples, None),
+        ("--latent-samples", latent_samples, None), ("--seed", seed, 0)])
+    return write_report(res, out, command=cmd), res  # table1.md for paper-50, table1-<dataset>.md otherwise

@@ -425,7 +425,7 @@ def write(res, fig_data, out_dir="reports"):
     return md, js, rel_png, maps_png
 
 
-def run(out_dir="reports", quick=False, log=print, pcn_per_family=None):
-    """Measure and write the report; return the paths written."""
+def run(out="reports", quick=False, log=print, *, pcn_per_family=None):
+    """Measure and write the report into ``out``; return the paths written."""
     res, fig = measure(quick=quick, log=log, pcn_per_family=pcn_per_family)
-    return write(res, fig, out_dir)
+    return write(res, fig, out)
