@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from . import runner
+from ..providers._train import resolve_weights
 from .cases import Case, build_cases, default_providers, default_refiners
 from .metrics import summarize
 from .robustness import NOISE_KINDS, condition_name
@@ -109,8 +110,6 @@ class Comparison:
 def _toolkit(toolkit, weights, sigma_scale, noise_kind, limits):
     tk = toolkit if toolkit is not None else runner.Toolkit()
     if weights:
-        from ..providers._train import resolve_weights   # lazy: the learned providers' module imports torch
-
         resolved = {}
         for pname, spec in weights.items():
             try:

@@ -30,6 +30,7 @@ import sys
 
 import typer
 
+from .. import __version__
 from .._cmdline import command_line
 
 __all__ = ["app", "report_app", "main", "UserError", "RunFailed", "console", "err_console", "state", "command_line"]
@@ -104,8 +105,6 @@ err_console = _LazyConsole(1)
 
 def _version_callback(value: bool):
     if value:
-        from .. import __version__
-
         typer.echo(f"gravbench {__version__}")
         raise typer.Exit(0)
 
@@ -188,20 +187,11 @@ def _crash_file(exc):
             os.makedirs(d, exist_ok=True)
             path = os.path.join(d, f"gravbench-crash-{stamp}-{os.getpid()}.txt")
             with open(path, "w", encoding="utf-8") as fh:
-                fh.write(f"gravbench {_version()}; python {sys.version.split()[0]}; argv {sys.argv!r}\n\n{text}")
+                fh.write(f"gravbench {__version__}; python {sys.version.split()[0]}; argv {sys.argv!r}\n\n{text}")
             return path
         except OSError:
             continue
     return None
-
-
-def _version():
-    try:
-        from .. import __version__
-
-        return __version__
-    except Exception:  # noqa: BLE001
-        return "?"
 
 
 def main(argv=None):
@@ -237,7 +227,7 @@ def main(argv=None):
         where = _crash_file(exc)
         msg = f"{type(exc).__name__}: {_one_line(exc)}" if str(exc).strip() else type(exc).__name__
         tail = f"full traceback in {where}" if where else "the traceback could not be written"
-        err_console.print(_escape(f"internal error (a bug in gravbench {_version()}): {msg}; {tail}; "
+        err_console.print(_escape(f"internal error (a bug in gravbench {__version__}): {msg}; {tail}; "
                                   "rerun with --debug to show it"), style="bold red", highlight=False,
                           soft_wrap=True)
         return 1

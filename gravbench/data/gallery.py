@@ -6,6 +6,7 @@ import numpy as np
 
 from .._mpl import grid_extent, model_panel, save_png
 from .._mpl import pyplot as _plt
+from .families import generate
 
 __all__ = ["family_gallery", "dataset_gallery"]
 
@@ -20,8 +21,6 @@ def family_gallery(path, family, problem, count=6, seed=0, with_data=True):
 
     Returns the path.
     """
-    from .families import generate
-
     plt = _plt()
     rho = generate(family, count, problem.shape, seed=seed)
     g = rho.reshape(count, -1).astype(np.float64) @ problem.sensitivity().T if with_data else None

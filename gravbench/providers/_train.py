@@ -72,7 +72,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ._torchutil import device as _device
 from ._torchutil import require_torch, seed_all, sha256_file
+from .. import __version__
 from ..data import cache_dir
 
 __all__ = ["fit", "save_weights", "load_weights", "user_weights_dir", "resolve_weights",
@@ -95,7 +97,6 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
         optimizer=None, lr_schedule="cosine", max_seconds=None, stop_after=None, description="training"):
     """Train ``model`` on ``train``, early-stopping on ``val``; see the module docstring."""
     torch = require_torch()
-    from ._torchutil import device as _device
 
     dev = _device(device)
     if not isinstance(epochs, int) or epochs < 1:
@@ -292,7 +293,6 @@ def _serialise(torch, state_dict, name):
 def save_weights(state_dict, path, manifest, *, half=True):
     """Write ``state_dict`` to ``path`` and its manifest to ``path.with_suffix('.json')``; see module docstring."""
     torch = require_torch()
-    from .. import __version__
 
     path = Path(path)
     mpath = path.with_suffix(".json")

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
+from ..data.dataset import build
+from ..data.families import BASE_FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS, generate
+from ..data.gallery import family_gallery
+from ..data.sets import STANDARD
+from ..problem import Problem
+
 __all__ = ["run", "write_report", "time_paper50_build"]
 
 DESCRIPTIONS = {
@@ -51,8 +58,6 @@ def _fmt(v):
 
 def family_stats(family, shape=(50, 50), count=2000, seed=0):
     """Measured value statistics and generation speed of ``family`` (after a warm-up call)."""
-    from ..data.families import generate
-
     generate(family, 4, shape, seed=seed + 1)  # compile / load the cache outside the timing
     t0 = time.perf_counter()
     rho = generate(family, count, shape, seed=seed)
@@ -72,8 +77,6 @@ def family_stats(family, shape=(50, 50), count=2000, seed=0):
 
 def size_scaling(sizes=(25, 50, 100, 200, 400), family="mixed", seed=0):
     """Generation speed of ``family`` across grid sizes: list of dicts (n, count, seconds, models/s, ns/cell)."""
-    from ..data.families import generate
-
     generate(family, 8, (8, 8), seed=seed + 1)
     rows = []
     for n in sizes:
@@ -93,9 +96,6 @@ def time_paper50_build(out_dir=None, log=None):
     """
     import tempfile
     import tracemalloc
-
-    from ..data.dataset import build
-    from ..data.sets import STANDARD
 
     spec = STANDARD["paper-50"]
     prob = spec.problem()
@@ -121,11 +121,6 @@ def write_report(out="reports", timing=True, log=None):
     import os
 
     import numba
-
-    from .. import Problem, __version__
-    from ..data.families import BASE_FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS
-    from ..data.gallery import family_gallery
-    from ..data.sets import STANDARD
 
     log = log or (lambda *a, **k: None)
     out = Path(out)

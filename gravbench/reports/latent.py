@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import data, providers
 from ..bench.metrics import fit_status, is_success, model_error, success_band
 from .._mpl import model_panel, save_png
+from ..providers import latent
 
 __all__ = ["run", "SETTINGS", "QUICK"]
 
@@ -117,9 +119,7 @@ def _pick(ds, families):
 
 def _cnn_available():
     try:
-        from gravbench.providers import get
-
-        get("cnn", n=50)
+        providers.get("cnn", n=50)
         return True, ""
     except Exception as exc:  # noqa: BLE001 - any failure means "no warm start"
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -187,9 +187,7 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
     """
     import torch
 
-    import gravbench as gb
     from gravbench.forward.torch import GravityLayer
-    from gravbench.providers import latent
 
     S = dict(settings or (QUICK if quick else SETTINGS))
     if threads:
@@ -197,7 +195,7 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    ds = gb.data.standard("paper-50", split="test", noise=0.01, progress=False)
+    ds = data.standard("paper-50", split="test", noise=0.01, progress=False)
     prob = ds.problem
     picks = _pick(ds, S["families"])
     layer = GravityLayer(prob, dtype=torch.float32)
@@ -243,9 +241,9 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
                 f"{time.perf_counter() - t0:.1f} s")
             if cnn_ok:
                 w = S["warm"]
-                p = gb.providers.get(kind, method=w["method"], warm_start="cnn", starts=1, maxiter=w["maxiter"],
-                                     target=S["success"], warm_steps=w["warm_steps"], cnn_options={"n": 50},
-                                     weights=(weights or {}).get(kind))
+                p = providers.get(kind, method=w["method"], warm_start="cnn", starts=1, maxiter=w["maxiter"],
+                                  target=S["success"], warm_steps=w["warm_steps"], cnn_options={"n": 50},
+                                  weights=(weights or {}).get(kind))
                 t0 = time.perf_counter()
                 res = p.run(g, prob, sigma, 0)
                 res.seconds = res.seconds + 0.0

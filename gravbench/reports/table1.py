@@ -51,6 +51,9 @@ import numpy as np
 from .._cmdline import command_line
 from .._mpl import pyplot as _plt
 from .._mpl import model_panel, save_png
+from .. import data
+from .. import providers as _providers
+from .. import refiners as _refiners
 from .._linalg import single_thread_blas
 from ..providers.cnn import weights_for
 from ..bench import metrics as metrics_rule
@@ -110,9 +113,7 @@ def _row(m, count, seconds, n_data=None, **extra):
 
 def training_prior(dataset):
     """``(mean model (nz, nx), mean depth profile (nz,))`` of the training split of the standard set ``dataset``, kg/m^3."""
-    import gravbench as gb
-
-    tr = gb.data.standard(dataset, split="train", noise=gb.data.STANDARD[dataset].noise, progress=False)
+    tr = data.standard(dataset, split="train", noise=data.STANDARD[dataset].noise, progress=False)
     mean = np.asarray(tr.rho, dtype=np.float64).mean(0)
     return mean, mean.mean(1)
 
@@ -195,16 +196,14 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
     independent : int
         Models of :func:`independent_fwi_models` for the independent check (``fwi`` data sets; 0 = skip).
     """
-    import gravbench as gb
-
     if not (1 <= refine_samples <= samples and 1 <= latent_samples <= samples):
         raise ValueError("need 1 <= refine_samples, latent_samples <= samples")
-    spec = gb.data.STANDARD.get(dataset)
+    spec = data.STANDARD.get(dataset)
     absolute = spec is not None and spec.families == "fwi"
-    all_prov = gb.providers.names()
+    all_prov = _providers.names()
     default_prov = ("zero", "prior-mean", "tikhonov", "depth-weighted", "cnn", "vae", "gan", "dip")
     prov_names = list(providers) if providers else [p for p in default_prov if p in all_prov or p == "prior-mean"]
-    ref_names = list(refiners) if refiners else [r for r in _REFINERS if r in gb.refiners.names()]
+    ref_names = list(refiners) if refiners else [r for r in _REFINERS if r in _refiners.names()]
     notes = []
     if absolute and "dip" in prov_names and not providers:
         prov_names.remove("dip")
@@ -212,7 +211,7 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                       "cover absolute densities of 1900-2600 kg/m^3")
     results = {"dataset": dataset, "noises": list(noises), "samples": samples, "refine_samples": refine_samples,
                "latent_samples": latent_samples, "rows": {}, "notes": notes, "family": {}}
-    missing_ref = [r for r in _REFINERS if r not in gb.refiners.names()]
+    missing_ref = [r for r in _REFINERS if r not in _refiners.names()]
     if missing_ref:
         notes.append(f"refiners not available in this build, skipped: {', '.join(missing_ref)}")
     prior_model, prior_profile = training_prior(dataset)
@@ -220,7 +219,7 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
     keep = {}
     with _limits():
         for noise in noises:
-            ds = gb.data.standard(dataset, split="test", noise=noise)
+            ds = data.standard(dataset, split="test", noise=noise)
             prob = ds.problem
             A = prob.sensitivity()
             op = prob.operator("dense")
@@ -246,11 +245,11 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                         R = np.repeat(prior_model[None], cnt, 0)
                     else:
                         if name == "cnn" and cnn_weights is not None:
-                            p = gb.providers.get("cnn", weights=cnn_weights)
+                            p = _providers.get("cnn", weights=cnn_weights)
                         elif name in ("vae", "gan"):
-                            p = gb.providers.get(name, n=prob.grid.nx)
+                            p = _providers.get(name, n=prob.grid.nx)
                         else:
-                            p = gb.providers.get(name)
+                            p = _providers.get(name)
                         if name == "cnn":  # load outside the timer (picks the weights trained for this problem)
                             p.batch(G[:1], prob)
                         t0 = time.perf_counter()
@@ -288,7 +287,7 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                 t0 = time.perf_counter()
                 try:
                     for i in range(cnt):
-                        res = gb.refiners.run(r, op, G[i], x0=cnn_out[i], sigma=None if S is None else S[i], **opts)
+                        res = _refiners.run(r, op, G[i], x0=cnn_out[i], sigma=None if S is None else S[i], **opts)
                         R[i] = np.asarray(res.x).ravel()
                         niter[i] = res.niter
                 except (ValueError, RuntimeError) as exc:
@@ -319,12 +318,12 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                 "shape": prob.shape, "tag": tag, "absolute": absolute,
                 "models": {k[1]: v[0][:refine_samples] for k, v in keep.items() if k[0] == tag}}
             if absolute and independent and noise == 0 and (tag, "cnn") in keep:
-                results["independent"] = _independent_check(gb, prob, A, prior_model, prior_profile, int(independent),
+                results["independent"] = _independent_check(prob, A, prior_model, prior_profile, int(independent),
                                                              cnn_weights, log)
     try:  # the CNN's training history (validation curve) for the report
 
-        wpath = Path(cnn_weights) if cnn_weights else weights_for(gb.data.STANDARD[dataset].problem()) \
-            if dataset in gb.data.STANDARD else None
+        wpath = Path(cnn_weights) if cnn_weights else weights_for(data.STANDARD[dataset].problem()) \
+            if dataset in data.STANDARD else None
         if wpath is not None:
             man = json.loads(Path(wpath).with_suffix(".json").read_text())
             results["cnn_manifest"] = {k: man.get(k) for k in ("file", "sha256", "n_params", "config", "training",
@@ -335,11 +334,11 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
     return results
 
 
-def _independent_check(gb, prob, A, prior_model, prior_profile, count, cnn_weights, log):
+def _independent_check(prob, A, prior_model, prior_profile, count, cnn_weights, log):
     """The CNN (and the prior mean) on :func:`independent_fwi_models`, noise-free."""
     rho = independent_fwi_models(count, prob.shape, seed=2024)
     G = rho.reshape(count, -1) @ A.T
-    p = gb.providers.get("cnn", weights=cnn_weights) if cnn_weights else gb.providers.get("cnn")
+    p = _providers.get("cnn", weights=cnn_weights) if cnn_weights else _providers.get("cnn")
     R = p.batch(G, prob)
     m = _metrics(A, R, rho, G, None, prior_profile)
     m0 = _metrics(A, np.repeat(prior_model[None], count, 0), rho, G, None, prior_profile)
