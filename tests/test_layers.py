@@ -34,7 +34,6 @@ ARCH = ROOT / "docs" / "architecture.md"
 #: inside functions, module names relative to ``gravbench`` (``gravbench`` is the package
 #: root). Delete a target when its import moves to module level; never add one.
 KNOWN_LAZY = {
-    "providers.dip": "providers._torchutil",
 }
 
 

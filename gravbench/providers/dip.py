@@ -80,6 +80,8 @@ import time
 
 import numpy as np
 
+from ._torchutil import device as _device
+from ._torchutil import require_torch
 from .base import Provider, ProviderInfo
 from ..bench.metrics import is_success
 from ..refiners._common import layer_depth_weights
@@ -146,8 +148,6 @@ def _torch_parts():
     """torch, nn and the decoder class (built on first use, so importing this module does not import torch)."""
     if _LAZY:
         return _LAZY["torch"], _LAZY["DIPDecoder"]
-    from ._torchutil import require_torch
-
     torch = require_torch()
     nn = torch.nn
 
@@ -382,8 +382,6 @@ def start_network(problem, seed=0, device="cpu", **options):
     info : dict
         ``steps`` (Adam steps of the start fit) and ``error`` (``max |f(z) - m_ref|``, kg/m^3).
     """
-    from ._torchutil import device as _device
-
     unknown = set(options) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
@@ -517,8 +515,6 @@ def _fit(problem, g, sigma, seed, device, layer, progress, o):
     """The body of :func:`fit_dip` (options already checked)."""
     torch, _ = _torch_parts()
     ScaleGrad = _LAZY["ScaleGrad"]
-    from ._torchutil import device as _device
-
     g = np.asarray(g, dtype=np.float64)
     if g.shape != (problem.n_data,):
         raise ValueError(f"g must have shape ({problem.n_data},), got {g.shape}")
@@ -727,8 +723,6 @@ class DIPProvider(Provider):
     learned = False
 
     def __init__(self, *, seed=0, device="cpu", progress=None, **options):
-        from ._torchutil import device as _device
-
         unknown = set(options) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"unknown dip option(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
