@@ -342,7 +342,7 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
                "success = |chi2 - 1| <= 2 sqrt(2/N) (the data fitted to the noise level, `metrics.is_success`; "
                "over-fitted = chi2 below that band: fits the noise, not a success), seconds = provider + "
                "refiner wall time after a per-process warm-up (no compilation timed), A/A^T products = operator "
-               "applications by the refiner, peak MiB = peak traced NumPy/Python heap of the provider or refiner call.")
+               "applications by the refiner, peak MiB = peak resident memory (RSS) the provider or refiner call added (numba and torch allocations included).")
     out.append("")
     out.append(f"Uncertainty: every mean comes with a {100 * LEVEL:.0f} % Student-t confidence interval over the test "
                "models (`mean [lo, hi]`; coverage checked on synthetic draws in `tests/test_stats.py`). All pairs see "
