@@ -34,6 +34,9 @@ from .. import __version__
 from .._mpl import pyplot as _plt
 from ..forward import DenseOperator, operators, sensitivity
 from ..problem import Problem
+from ..bench.timing import best_and_median as _timeit
+from ..bench.timing import interleaved as _timeit_interleaved
+from ..bench.timing import loadavg as _loadavg
 
 __all__ = ["run", "write", "measure"]
 
@@ -43,40 +46,6 @@ QUICK_SIZES = {
     "matfree": [25, 50, 100, 200],
     "fft": [25, 50, 100, 200, 400, 1000],  # n = 2000 runs in a subprocess (peak memory)
 }
-
-
-def _timeit(fn, min_time=0.2, max_repeat=20, min_repeat=3):
-    """Best and median wall time (s) of ``fn()`` after one warm-up call."""
-    fn()
-    ts = []
-    t_total = time.perf_counter()
-    while len(ts) < max_repeat and (len(ts) < min_repeat or time.perf_counter() - t_total < min_time):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(min(ts)), float(np.median(ts))
-
-
-def _timeit_interleaved(fns, min_time=0.5, max_repeat=15, min_repeat=5):
-    """Like :func:`_timeit` for several functions, run in turn (round robin) so that they see the
-    same machine load; returns a list of (best, median) pairs."""
-    for fn in fns:
-        fn()
-    ts = [[] for _ in fns]
-    t_total = time.perf_counter()
-    while len(ts[0]) < max_repeat and (len(ts[0]) < min_repeat or time.perf_counter() - t_total < min_time):
-        for fn, acc in zip(fns, ts):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
-    return [(float(min(a)), float(np.median(a))) for a in ts]
-
-
-def _loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
 
 
 def _warm():

@@ -28,49 +28,12 @@ from .._mpl import pyplot as _plt
 from .._mpl import save_png
 from .. import refiners, solvers
 from .._linalg import single_thread_blas
-from ..problem import Problem
+from ..bench.timing import WARM_REFINERS, problem_case, warm_up
 
 __all__ = ["run", "problem_case", "SIZES"]
 
 SIZES = (25, 50, 100, 200)
-REFINERS = ("gd", "pgd", "cgls", "gmres", "lgmres", "icg", "picg", "tikhonov")
-
-
-def problem_case(n, noise=0.01, seed=0, method="auto"):
-    """The benchmark case: paper setup, a block and a lens, ``noise`` x max|g| Gaussian noise.
-
-    Returns ``(problem, op, rho (flat), g, sigma)``.
-    """
-    prob = Problem.paper(n)
-    op = prob.operator(method)
-    rho = np.zeros(prob.shape)
-    rho[n // 5:2 * n // 5, n // 4:n // 2] = 400.0
-    rho[n // 2:3 * n // 4, 5 * n // 8:7 * n // 8] = -250.0
-    g0 = op.matvec(rho.ravel())
-    sigma = noise * float(np.abs(g0).max())
-    g = g0 + sigma * np.random.default_rng(seed).standard_normal(g0.size)
-    op.reset_counters()
-    return prob, op, rho.ravel(), g, sigma
-
-
-def warm_up():
-    """Compile (or load from the numba cache) every loop on a tiny problem, for every operator kind."""
-    for method in ("dense", "matfree", "fft"):
-        _, op, _, g, sigma = problem_case(6, method=method)
-        for name in REFINERS:
-            refiners.run(name, op, g, sigma=sigma, maxiter=2)
-        for f in (solvers.gmres, solvers.lgmres, solvers.cg):
-            f(op.normal(), op.rmatvec(g), maxiter=2)
-
-
-def _median_time(f, repeats):
-    ts = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = f()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)), out
+REFINERS = WARM_REFINERS
 
 
 def application_time(op, count=60):
