@@ -71,6 +71,7 @@ from pathlib import Path
 import numpy as np
 
 from .cases import NO_REFINER, Case, SkipCase, case_key
+from .._atomic import atomic_write_text
 from .memory import PeakRSS
 from .metrics import RECORD_KEYS, evaluate, gravity_metrics
 from .. import data, providers, refiners
@@ -475,28 +476,6 @@ class SweepLocked(ValueError):
 class OutputExists(ValueError):
     """The record file (or the partial file of an interrupted sweep) holds data and neither
     ``resume`` nor ``overwrite`` was given."""
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` atomically (a temporary file in the same directory, then ``os.replace``).
-
-    The temporary file is removed when writing fails, so nothing is left behind.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def _upgrade(rec):

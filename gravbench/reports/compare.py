@@ -17,7 +17,7 @@ from .._mpl import pyplot as _plt
 from .._mpl import model_panel, save_png
 
 from ..bench.metrics import success_band, summarize
-from ..bench.runner import atomic_write_text
+from .._atomic import atomic_write_text
 from ..bench.compare import best_pairs, pair_label, report_stem, run_comparison
 from ..bench.stats import ALPHA, LEVEL, analyse
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 from .. import __version__
 from ..data.dataset import build
 from ..data.families import BASE_FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS, generate
@@ -141,7 +143,7 @@ def write_report(out="reports", timing=True, log=None):
     env = {"gravbench": __version__, "generator_version": GENERATOR_VERSION,
            "numba_threads": int(numba.get_num_threads()), "cpu_count": os.cpu_count()}
     record = {"env": env, "families": stats, "size_scaling": scaling, "paper50_build": build_t}
-    (out / "datasets.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "datasets.json", json.dumps(record, indent=2) + "\n")
 
     L = []
     L.append("# Synthetic density models and data sets\n")
@@ -253,7 +255,7 @@ def write_report(out="reports", timing=True, log=None):
     else:
         L.append("(not measured in this run: `gravbench report datasets --timing`)\n")
     md = out / "datasets.md"
-    md.write_text("\n".join(L))
+    atomic_write_text(md, "\n".join(L))
     return md
 
 

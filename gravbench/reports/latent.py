@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 from .. import data, providers
 from ..bench.metrics import fit_status, is_success, model_error, success_band
 from .._mpl import model_panel, save_png
@@ -259,10 +261,10 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
         curves[kind] = rows
     results["seconds"] = time.perf_counter() - t_all
     js = out / "latent.json"
-    js.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    atomic_write_text(js, json.dumps(results, indent=1, default=float) + "\n")
     figs = _figures(out, curves, examples, S, prob)
     md = out / "latent.md"
-    md.write_text(_markdown(results, S, figs, quick))
+    atomic_write_text(md, _markdown(results, S, figs, quick))
     return md, js, figs
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 from .._mpl import pyplot as _plt
 from .._mpl import save_png
 from .. import refiners, solvers
@@ -361,8 +363,8 @@ def run(out="reports", quick=False, log=print):
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "threads": int(numba.get_num_threads()),
             "load": f"{os.getloadavg()[0]:.1f}", "quick": quick, "targets": targets, "krylov": krylov,
             "sweep": sweep, "icg": icg}
-    (out / "solvers.json").write_text(json.dumps(data, indent=1))
+    atomic_write_text(out / "solvers.json", json.dumps(data, indent=1))
     _figure(sweep, krylov, out / "solvers.png")
     md = out / "solvers.md"
-    md.write_text(_md(data))
+    atomic_write_text(md, _md(data))
     return md, data

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 from .._cmdline import command_line
 from .._mpl import pyplot as _plt
 from .._mpl import model_panel, save_png
@@ -476,7 +478,7 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = _figures(res, out_dir, stem)
-    (out_dir / f"{stem}.json").write_text(json.dumps(_clean(res), indent=1) + "\n")
+    atomic_write_text(out_dir / f"{stem}.json", json.dumps(_clean(res), indent=1) + "\n")
     nd = res.get("n_data")
     lo, hi = success_band(nd) if nd else (None, None)
     fwi = res["dataset"].startswith("fwi")
@@ -584,7 +586,7 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
     if figs:
         L += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figs] + [""]
     md = out_dir / f"{stem}.md"
-    md.write_text("\n".join(L))
+    atomic_write_text(md, "\n".join(L))
     return md
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 import gravbench as gb
 
 from .._mpl import pyplot as _plt
@@ -305,7 +307,7 @@ def write(res, fig_data, out_dir="reports"):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js = out / "uncertainty.json"
-    js.write_text(json.dumps(res, indent=1))
+    atomic_write_text(js, json.dumps(res, indent=1))
     rel_png, maps_png = out / "uncertainty-reliability.png", out / "uncertainty-maps.png"
     _reliability_png(res, rel_png)
     if fig_data is not None:  # None: re-render the text from stored results, keep the maps already written
@@ -421,7 +423,7 @@ def write(res, fig_data, out_dir="reports"):
     w("- pCN samples the posterior of the VAE's latent vector: its spread is the uncertainty within the "
       "generator's range, and it cannot cover models the generator cannot produce.")
     md = out / "uncertainty.md"
-    md.write_text("\n".join(L) + "\n")
+    atomic_write_text(md, "\n".join(L) + "\n")
     return md, js, rel_png, maps_png
 
 
