@@ -3,7 +3,7 @@
 Problems follow the seed paper's setup (``Problem.paper(n)``, operator
 ``auto``: dense up to n = 50, FFT above), a block and a lens, 1% Gaussian
 noise, zero start. ``setup`` compiles every numba loop on a tiny problem first
-(:func:`gravbench.reports.solvers.warm_up`), so compilation is never
+(:func:`gravbench.bench.timing.warm_up`), so compilation is never
 timed. The ``track_*`` figures (iterations, operator applications, model
 error, data misfit) come from one run per case in ``setup_cache`` (computed
 once per ``asv run``, not once per track method); the ``time_*`` classes do
@@ -21,14 +21,14 @@ _WARM = []
 
 def _warm():
     if not _WARM:
-        from gravbench.reports.solvers import warm_up
+        from gravbench.bench.timing import warm_up
 
         warm_up()
         _WARM.append(True)
 
 
 def _case(n):
-    from gravbench.reports.solvers import problem_case
+    from gravbench.bench.timing import problem_case
 
     return problem_case(n)
 

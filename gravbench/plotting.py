@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._mpl import grid_extent, model_panel, save_png
 from ._mpl import pyplot as _plt
-from ._mpl import save_png
 
-__all__ = ["model_and_data", "demo_model", "inversion_figure"]
+__all__ = ["model_and_data", "demo_model", "inversion_figure", "model_panel"]
 
 
 def demo_model(grid):
@@ -45,16 +45,14 @@ def model_and_data(problem, rho, g, path, title="", g_est=None, rho_est=None):
     if title:
         ax.set_title(title)
     grid = problem.grid
-    ext = [grid.x_edges[0], grid.x_edges[-1], grid.z_edges[-1], grid.z_edges[0]]
     models = [("model", rho)] + ([("estimate", rho_est)] if rho_est is not None else [])
     vmax = max(float(np.abs(r).max()) for _, r in models) or 1.0
     for j, (name, r) in enumerate(models):
         a = fig.add_subplot(gs[1, j])
-        im = a.imshow(np.asarray(r).reshape(grid.shape), extent=ext, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-                      aspect="auto", interpolation="nearest")
+        im = model_panel(a, np.asarray(r).reshape(grid.shape), vmax=vmax, extent=grid_extent(grid), title=name,
+                         fontsize=None, ticks=True, aspect="auto")
         a.set_xlabel("x (m)")
         a.set_ylabel("depth z (m)")
-        a.set_title(name)
         fig.colorbar(im, ax=a, label="density contrast (kg/m$^3$)")
     save_png(fig, path, dpi=110)
     return path

@@ -34,26 +34,6 @@ ARCH = ROOT / "docs" / "architecture.md"
 #: inside functions, module names relative to ``gravbench`` (``gravbench`` is the package
 #: root). Delete a target when its import moves to module level; never add one.
 KNOWN_LAZY = {
-    "reports.forward": "forward forward.operators gravbench",
-    "reports.latent": "gravbench providers providers.latent",
-    "bench.runner": "data problem providers refiners",
-    "reports.solvers": "gravbench",
-    "reports.table1": "gravbench",
-    "cli": "gravbench",
-    "data.dataset": "geometry gravbench problem",
-    "data.gallery": "data.families",
-    "data.noise": "data.families",
-    "reports.datasets": "data.dataset data.families data.gallery data.sets gravbench problem",
-    "data.sets": "problem",
-    "providers._train": "gravbench providers._torchutil",
-    "providers.base": "problem",
-    "providers.classical": "refiners",
-    "providers.cnn": "data problem providers._torchutil providers._train",
-    "providers.dip": "providers._torchutil",
-    "providers.gan": "providers._torchutil providers._train",
-    "providers.latent": "providers providers._torchutil providers._train",
-    "providers.vae": "data providers._train",
-    "refiners._common": "forward",
 }
 
 

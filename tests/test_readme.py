@@ -30,7 +30,7 @@ def test_library_examples_run(capsys):
 def test_provider_extension_example_runs():
     import gravbench as gb
 
-    code = _blocks()[2]
+    code = next(b for b in _blocks() if "class BackProjection" in b)
     ns = {}
     exec(compile(code, str(README), "exec"), ns)
     cls = ns["BackProjection"]
@@ -43,3 +43,14 @@ def test_provider_extension_example_runs():
         assert rho0.shape == prob.shape and np.isclose(np.abs(rho0).max(), 100.0)
     finally:
         gb.providers.unregister("backprojection")
+
+
+def test_comparison_example_runs(tmp_path, monkeypatch, capsys):
+    """The one-call comparison of the README (it writes its record file into the working directory)."""
+    monkeypatch.chdir(tmp_path)
+    code = next(b for b in _blocks() if "run_comparison" in b)
+    ns = {}
+    exec(compile(code, str(README), "exec"), ns)
+    c = ns["c"]
+    assert len(c.records) == 2 * 2 * 8 and (tmp_path / "cmp.jsonl").exists()
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3

@@ -449,7 +449,8 @@ def test_item7_search_checks_its_options_too():
 @pytest.mark.parametrize("name, kw, text", [
     ("tikhonov", dict(chi=float("inf")), "chi must be a finite number > 0"),
     ("tikhonov", dict(bogus=1), "unknown refiner option"),
-    ("tikhonov", dict(engine="direct", alpha=1.0), "need engine='refiner'"),
+    ("tikhonov", dict(engine="dense"), "engine must be 'auto', 'direct' or 'refiner'"),
+    ("tikhonov", dict(weighting="depth"), "unknown refiner option"),   # set by the provider, not an option
     ("depth-weighted", dict(beta=float("nan")), "beta must be a finite number >= 0"),
     ("cnn", dict(device="gpu"), "device must be"),
     ("cnn", dict(n=0), "n must be a positive integer"),

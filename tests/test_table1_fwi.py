@@ -107,10 +107,9 @@ def test_success_is_two_sided():
 
 def test_every_success_report_uses_the_one_rule(monkeypatch):
     """Patch the band: every place that decides success (metrics, compare, Table I, latent search and its
-    report, the table1 CLI targets) follows it, so none keeps a threshold of its own."""
+    report, the Table I targets) follows it, so none keeps a threshold of its own."""
     from gravbench.reports import latent as bench_latent
     from gravbench.reports import table1
-    from gravbench.cli import cmd_report
     from gravbench.providers.latent import SearchResult
 
     monkeypatch.setattr(metrics, "success_band", lambda n, k=2.0: (0.55, 0.65))
@@ -132,7 +131,7 @@ def test_every_success_report_uses_the_one_rule(monkeypatch):
             "true model": {"misfit": {"mean": 0.01}},
             "cnn+gmres": {"model_error": {"mean": 0.1}, "misfit": {"mean": 0.1}, "chi2": {"median": 0.6},
                           "success_rate": 1.0, "overfit": 0, "count": 2}}
-    lines = cmd_report._targets({"dataset": "fwi-51", "rows": {"0.01": rows}, "refine_samples": 2, "n_data": 300})
+    lines = table1.targets({"dataset": "fwi-51", "rows": {"0.01": rows}, "refine_samples": 2, "n_data": 300})
     assert any("0.550..0.650" in s for s in lines)
 
 

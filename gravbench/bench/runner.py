@@ -71,8 +71,11 @@ from pathlib import Path
 import numpy as np
 
 from .cases import NO_REFINER, Case, SkipCase, case_key
+from .._atomic import atomic_write_text
 from .memory import PeakRSS
 from .metrics import RECORD_KEYS, evaluate, gravity_metrics
+from .. import data, providers, refiners
+from ..problem import Problem
 from ..providers.base import NotApplicable
 
 __all__ = ["Toolkit", "TestSet", "run_case", "run_cases", "estimate", "read_records", "default_load",
@@ -115,9 +118,6 @@ def default_load(n, samples, noise, seed):
     seed : int
         Seed of a built set (the standard sets have their own fixed seeds).
     """
-    from .. import data
-    from ..problem import Problem
-
     prob = Problem.paper(n)
     ds = None
     source = ""
@@ -148,8 +148,6 @@ def default_get_provider(name, n):
     A learned provider without weights for grid ``n`` raises
     ``gravbench.providers.NoWeightsError`` when called; the case records it.
     """
-    from .. import providers
-
     return providers.get(name)
 
 
@@ -159,16 +157,12 @@ def provider_with_options(name, n, options=()):
     Used through ``functools.partial`` as a :class:`Toolkit` ``get_provider`` (picklable for Dask), e.g. to run
     the ``cnn`` provider with user-trained weights: ``options=(("cnn", (("weights", "my-run"),)),)``.
     """
-    from .. import providers
-
     opts = dict(dict(options).get(name, ()))
     return providers.get(name, **opts)
 
 
 def default_refine(name, op, g, x0, sigma):
     """``gravbench.refiners.run(name, op, g, x0=x0, sigma=sigma)`` with the refiner's default settings."""
-    from .. import refiners
-
     return refiners.run(name, op, g, x0=x0, sigma=sigma)
 
 
@@ -482,28 +476,6 @@ class SweepLocked(ValueError):
 class OutputExists(ValueError):
     """The record file (or the partial file of an interrupted sweep) holds data and neither
     ``resume`` nor ``overwrite`` was given."""
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` atomically (a temporary file in the same directory, then ``os.replace``).
-
-    The temporary file is removed when writing fails, so nothing is left behind.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def _upgrade(rec):

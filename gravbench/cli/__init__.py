@@ -30,40 +30,10 @@ import sys
 
 import typer
 
+from .. import __version__
+from .._cmdline import command_line
+
 __all__ = ["app", "report_app", "main", "UserError", "RunFailed", "console", "err_console", "state", "command_line"]
-
-
-def _fmt(value):
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_fmt(v) for v in value)
-    return str(value)
-
-
-def command_line(prog, options):
-    """The canonical command line that reproduces a run: ``prog`` plus each option not at its default.
-
-    Parameters
-    ----------
-    prog : str
-        The command and its positional part (``"gravbench compare --n 50 100"``).
-    options : iterable of (flag, value, default)
-        An option is written as ``flag value`` when ``value`` is not None and differs
-        from ``default``; floats as ``%g``, lists and tuples comma-joined. A flag
-        given several times (``--weights``) is several entries.
-
-    Examples
-    --------
-    >>> command_line("gravbench compare --n 50", [("--samples", 8, 32), ("--noise", 0.01, 0.01)])
-    'gravbench compare --n 50 --samples 8'
-    """
-    parts = [prog]
-    for flag, value, default in options:
-        if value is None or value == default:
-            continue
-        parts.append(f"{flag} {_fmt(value)}")
-    return " ".join(parts)
 
 
 class UserError(Exception):
@@ -135,8 +105,6 @@ err_console = _LazyConsole(1)
 
 def _version_callback(value: bool):
     if value:
-        from .. import __version__
-
         typer.echo(f"gravbench {__version__}")
         raise typer.Exit(0)
 
@@ -219,20 +187,11 @@ def _crash_file(exc):
             os.makedirs(d, exist_ok=True)
             path = os.path.join(d, f"gravbench-crash-{stamp}-{os.getpid()}.txt")
             with open(path, "w", encoding="utf-8") as fh:
-                fh.write(f"gravbench {_version()}; python {sys.version.split()[0]}; argv {sys.argv!r}\n\n{text}")
+                fh.write(f"gravbench {__version__}; python {sys.version.split()[0]}; argv {sys.argv!r}\n\n{text}")
             return path
         except OSError:
             continue
     return None
-
-
-def _version():
-    try:
-        from .. import __version__
-
-        return __version__
-    except Exception:  # noqa: BLE001
-        return "?"
 
 
 def main(argv=None):
@@ -268,7 +227,7 @@ def main(argv=None):
         where = _crash_file(exc)
         msg = f"{type(exc).__name__}: {_one_line(exc)}" if str(exc).strip() else type(exc).__name__
         tail = f"full traceback in {where}" if where else "the traceback could not be written"
-        err_console.print(_escape(f"internal error (a bug in gravbench {_version()}): {msg}; {tail}; "
+        err_console.print(_escape(f"internal error (a bug in gravbench {__version__}): {msg}; {tail}; "
                                   "rerun with --debug to show it"), style="bold red", highlight=False,
                           soft_wrap=True)
         return 1

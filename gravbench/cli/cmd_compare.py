@@ -1,7 +1,8 @@
 """``gravbench compare``: every provider x refiner pair on the same held-out models, per grid size.
 
-Thin: validates the options, then calls :func:`gravbench.bench.runner.run_cases`
-and :func:`gravbench.reports.compare.write_report`.
+Thin: validates the options, shows progress, calls
+:func:`gravbench.bench.compare.run_comparison` and
+:func:`gravbench.reports.compare.write_report`, and prints.
 """
 
 from __future__ import annotations
@@ -12,23 +13,11 @@ from typing import List, Optional
 
 import typer
 
-#: defaults chosen so that ``gravbench compare --n 50 100`` takes <= 5 minutes on 2 cores (warm numba cache):
-#: 7 providers x 7 refiners x 32 test models x 2 sizes = 3,136 cases ran in 2 min 57 s on the idle 2-core
-#: machine (173 s for the cases). gmres and lgmres are opt-in (``--refiners ...,gmres,lgmres``): they cost
-#: 2.0 s + 2.6 s per test model at n = 50 + 100; compact and focusing as refiners, dip, vae, gan and the SimPEG
-#: peers as providers are opt-in too (seconds to minutes per model). With 32 models the leader vs runner-up
-#: paired difference at n = 50 is known to +-0.0028 (95 % half-width, reports/compare-50-100.md: cnn -> sparse vs
-#: cnn -> smooth); +-0.01 needs about 5 models. Separating two different providers to +-0.01 would need ~450
-#: models (standard deviation of their paired difference ~0.11): not affordable in the default run.
-#: unet joined the defaults after that measurement: 448 more cases (the 224 at n = 100 skipped: no weights), 8 s.
-DEFAULT_NS = (50, 100)
 from ..bench.cases import default_providers, default_refiners  # noqa: E402
+from ..bench.compare import DEFAULT_NOISE, DEFAULT_NS, DEFAULT_SAMPLES, DEFAULT_SEED  # noqa: E402, F401
 
 DEFAULT_PROVIDERS = ",".join(default_providers())   # simpeg-l2,simpeg-sparse (gravbench[peers]) are opt-in
 DEFAULT_REFINERS = ",".join(default_refiners())
-DEFAULT_SAMPLES = 32
-DEFAULT_NOISE = 0.01
-DEFAULT_SEED = 0
 DEFAULT_OUT = Path("reports")
 
 
@@ -206,12 +195,9 @@ def register(app, report_app):
             if pname not in provs:
                 raise UserError(f"--weights {item}: provider {pname!r} is not in --providers ({', '.join(provs)})")
             wopts[pname] = spec
-        from ..reports.compare import report_stem
+        from ..bench.compare import report_stem
 
-        stem = report_stem(ns)
-        if perturbed:
-            stem += ("" if noise_kind == "gaussian" else f"-{noise_kind}") + (
-                "" if sigma_scale == 1.0 else f"-sigma{sigma_scale:g}")
+        stem = report_stem(ns, sigma_scale, noise_kind)
         _check_writable_dir("--out", out)
         jpath = Path(json_path) if json_path is not None else Path(out) / f"{stem}.jsonl"
         if jpath.is_dir():
@@ -220,45 +206,21 @@ def register(app, report_app):
         _check_writable_dir("--json", jpath.parent)
         if jpath.exists() and not os.access(jpath, os.W_OK):
             raise UserError(f"--json: {jpath} is read-only; make it writable or choose another file")
+        from ..bench import runner
+        from ..bench.compare import run_comparison
         from ..bench.runner import partial_path
+        from ..reports import compare as compare_report
 
         if resume and not jpath.exists() and not partial_path(jpath).exists():
             err_console.print(f"[yellow]--resume: {jpath} does not exist yet; starting a new sweep[/yellow]")
-
-        from ..bench import runner
-        from ..reports import compare as compare_report
-        from ..bench.cases import build_cases
-
-        cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)
-        tk = make_toolkit()
-        if wopts:
-            import dataclasses
-            import functools
-
-            from ..providers._train import resolve_weights
-
-            for pname, spec in wopts.items():
-                try:
-                    wopts[pname] = str(resolve_weights(spec, pname))
-                except ValueError as exc:
-                    raise UserError(f"--weights {pname}={spec}: {exc}") from None
-            opts = tuple((pname, (("weights", spec),)) for pname, spec in sorted(wopts.items()))
-            tk = dataclasses.replace(tk, get_provider=functools.partial(runner.provider_with_options, options=opts))
-        if perturbed:
-            from ..bench.robustness import toolkit as perturbed_toolkit
-
-            tk = perturbed_toolkit(sigma_scale, noise_kind, base=tk)
+        limits = None
         if scaling is not None and str(scaling) not in ("", "."):
-            import dataclasses
-
             from ..reports.scaling import limits as scaling_limits
 
             try:
-                lim = scaling_limits(scaling)
+                limits = scaling_limits(scaling)
             except (ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"--scaling {scaling}: not a scaling report ({exc})") from None
-            if lim and hasattr(tk, "limits"):
-                tk = dataclasses.replace(tk, limits=lim)
         client = None
         if scheduler:
             with console.status(f"connecting to the Dask scheduler {scheduler} ..."):
@@ -270,14 +232,17 @@ def register(app, report_app):
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=real_console, transient=False) as bar:
-                tasks = {v: bar.add_task(f"n = {v:>4}", total=sum(c.n == v for c in cases)) for v in ns}
+                tasks = {v: bar.add_task(f"n = {v:>4}", total=samples * len(provs) * len(refs)) for v in ns}
 
                 def on_record(rec, skipped):
                     bar.advance(tasks[int(rec["n"])])
 
-                records = runner.run_cases(cases, jpath, resume=resume, overwrite=overwrite, toolkit=tk,
-                                           scheduler=client, on_record=on_record,
-                                           log=lambda m: err_console.print(m, highlight=False, soft_wrap=True))
+                c = run_comparison(ns, provs, refs, samples=samples, noise=noise, seed=seed, records_path=jpath,
+                                   resume=resume, overwrite=overwrite, toolkit=make_toolkit(), weights=wopts,
+                                   sigma_scale=sigma_scale, noise_kind=noise_kind, limits=limits, scheduler=client,
+                                   gallery=gallery, on_record=on_record,
+                                   on_stage=lambda text: bar.console.print(text, highlight=False),
+                                   log=lambda m: err_console.print(m, highlight=False, soft_wrap=True))
         except KeyboardInterrupt:
             err_console.print(f"Finished cases are kept in {partial_path(jpath)} ({jpath} is unchanged); rerun the "
                               "same command with --resume to continue.", highlight=False, soft_wrap=True)
@@ -286,56 +251,29 @@ def register(app, report_app):
             raise UserError(str(exc)) from None
         except runner.SweepLocked as exc:
             raise RunFailed(str(exc)) from None
+        except ValueError as exc:   # a weights name that does not resolve ("weights cnn=...: ...")
+            raise UserError(f"--{exc}" if str(exc).startswith("weights ") else str(exc)) from None
         finally:
             if client is not None:
                 cluster = getattr(client, "cluster", None)
                 client.close()
                 if cluster is not None and scheduler.startswith("local"):
                     cluster.close()
-
+        records = c.records
         try:  # the records are complete and in place; an interrupt now only loses the report
-            for t in compare_report.rich_tables(records):
+            for t in compare_report.rich_tables(records, c.summary):
                 console.print(t)
-            items = []
-            if gallery:
-                from ..bench.cases import Case
-
-                with console.status("drawing the gallery (re-running the best pairs on test model 0) ..."):
-                    for v in ns:
-                        for p, r in compare_report.best_pairs(records, v, k=3):
-                            case = Case(n=v, noise=noise, model=0, provider=p, refiner=r, seed=seed, samples=samples)
-                            try:
-                                rt, rh = runner.estimate(case, tk)
-                            except Exception:  # noqa: BLE001 - the table already reports the failure
-                                continue
-                            rec = next((x for x in records if x["n"] == v and x["model"] == 0 and x["provider"] == p
-                                        and x["refiner"] == r), None)
-                            items.append((v, compare_report.pair_label({"provider": p, "refiner": r}), rt, rh,
-                                          None if rec is None else rec["model_error"]))
-            sources = []
-            for v in ns:
-                try:
-                    sources.append(f"n = {v}: test models from {runner.test_set(v, samples, noise, seed, tk).source}")
-                except Exception:  # noqa: BLE001
-                    pass
-            for name, used in runner.provider_weights().items():  # which weight files the learned providers loaded
-                line = f"{name} weights: " + "; ".join(f"{g}: {w}" for g, w in sorted(used.items()))
-                sources.append(line)
-                console.print(line, highlight=False, soft_wrap=True)
+            for line in c.sources:
+                if " weights: " in line:
+                    console.print(line, highlight=False, soft_wrap=True)
             wall = time.perf_counter() - t_start
             cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler, weights, sigma_scale,
                            noise_kind)
-            settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
-                        "refiners": ", ".join(refs)}
-            if perturbed:
-                from ..bench.robustness import condition_name
-
-                settings["noise model"] = (condition_name(sigma_scale, noise_kind)
-                                           + " (chi2 and success against the sigma the methods were told)")
             written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall,
-                                                  settings=settings, gallery=items, json_path=jpath,
-                                                  provider_notes=sources, stem=stem,
-                                                  training=compare_report.training_costs(provs, ns))
+                                                  settings=c.settings, gallery=c.gallery, json_path=jpath,
+                                                  provider_notes=c.sources, stem=stem,
+                                                  training=compare_report.training_costs(provs, ns),
+                                                  summary=c.summary)
         except KeyboardInterrupt:
             err_console.print(f"The records are complete in {jpath}; rerun the same command with --resume to write "
                               "the report without running any case again.", highlight=False, soft_wrap=True)

@@ -18,7 +18,6 @@ def register(app, report_app):
         """Compute gx and gz of a built-in model (a block and a lens) and plot them."""
         import time
 
-        import numpy as np
         from rich.table import Table
 
         from . import UserError, console

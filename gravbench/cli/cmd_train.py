@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from .._cmdline import command_line
+
 
 def _parse_options(items):
     out = {}
@@ -86,12 +88,10 @@ def register(app, report_app):
 
             torch.set_num_threads(int(threads))
         sched = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
-        parts = [f"gravbench train {model} --dataset {dataset}"]
-        parts += [f"--{k.replace('_', '-')} {v}" for k, v in sched.items()]
-        parts += [f"--seed {seed}"] + ([f"--out {out}"] if out else []) + (["--resume"] if resume else [])
-        parts += ([f"--device {device}"] if device != "cpu" else []) + ([f"--threads {threads}"] if threads else [])
-        parts += [f"-o {o}" for o in option or []]
-        opts["command"] = " ".join(parts)
+        opts["command"] = command_line(f"gravbench train {model} --dataset {dataset}", [
+            *((f"--{k.replace('_', '-')}", v, None) for k, v in sched.items()), ("--seed", seed, None),
+            ("--out", out, None), ("--resume", resume, False), ("--device", device, "cpu"),
+            ("--threads", threads or None, None), *(("-o", o, None) for o in option or [])])
         try:
             man = mod.train(dataset, **sched, seed=seed, out=out, resume=resume, device=device, progress=True, **opts)
         except (ValueError, FileNotFoundError) as exc:

@@ -41,6 +41,9 @@ from .families import (BASE_FAMILIES, GENERATOR_VERSION, _check_seed, assign_fam
 from .noise import _check as _check_noise
 from .noise import noisy
 from ._forward import ordered_forward
+from .. import __version__
+from ..geometry import Grid, Survey
+from ..problem import Problem
 
 __all__ = ["Dataset", "build", "load", "save", "add_noise", "FORMAT", "FORMAT_VERSION"]
 
@@ -357,8 +360,6 @@ def build(problem, families="mixed", count=None, seed=0, noise=0.01, *, noise_fl
     >>> [len(sets[s]) for s in ("train", "val", "test")]
     [48, 8, 8]
     """
-    from .. import Problem, __version__
-
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a gravbench.Problem, got {type(problem).__name__}")
     seed = _check_seed(seed)
@@ -509,8 +510,6 @@ def load(path, problem=None, *, verify=True):
         Truncated or corrupted file, a pickle-bearing file, a sha256 mismatch,
         missing arrays, or a grid / survey / kernel different from ``problem``.
     """
-    from .. import Grid, Problem, Survey
-
     if problem is not None and not isinstance(problem, Problem):
         raise ValueError(f"problem must be a gravbench.Problem or None, got {type(problem).__name__} {problem!r}")
     path = Path(path)

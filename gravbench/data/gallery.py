@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._mpl import grid_extent, model_panel, save_png
 from .._mpl import pyplot as _plt
-from .._mpl import save_png
+from .families import generate
 
 __all__ = ["family_gallery", "dataset_gallery"]
 
 
 def _model_axes(ax, rho, grid, vmax, title="", vmin=None):
     """Contrasts on a symmetric RdBu scale; with ``vmin`` (absolute densities) on viridis from vmin to vmax."""
-    ext = [grid.x_edges[0], grid.x_edges[-1], grid.z_edges[-1], grid.z_edges[0]]
-    cmap, lo = ("RdBu_r", -vmax) if vmin is None else ("viridis", vmin)
-    im = ax.imshow(rho, extent=ext, cmap=cmap, vmin=lo, vmax=vmax, aspect="equal", interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=8)
-    return im
+    return model_panel(ax, rho, vmax=vmax, vmin=vmin, extent=grid_extent(grid), title=title, aspect="equal")
 
 
 def family_gallery(path, family, problem, count=6, seed=0, with_data=True):
@@ -27,8 +21,6 @@ def family_gallery(path, family, problem, count=6, seed=0, with_data=True):
 
     Returns the path.
     """
-    from .families import generate
-
     plt = _plt()
     rho = generate(family, count, problem.shape, seed=seed)
     g = rho.reshape(count, -1).astype(np.float64) @ problem.sensitivity().T if with_data else None

@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from .families import _check_seed, standard_normals
+
 __all__ = ["NOISE_MODELS", "noise_sigma", "noisy"]
 
 NOISE_MODELS = ("peak", "datum")
@@ -79,8 +81,6 @@ def noisy(g_clean, index, level=0.01, floor=0.0, model="peak", seed=0, n_compone
     ``index`` (N,) gives each row's global sample index; row ``i`` draws its
     normals from the stream ``(seed, index[i])``; ``n_components`` as in :func:`noise_sigma`.
     """
-    from .families import _check_seed, standard_normals
-
     seed = _check_seed(seed)
     g = np.atleast_2d(np.asarray(g_clean, dtype=np.float64))
     index = np.asarray(index, dtype=np.int64)

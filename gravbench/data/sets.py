@@ -30,6 +30,7 @@ from . import fingerprint as fpm
 from .dataset import add_noise, build, load
 from .families import GENERATOR_VERSION
 from .. import __version__
+from ..problem import Problem
 
 __all__ = ["STANDARD", "StandardSpec", "standard", "standard_paths", "cache_dir", "recorded", "check_fingerprint",
            "compute_standard", "record"]
@@ -49,8 +50,6 @@ class StandardSpec:
     geometry: str = "paper"  # "paper": Problem.paper(n, kernel); "seed": Problem.seed(n) (midpoint kernel)
 
     def problem(self):
-        from .. import Problem
-
         if self.geometry == "seed":
             return Problem.seed(n=self.n)
         return Problem.paper(n=self.n, kernel=self.kernel)

@@ -59,7 +59,7 @@ max_seconds=None, stop_after=None, description="training") -> dict``
     a path or as a name in :func:`user_weights_dir` (``"my-cnn"`` ->
     ``<cache>/weights/my-cnn.pt``).
 
-``command_line()`` -> the command that started this process (for manifests).
+``gravbench._cmdline.process_command()`` -> the command that started this process (for manifests).
 """
 
 from __future__ import annotations
@@ -68,24 +68,17 @@ import hashlib
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ._torchutil import device as _device
 from ._torchutil import require_torch, seed_all, sha256_file
+from .. import __version__
 from ..data import cache_dir
 
-__all__ = ["fit", "save_weights", "load_weights", "command_line", "user_weights_dir", "resolve_weights",
+__all__ = ["fit", "save_weights", "load_weights", "user_weights_dir", "resolve_weights",
            "default_out", "load_state"]
-
-
-def command_line():
-    """The command line of this process, as a string (``gravbench train ...`` when run from the CLI)."""
-    argv = list(sys.argv)
-    if argv and os.path.basename(argv[0]) in ("gravbench", "__main__.py"):
-        argv[0] = "gravbench"
-    return " ".join(argv)
 
 
 def _progress(enabled, description, total):
@@ -104,7 +97,6 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
         optimizer=None, lr_schedule="cosine", max_seconds=None, stop_after=None, description="training"):
     """Train ``model`` on ``train``, early-stopping on ``val``; see the module docstring."""
     torch = require_torch()
-    from ._torchutil import device as _device
 
     dev = _device(device)
     if not isinstance(epochs, int) or epochs < 1:
@@ -301,7 +293,6 @@ def _serialise(torch, state_dict, name):
 def save_weights(state_dict, path, manifest, *, half=True):
     """Write ``state_dict`` to ``path`` and its manifest to ``path.with_suffix('.json')``; see module docstring."""
     torch = require_torch()
-    from .. import __version__
 
     path = Path(path)
     mpath = path.with_suffix(".json")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..problem import Problem
+
 __all__ = ["Provider", "ProviderInfo", "NoWeightsError", "NotApplicable", "check_data", "check_real", "check_count"]
 
 
@@ -115,8 +117,6 @@ def check_count(name, value, *, minimum=1, allow_none=False):
 
 
 def check_problem(problem):
-    from ..problem import Problem
-
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a gravbench.Problem, got {type(problem).__name__}")
     return problem

@@ -61,9 +61,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cmdline import process_command
+from . import _train
+from ._torchutil import device as _device
+from ._torchutil import require_torch, seed_all
+from .. import data as _data
 from ..bench.metrics import model_errors
 from .base import NoWeightsError, Provider, ProviderInfo
+from ..data import cache_dir
 from ..data.sets import STANDARD
+from ..problem import Problem
 
 __all__ = ["CNNProvider", "build_model", "train", "available", "catalogue", "weights_for", "WEIGHTS_DIR"]
 
@@ -142,9 +149,7 @@ def weights_for(problem, weights_dir=None):
     nz, nx = problem.shape
     for pt in _unreadable(weights_dir):  # a damaged manifest is not "no weights": loading names the problem
         if pt.stem == f"cnn-{nx}" and nz == nx:
-            from ._train import load_weights
-
-            load_weights(pt, map_location="cpu")
+            _train.load_weights(pt, map_location="cpu")
     have = "; ".join(f"{pt.name}: {_describe_manifest_problem(man)}" for pt, man in mans) or "none"
 
     named = [name for name, spec in STANDARD.items() if spec.problem() == problem]
@@ -162,8 +167,6 @@ def weights_for(problem, weights_dir=None):
 
 
 def _paper(n, kernel="exact"):
-    from ..problem import Problem
-
     return Problem.paper(int(n), kernel=kernel)
 
 
@@ -175,8 +178,6 @@ def build_model(n_stations, nz, nx, *, arch="paper", width=32, hidden=256, head_
     subtracted from the data before the per-channel scaling by ``g_scale``;
     ``dropout`` is the dense layers' dropout rate (``"paper-full"``).
     """
-    from ._torchutil import require_torch
-
     torch = require_torch()
     nn = torch.nn
 
@@ -306,8 +307,6 @@ def _resolve_dataset(dataset, split, noise, val=None):
         if val is None:
             raise ValueError("dataset given as a Dataset object: pass its validation set as val=")
         return val
-    from .. import data as _data
-
     p = Path(str(dataset))
     if p.exists():
         if split != "train":
@@ -341,8 +340,6 @@ CHECK_BATCH_DOC = ("gravbench.data.build(problem, families='mixed', count=64, se
 
 def check_batch(problem, families=None):
     """The fixed check batch for ``problem`` (see :data:`CHECK_BATCH`); ``families`` overrides ``"mixed"``."""
-    from .. import data as _data
-
     c = CHECK_BATCH
     return _data.build(problem, families=families or c["families"], count=c["count"], seed=c["seed"],
                        noise=c["noise"])["all"]
@@ -430,9 +427,6 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
     if out_range not in ("zero", "data"):
         raise ValueError(f"out_range must be 'zero' or 'data', got {out_range!r}")
-    from ._torchutil import require_torch, seed_all
-    from ._train import command_line, fit, save_weights
-
     torch = require_torch()
     if threads:
         torch.set_num_threads(int(threads))
@@ -494,18 +488,15 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
     elif out:
         ckpt = Path(out).with_name(Path(out).stem + ".ckpt")
     else:  # never inside the package: the cache directory
-        from ..data import cache_dir
-
         ckpt = cache_dir() / "checkpoints" / f"cnn-{n}.ckpt"
-    from ._train import default_out
-
-    out = Path(out) if out else default_out("cnn", (nz, nx))  # the user's cache, never the package by default
-    hist = fit(model, train_t, val_t, loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs), batch_size=int(batch_size),
-               lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume, device=device, progress=progress,
-               patience=int(patience), max_seconds=max_seconds, stop_after=stop_after, description=f"cnn-{n}",
-               lr_schedule=lr_schedule, weight_decay=float(weight_decay),
-               optimizer=(lambda ps: torch.optim.AdamW(ps, lr=float(lr), weight_decay=float(weight_decay)))
-               if optimizer == "adamw" else None)
+    out = Path(out) if out else _train.default_out("cnn", (nz, nx))  # the user's cache, never the package by default
+    hist = _train.fit(model, train_t, val_t, loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs),
+                      batch_size=int(batch_size), lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume,
+                      device=device, progress=progress,
+                      patience=int(patience), max_seconds=max_seconds, stop_after=stop_after, description=f"cnn-{n}",
+                      lr_schedule=lr_schedule, weight_decay=float(weight_decay),
+                      optimizer=(lambda ps: torch.optim.AdamW(ps, lr=float(lr), weight_decay=float(weight_decay)))
+                      if optimizer == "adamw" else None)
     model.eval().cpu()
     # metrics on the validation split (float16 weights, as shipped)
     half = build_model(m, nz, nx, **mk)
@@ -531,7 +522,7 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         "normalisation": {"g_scale_mgal": list(g_scale), "rho_lo": lo, "rho_hi": hi,
                           "note": "input g/g_scale per channel (gx, gz RMS of the clean training data); "
                                   "output rho_lo + (rho_hi - rho_lo) * sigmoid"},
-        "command": command or command_line(),
+        "command": command or process_command(),
         "dataset": {"name": ds_name, "train_count": int(n_tr), "val_count": int(len(va.rho)), "noise": noise,
                     "meta": {k: v for k, v in (getattr(tr, "meta", {}) or {}).items()
                              if isinstance(v, (str, int, float, bool))}},
@@ -560,7 +551,7 @@ def train(dataset="paper-50", *, epochs=40, batch_size=64, lr=2e-3, seed=0, out=
         if "stop_after" not in cmd:
             cmd += f"  (with stop_after={hist['epochs_run']})"
     manifest["reproduce"] = cmd
-    man = save_weights(model.state_dict(), out, manifest, half=True)
+    man = _train.save_weights(model.state_dict(), out, manifest, half=True)
     return man
 
 
@@ -596,12 +587,8 @@ class CNNProvider(Provider):
     learned = True
 
     def __init__(self, n=None, device="cpu", weights=None):
-        from ._torchutil import device as _device
-
-        from ._train import resolve_weights
-
         self._device = _device(device)
-        self._weights = resolve_weights(weights, "cnn") if weights is not None else None
+        self._weights = _train.resolve_weights(weights, "cnn") if weights is not None else None
         self._nets = {}
         self._paths = {}
         if n is not None:
@@ -643,22 +630,18 @@ class CNNProvider(Provider):
         return {tuple(v[1]["shape"]): v[1] for v in self._nets.values()}
 
     def _net(self, problem):
-        from ._train import load_weights
-
         path = self._weights if self._weights is not None else weights_for(problem)
         key = path.name
         if key in self._nets:
             net, man = self._nets[key]
             self._check_problem(problem, man)
             return net, man
-        sd, man = load_weights(path, map_location="cpu")
+        sd, man = _train.load_weights(path, map_location="cpu")
         shape = tuple(problem.shape)
         if tuple(man["shape"]) != shape:
             raise NoWeightsError(f"weights {path.name} are for a {man['shape'][0]}x{man['shape'][1]} grid, "
                                  f"not {shape[0]}x{shape[1]}; make them with: {_train_cmd(shape[1])}")
         self._check_problem(problem, man)
-        from ._train import load_state
-
         try:
             cfg = man["config"]
             nm = man["normalisation"]
@@ -670,7 +653,7 @@ class CNNProvider(Provider):
             raise ValueError(f"the manifest {path.with_suffix('.json').name} of {path.name} has an invalid config "
                              f"({type(exc).__name__}: {exc}); it was edited or is damaged: reinstall gravbench or "
                              f"retrain the weights") from None
-        load_state(net, sd, path, man)
+        _train.load_state(net, sd, path, man)
         net.eval().to(self._device)
         self._nets[key] = (net, man)
         self._paths[f"{shape[0]}x{shape[1]}"] = f"{path} (sha256 {str(man.get('sha256', ''))[:12]})"
@@ -686,8 +669,6 @@ class CNNProvider(Provider):
                 f"{problem.describe()}; train for it with: gravbench train cnn --dataset <a data set built on this problem>")
 
     def _batch(self, G, problem, sigma, seed):
-        from ._torchutil import require_torch
-
         torch = require_torch()
         net, _ = self._net(problem)
         with torch.no_grad():

@@ -80,8 +80,11 @@ import time
 
 import numpy as np
 
+from ._torchutil import device as _device
+from ._torchutil import require_torch
 from .base import Provider, ProviderInfo
 from ..bench.metrics import is_success
+from ..refiners._common import layer_depth_weights
 
 __all__ = ["DIPProvider", "fit_dip", "start_network", "beta_schedule", "cell_weights", "DEFAULTS", "PLAIN",
            "ADAM_ONLY"]
@@ -145,8 +148,6 @@ def _torch_parts():
     """torch, nn and the decoder class (built on first use, so importing this module does not import torch)."""
     if _LAZY:
         return _LAZY["torch"], _LAZY["DIPDecoder"]
-    from ._torchutil import require_torch
-
     torch = require_torch()
     nn = torch.nn
 
@@ -228,10 +229,11 @@ def cell_weights(problem, weighting="depth", power=1.0, sigma=None):
     ----------
     problem : gravbench.Problem
     weighting : {"depth", "sensitivity", "none"}
-        ``"depth"``: ``(z_c + z0)^power`` with ``z_c`` the cell-centre depth and
-        ``z0`` half the top cell height plus the mean station height, m (the
-        inverse square of Li & Oldenburg's ``(z + z0)^(-power/2)``, i.e. the
-        preconditioner of a depth-weighted model norm); ``"sensitivity"``:
+        ``"depth"``: ``(d + z0)^power`` with ``d`` the cell-centre depth below the
+        highest station and ``z0`` half the top cell height, m (the inverse of
+        :func:`gravbench.refiners._common.depth_weights`, Li & Oldenburg's
+        ``(d + z0)^(-power/2)`` squared, i.e. the preconditioner of a depth-weighted
+        model norm); ``"sensitivity"``:
         ``(sum_i (A_ij / sigma_i)^2)^(-power/2)``; ``"none"``: ones.
     power : float
         Exponent (>= 0).
@@ -250,9 +252,9 @@ def cell_weights(problem, weighting="depth", power=1.0, sigma=None):
     if weighting == "none":
         return np.ones(problem.n_cells)
     if weighting == "depth":
-        zc = grid.z_centers - grid.z_edges[0]
-        z0 = 0.5 * float(grid.z_edges[1] - grid.z_edges[0]) + float(np.mean(grid.z_edges[0] - problem.survey.z))
-        w = np.repeat((zc + z0) ** float(power), grid.nx)
+        ze = np.asarray(grid.z_edges, dtype=np.float64)
+        top = float(np.min(problem.survey.z))
+        w = np.repeat(1.0 / layer_depth_weights(grid.z_centers, ze[1] - ze[0], top, float(power)), grid.nx)
     else:
         A = np.asarray(problem.sensitivity())
         s = np.ones(A.shape[0]) if sigma is None else np.broadcast_to(np.asarray(sigma, dtype=np.float64), A.shape[:1])
@@ -380,8 +382,6 @@ def start_network(problem, seed=0, device="cpu", **options):
     info : dict
         ``steps`` (Adam steps of the start fit) and ``error`` (``max |f(z) - m_ref|``, kg/m^3).
     """
-    from ._torchutil import device as _device
-
     unknown = set(options) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
@@ -515,8 +515,6 @@ def _fit(problem, g, sigma, seed, device, layer, progress, o):
     """The body of :func:`fit_dip` (options already checked)."""
     torch, _ = _torch_parts()
     ScaleGrad = _LAZY["ScaleGrad"]
-    from ._torchutil import device as _device
-
     g = np.asarray(g, dtype=np.float64)
     if g.shape != (problem.n_data,):
         raise ValueError(f"g must have shape ({problem.n_data},), got {g.shape}")
@@ -725,8 +723,6 @@ class DIPProvider(Provider):
     learned = False
 
     def __init__(self, *, seed=0, device="cpu", progress=None, **options):
-        from ._torchutil import device as _device
-
         unknown = set(options) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"unknown dip option(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _train
+from ._torchutil import device as _device
 from .vae import ConvDecoder, ConvEncoder, _bounds, _check_options, manifest_head, model_config, splits, weights_path
 
 __all__ = ["Generator", "Discriminator", "DEFAULTS", "train", "build", "project"]
@@ -112,9 +114,6 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     dict
         The manifest (written as JSON beside the weights).
     """
-    from ._torchutil import device as _device
-    from ._train import _progress, save_weights
-
     opts = _check_options(model_options, DEFAULTS)
     for k in ("epochs", "batch_size"):
         v = locals()[k]
@@ -135,9 +134,7 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     D = Discriminator(shape, opts["channels"]).to(dev)
     optG = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
     optD = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
-    from ._train import default_out
-
-    out = Path(out) if out is not None else default_out("gan", shape)  # the user's cache, never the package
+    out = Path(out) if out is not None else _train.default_out("gan", shape)  # the user's cache, never the package
     ckpt = out.with_name(out.name + ".ckpt")
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "history": [], "best_state": None}
     if resume:
@@ -156,7 +153,7 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
     nb = math.ceil(n / batch_size)
     t_start = time.perf_counter()
     elapsed0 = sum(h["seconds"] for h in state["history"])
-    with _progress(progress, "gan", epochs) as prog:
+    with _train._progress(progress, "gan", epochs) as prog:
         task = prog.add_task("gan", total=epochs, completed=state["epoch"], status="") if prog else None
         while state["epoch"] < epochs:
             ep = state["epoch"]
@@ -212,4 +209,4 @@ def train(dataset="paper-50", *, epochs=20, batch_size=64, lr=2e-4, seed=0, out=
         "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()} for h in state["history"]],
         "trained": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    return save_weights(G.state_dict(), out, manifest)
+    return _train.save_weights(G.state_dict(), out, manifest)

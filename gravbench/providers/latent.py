@@ -62,6 +62,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _train, get
+from ._torchutil import device as _device
+from ._torchutil import require_torch
 from .base import NoWeightsError, Provider, ProviderInfo, check_count, check_real
 from ..bench.metrics import is_success, success_band
 
@@ -152,9 +155,6 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
     -------
     (generator, manifest, encoder_or_None)
     """
-    from ._torchutil import device as _device
-    from ._train import load_weights
-
     if kind not in ("vae", "gan"):
         raise ValueError(f"kind must be 'vae' or 'gan', got {kind!r}")
     dev = _device(device)
@@ -172,10 +172,8 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
                 f"no {kind} weights for the {shape[0]}x{shape[1]} grid; shipped grids: {grids}. "
                 f"Train them with: gravbench train {kind} --dataset paper-{n}  (or pass weights=PATH)")
     else:
-        from ._train import resolve_weights
-
-        path = resolve_weights(weights, kind)
-    sd, man = load_weights(path, map_location="cpu")
+        path = _train.resolve_weights(weights, kind)
+    sd, man = _train.load_weights(path, map_location="cpu")
     cfg = man.get("config")
     if not isinstance(cfg, dict) or cfg.get("kind") != kind:
         raise ValueError(f"weights file {path} is not a {kind} generator (manifest config: {cfg!r})")
@@ -185,8 +183,6 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
         raise NoWeightsError(
             f"weights file {path} is for the {grid} grid, not {shape[0]}x{shape[1]}; "
             f"train matching weights with: gravbench train {kind} --dataset paper-{shape[1]}")
-    from ._train import load_state
-
     encoder = None
     try:
         if kind == "vae":
@@ -198,7 +194,7 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
         raise ValueError(f"the manifest {path.with_suffix('.json').name} of {path.name} has an invalid config "
                          f"({type(exc).__name__}: {exc}); it was edited or is damaged: reinstall gravbench or "
                          f"retrain the weights") from None
-    load_state(model, sd, path, man)
+    _train.load_state(model, sd, path, man)
     if kind == "vae":
         gen, encoder = model.decoder, model
     else:
@@ -215,8 +211,6 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
 
 
 def _torch():
-    from ._torchutil import require_torch
-
     return require_torch()
 
 
@@ -596,9 +590,6 @@ class _LatentProvider(Provider):
     def __init__(self, n=None, *, method="adam", starts=None, warm_start=None, maxiter=None, device="cpu",
                  seed=0, weights=None, target="band", lr=0.01, lam=1.0, linesearch=8, max_evals=10_000, popsize=4,
                  bound=3.0, cnn_options=None, warm_steps=300):
-        from ._torchutil import device as _device
-        from ._torchutil import require_torch
-
         require_torch()
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -617,9 +608,7 @@ class _LatentProvider(Provider):
             raise ValueError(f"cnn_options must be a dict of cnn provider options, got {cnn_options!r}")
         _device(device)  # "gpu", "cuda" without CUDA, ...: a ValueError naming the device now, not at the first call
         if weights is not None:
-            from ._train import resolve_weights
-
-            weights = resolve_weights(weights, self.kind)
+            weights = _train.resolve_weights(weights, self.kind)
         self.method, self.starts, self.warm_start = method, starts, warm_start
         self.maxiter, self.device, self.seed, self.weights = maxiter, device, seed, weights
         self.opts = {"target": target, "lr": lr, "lam": lam, "linesearch": linesearch, "max_evals": max_evals,
@@ -687,8 +676,6 @@ class _LatentProvider(Provider):
 
     def warm_z(self, g, problem, sigma, seed):
         """The CNN warm start's latent vector (CNN model -> nearest ``G(z)``)."""
-        from . import get
-
         gen, _, enc = self._generator(problem.shape)
         cnn = self._cnn = getattr(self, "_cnn", None) or get("cnn", **self.cnn_options)
         rho_cnn = cnn(g, problem, sigma=sigma, seed=seed)

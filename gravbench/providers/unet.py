@@ -81,7 +81,8 @@ import numpy as np
 from . import get as _get_provider
 from ._torchutil import require_torch, seed_all
 from ._torchutil import device as _torch_device
-from ._train import _progress, command_line, default_out, fit, load_state, load_weights, resolve_weights, save_weights
+from ._train import _progress, default_out, fit, load_state, load_weights, resolve_weights, save_weights
+from .._cmdline import process_command
 from .cnn import _resolve_dataset
 from .._linalg.blas import single_thread_blas
 from .base import NoWeightsError, Provider, ProviderInfo
@@ -738,7 +739,7 @@ def train(dataset="paper-50", *, epochs=5, batch_size=32, lr=2e-3, seed=0, out=N
         if rec is not None:
             fp = {"name": dataset, "generator_version": rec.get("generator_version"),
                   **{s: rec.get("splits", {}).get(s) for s in ("train", "val")}}
-    cmd = command or command_line()
+    cmd = command or process_command()
     manifest = {
         "model": "unet",
         "n": int(nx) if nx == nz else None,

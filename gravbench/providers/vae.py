@@ -34,6 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _train
+from .. import data
+from .._cmdline import command_line
+
 __all__ = ["ConvDecoder", "ConvEncoder", "VAE", "DEFAULTS", "train", "build", "training_arrays", "splits",
            "weights_path", "model_config"]
 
@@ -177,13 +181,9 @@ def training_arrays(dataset, split="train"):
         dataset = dataset[split]
     name = None
     if isinstance(dataset, str) and not Path(dataset).exists():
-        from .. import data
-
         name = dataset
         dataset = data.standard(dataset, split=split)
     elif isinstance(dataset, (str, Path)):
-        from .. import data
-
         dataset = data.load(dataset)
     if isinstance(dataset, np.ndarray):
         rho, problem = dataset, None
@@ -265,15 +265,15 @@ def _command(kind, dataset, epochs, batch_size, lr, seed, options, defaults, max
     import torch as _t
 
     ds = dataset if isinstance(dataset, str) else "<in-memory data set>"
-    cmd = (f"gravbench train {kind} --dataset {ds} --epochs {epochs} --batch-size {batch_size} --lr {lr} "
-           f"--seed {seed} --threads {_t.get_num_threads()}")
-    if max_train is not None:
-        cmd += f" -o max_train={int(max_train)}"
-    for k, v in options.items():
-        if defaults.get(k) != v:
-            val = ",".join(str(c) for c in v) if isinstance(v, tuple) else v
-            cmd += f" -o {k}={val}"
-    return cmd
+    opts = [("-o", f"max_train={int(max_train)}", None)] if max_train is not None else []
+    opts += [("-o", f"{k}={_fmt_option(v)}", None) for k, v in options.items() if defaults.get(k) != v]
+    return command_line(f"gravbench train {kind} --dataset {ds}", [
+        ("--epochs", epochs, None), ("--batch-size", batch_size, None), ("--lr", lr, None), ("--seed", seed, None),
+        ("--threads", _t.get_num_threads(), None), *opts])
+
+
+def _fmt_option(v):
+    return ",".join(str(c) for c in v) if isinstance(v, tuple) else v
 
 
 def manifest_head(kind, name, dataset, epochs, batch_size, lr, seed, opts, defaults, max_train, command, n_train,
@@ -326,8 +326,6 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
     dict
         The manifest (also written as JSON): sha256, command, data set, config, metrics.
     """
-    from ._train import fit, save_weights
-
     opts = _check_options(model_options, DEFAULTS)
     rho_tr, rho_va, name = splits(dataset)
     if max_train is not None:
@@ -337,9 +335,7 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
     to01 = lambda r: torch.as_tensor((r - lo) / (hi - lo), dtype=torch.float32)  # noqa: E731
     torch.manual_seed(int(seed))
     model = VAE(shape, latent=opts["latent"], channels=opts["channels"], lo=lo, hi=hi, beta=opts["beta"])
-    from ._train import default_out
-
-    out = Path(out) if out is not None else default_out("vae", shape)  # the user's cache, never the package
+    out = Path(out) if out is not None else _train.default_out("vae", shape)  # the user's cache, never the package
     ckpt = out.with_name(out.name + ".ckpt")
 
     def loss_fn(m, x):
@@ -349,9 +345,9 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
         rec, _, _ = m(x)
         return ((rec - x) ** 2).flatten(1).sum(1).mean()
 
-    hist = fit(model, (to01(rho_tr),), (to01(rho_va),), loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs),
-               batch_size=int(batch_size), lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume,
-               device=device, progress=progress, patience=max(5, int(epochs)), description="vae")
+    hist = _train.fit(model, (to01(rho_tr),), (to01(rho_va),), loss_fn=loss_fn, val_fn=val_fn, epochs=int(epochs),
+                      batch_size=int(batch_size), lr=float(lr), seed=int(seed), checkpoint=ckpt, resume=resume,
+                      device=device, progress=progress, patience=max(5, int(epochs)), description="vae")
     model.eval().cpu()
     with torch.no_grad():
         x = to01(rho_va)
@@ -369,7 +365,7 @@ def train(dataset="paper-50", *, epochs=30, batch_size=64, lr=2e-3, seed=0, out=
         "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()} for h in hist["history"]],
         "trained": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    man = save_weights(model.state_dict(), out, manifest)
+    man = _train.save_weights(model.state_dict(), out, manifest)
     if ckpt.exists() and not resume:
         pass  # keep the checkpoint for resuming; callers may delete it
     return man

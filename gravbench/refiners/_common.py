@@ -8,10 +8,11 @@ import weakref
 import numpy as np
 
 from .._linalg import check_int, check_tol, check_vector, pack_gravity, single_thread_blas
+from ..forward import toeplitz_table
 from ..geometry import COMPONENTS
 from ..solvers._result import make_result
 
-__all__ = ["Setup", "prepare", "finish", "column_sq_norms", "model_weights2"]
+__all__ = ["Setup", "prepare", "finish", "column_sq_norms", "depth_weights", "layer_depth_weights", "model_weights2"]
 
 
 class Setup:
@@ -145,8 +146,6 @@ def column_sq_norms(op):
     if A is not None:
         out = np.einsum("ij,ij->j", A, A, dtype=np.float64)
     elif prob is not None and prob.per_cell is not None:
-        from ..forward import toeplitz_table
-
         h, k, D = toeplitz_table(prob.grid, prob.survey, prob.kernel)
         h2 = (h[component_index(prob)] ** 2).sum(axis=0)   # (k, nz, nx + D), the survey's components
         nz, nx, m = prob.grid.nz, prob.grid.nx, prob.survey.m
@@ -171,16 +170,44 @@ def column_sq_norms(op):
 WEIGHTINGS = ("sensitivity", "depth", "none")
 
 
+def depth_weights(prob, beta=1.0, z0=None):
+    """Li & Oldenburg depth weights ``(d + z0)^(-beta)`` per unknown (active cell), not normalised.
+
+    The one home of depth weighting (refiners, the ``depth-weighted`` provider, the
+    regularised inversions and the deep image prior all call it). ``d`` is the
+    cell-centre depth below the highest station, m; ``z0`` (m, >= 0) defaults to half
+    the top cell's height. For 2D gravity the kernel decays as ``1/r``, hence
+    ``beta = 1`` (the squared-weight exponent: ``W_m = (d + z0)^(-beta/2)`` in Li &
+    Oldenburg's notation). On a flat survey at height ``h`` above the grid's top,
+    ``d + z0`` is the depth below the grid's top plus ``h`` plus half a cell.
+    """
+    ze = np.asarray(prob.grid.z_edges, dtype=np.float64)
+    w = layer_depth_weights(0.5 * (ze[:-1] + ze[1:]), float(ze[1] - ze[0]), float(np.min(prob.survey.z)), beta, z0)
+    return active_of(prob, np.repeat(w, prob.grid.nx))
+
+
+def layer_depth_weights(zc, dz_top, top, beta=1.0, z0=None):
+    """:func:`depth_weights` per layer: ``((zc - top) + z0)^(-beta)`` for layer-centre depths ``zc``, m.
+
+    ``top`` is the highest station's z (m, z down), ``dz_top`` the top layer's height
+    (``z0`` defaults to half of it).
+    """
+    b = check_tol("beta", beta)
+    z0 = 0.5 * float(dz_top) if z0 is None else check_tol("z0", z0)
+    return ((np.asarray(zc, dtype=np.float64) - float(top)) + z0) ** (-b)
+
+
 def model_weights2(op, n, weighting="sensitivity", beta=1.0, z0=None):
     """``W_m^2`` as a vector of length n, normalised to mean 1.
 
     sensitivity: ``W_m = diag(sqrt(sum_i A_ij^2))^(1/2)`` so ``W_m^2 = sqrt(sum_i A_ij^2)``;
-    depth: ``W_m = (z + z0)^(-beta/2)`` so ``W_m^2 = (z + z0)^(-beta)`` (z cell-centre depth, m);
+    depth: :func:`depth_weights` (``W_m^2 = (d + z0)^(-beta)``, d the cell-centre depth below
+    the highest station, m);
     none: ones.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    b = check_tol("beta", beta)  # checked for every weighting: a bad value is an error even where unused
+    check_tol("beta", beta)  # checked for every weighting: a bad value is an error even where unused
     if weighting == "none":
         return np.ones(n)
     if weighting == "sensitivity":
@@ -189,12 +216,7 @@ def model_weights2(op, n, weighting="sensitivity", beta=1.0, z0=None):
         prob = getattr(op, "problem", None)
         if prob is None:
             raise ValueError("weighting='depth' needs a gravbench operator (op.problem gives the cell depths)")
-        grid = prob.grid
-        ze = np.asarray(grid.z_edges)
-        zc = 0.5 * (ze[:-1] + ze[1:])
-        if z0 is None:
-            z0 = 0.5 * float(ze[1] - ze[0]) - float(np.min(prob.survey.z))
-        w2 = active_of(prob, np.repeat((zc + float(z0)) ** (-b), grid.nx))
+        w2 = depth_weights(prob, beta, z0)
     if w2.shape != (n,) or not np.all(np.isfinite(w2)) or np.any(w2 <= 0):
         raise ValueError(f"model weights for weighting={weighting!r} are not positive and finite; "
                          f"check the operator (a column of A is zero?) or z0/beta")

@@ -11,7 +11,7 @@ Everything here works on a tensor grid of ``nz x nx`` cells (C order, row ``k``
   (all weights are vectors, never matrices);
 * :func:`irls_weights` -- Lawson / Ekblom reweighting
   ``r = eps^(2-p) (f^2 + eps^2)^(p/2 - 1)`` (so ``r = 1`` when ``p = 2``);
-* :func:`sensitivity_weights` and :func:`depth_weights` -- cell weights.
+* :func:`sensitivity_weights` -- cell weights (depth weights: :func:`._common.depth_weights`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ._common import active_of, column_sq_norms, component_index
 from ..forward import toeplitz_table
 
 __all__ = ["difference_operators", "gradients", "reg_apply", "reg_value", "irls_weights", "cell_geometry",
-           "sensitivity_weights", "depth_weights", "weighted_column_sq_norms"]
+           "sensitivity_weights", "weighted_column_sq_norms"]
 
 
 # ----------------------------------------------------------------------------------
@@ -275,15 +275,3 @@ def sensitivity_weights(op, wd, area, floor=1e-12):
     w = np.sqrt(weighted_column_sq_norms(op, wd)) / np.asarray(area, float).ravel()
     w = w / w.max()
     return np.maximum(w, floor)
-
-
-def depth_weights(zc, nx, z0, beta=1.0):
-    """Li & Oldenburg depth weights ``(z + z0)^(-beta)`` per cell (divided by their maximum).
-
-    ``zc`` are the cell-centre depths below the stations, m; for 2D gravity the
-    kernel decays as ``1/r``, hence ``beta = 1`` (the squared-weight exponent;
-    ``W = (z + z0)^(-beta/2)`` in Li & Oldenburg's notation).
-    """
-    w = (np.asarray(zc, float) + float(z0)) ** (-float(beta))
-    w = np.repeat(w / w.max(), nx)
-    return w

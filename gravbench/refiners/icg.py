@@ -148,8 +148,8 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     weighting : {"sensitivity", "depth", "none"}
         Model weights ``W_m``.
     beta, z0 : float
-        Depth weighting ``(z + z0)^-beta`` (z cell-centre depth, m; z0 default half a
-        cell plus the station height).
+        Depth weighting ``(d + z0)^-beta`` (d the cell-centre depth below the highest
+        station, m; z0 default half the top cell), see :func:`gravbench.refiners._common.depth_weights`.
     rho_ref : array_like, optional
         Reference model, kg/m^3 (default: ``x0``).
     alpha : float, optional

@@ -108,7 +108,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from . import _regularization as _r
 from .._linalg import single_thread_blas
-from ._common import check_bounds, check_int, check_tol, finish, prepare
+from ._common import check_bounds, check_int, check_tol, finish, layer_depth_weights, prepare
 from ..bench.metrics import chi2_threshold, is_success
 
 __all__ = ["refine", "refine_smooth", "refine_sparse", "refine_compact", "refine_focusing", "VARIANTS",
@@ -304,11 +304,11 @@ def _cell_weights(s, geo, prob, weighting, depth_beta, z0):
     if weighting == "sensitivity":
         return _r.sensitivity_weights(s.op, s.wd, geo["area"].ravel())
     if weighting == "depth":
-        ztop = float(np.min(prob.survey.z)) if prob is not None else 0.0
-        zc = geo["zc"] - ztop
-        if z0 is None:
-            z0 = 0.5 * float(geo["dz"][0])
-        return _r.depth_weights(zc, geo["dx"].size, check_tol("z0", z0), check_tol("depth_beta", depth_beta))
+        check_tol("depth_beta", depth_beta)
+        top = float(np.min(prob.survey.z)) if prob is not None else 0.0   # a matrix with edges: stations at 0
+        # the whole grid (active cells are embedded in it here): depth_weights' formula per layer
+        w = np.repeat(layer_depth_weights(geo["zc"], geo["dz"][0], top, depth_beta, z0), geo["dx"].size)
+        return w / w.max()
     if weighting == "none":
         return np.ones(s.n)
     raise ValueError(f"weighting must be one of ('sensitivity', 'depth', 'none'), got {weighting!r}")

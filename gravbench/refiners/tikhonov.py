@@ -135,7 +135,7 @@ def choose_alpha(rule, lam, c, target=None, n_grid=400):
 
 
 def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="default", rule=None, alpha=None,
-           chi=1.0, weighting="sensitivity", beta=1.0):
+           chi=1.0, weighting="sensitivity", beta=1.0, z0=None):
     """Data-space Tikhonov inversion with an automatic regularisation parameter.
 
     Parameters
@@ -159,8 +159,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         Discrepancy target ``||W_d r||^2 = chi N``.
     weighting : {"sensitivity", "depth", "none"}
         Model weights ``W_m`` (vectors), as in ICG.
-    beta : float
-        Depth-weighting exponent.
+    beta, z0 : float
+        Depth weighting ``(d + z0)^(-beta)`` (d the cell-centre depth below the highest
+        station, m; z0 default half the top cell), see :func:`gravbench.refiners._common.depth_weights`.
 
     Returns
     -------
@@ -183,7 +184,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if rule == "discrepancy" and s.sigma is None and alpha is None:
         raise ValueError("rule='discrepancy' needs sigma (the noise std, mGal); use rule='gcv' or 'lcurve'")
-    w2 = model_weights2(s.op, s.n, weighting, beta)
+    w2 = model_weights2(s.op, s.n, weighting, beta, z0)
     winv2 = 1.0 / w2
     lam, U, nA, nAt = _eig(s, winv2, weighting)
     cached = nA == 0 and nAt == 0 and getattr(s.op, "A", None) is None and not isinstance(s.op, np.ndarray)

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 import gravbench as gb
 
 from .. import data, providers, refiners
@@ -324,9 +326,7 @@ def run_part(name, out, quick=False, log=print):
         """Write the part file (also after every model, so an interrupted run keeps what it measured)."""
         section.setdefault("section_seconds", time.perf_counter() - t0)
         section.setdefault("loadavg", [load0, _load()])
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"meta": meta, name: section}, indent=1, default=float))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps({"meta": meta, name: section}, indent=1, default=float))
 
     save(measure_section(name, quick, log, checkpoint=save))
     return path
@@ -380,7 +380,7 @@ def write(res, out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     js = out / "classical.json"
-    js.write_text(json.dumps(res, indent=1, default=float))
+    atomic_write_text(js, json.dumps(res, indent=1, default=float))
     meta = res["meta"]
     b = res["blocks"]
     bs = b["summary"]
@@ -470,10 +470,10 @@ def write(res, out):
         L += ["SimPEG peers (`gravbench.providers.peers`):", "", "```", json.dumps(meta["simpeg_settings"], indent=1),
               "```", ""]
     md = out / "classical.md"
-    md.write_text("\n".join(L) + "\n")
+    atomic_write_text(md, "\n".join(L) + "\n")
     return md, js
 
 
-def run(out, quick=False, log=print):
+def run(out="reports", quick=False, log=print):
     """Measure and write; returns (md, json) paths."""
     return write(measure(quick=quick, log=log), out)

@@ -14,25 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from .._mpl import pyplot as _plt
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
 
 from ..bench.metrics import success_band, summarize
-from ..bench.runner import atomic_write_text
+from .._atomic import atomic_write_text
+from ..bench.compare import best_pairs, pair_label, report_stem, run_comparison
 from ..bench.stats import ALPHA, LEVEL, analyse
 
 __all__ = ["report_stem", "no_weights_hint", "rich_tables", "markdown", "plot_error_vs_n", "plot_seconds_vs_n",
            "plot_pareto", "plot_gallery", "write_report", "pair_label", "pareto_front", "analysis_json",
-           "training_costs"]
-
-
-def report_stem(ns):
-    """``compare-50-100`` for ``ns = [50, 100]``."""
-    return "compare-" + "-".join(str(int(n)) for n in ns)
-
-
-def pair_label(row):
-    """``"provider -> refiner"`` (or just the provider when there is no refiner)."""
-    return row["provider"] if row["refiner"] == "none" else f"{row['provider']} -> {row['refiner']}"
+           "training_costs", "best_pairs", "run"]
 
 
 def no_weights_hint(error):
@@ -96,8 +87,8 @@ def _cells(rank, row, a=None):
             _f(row["peak_mb"]["mean"], "{:.2f}"), f"{row['errors']}/{row['cases']}" if row["errors"] else "0"]
 
 
-def _analysis_by_n(records):
-    return {s["n"]: s for s in analyse(records)["sizes"]}
+def _analysis_by_n(records, analysis=None):
+    return {s["n"]: s for s in (analysis or analyse(records))["sizes"]}
 
 
 def _by_n(rows):
@@ -107,18 +98,19 @@ def _by_n(rows):
     return out
 
 
-def rich_tables(records):
+def rich_tables(records, summary=None, analysis=None):
     """Renderables for the console: per grid size a ``rich.table.Table`` ranking the pairs by mean model error,
     followed by a note for pairs without results (no weights: the train command; other failures: the error).
 
-    Compact; the Markdown report has every statistic.
+    Compact; the Markdown report has every statistic. ``summary`` / ``analysis``: the records'
+    :func:`~gravbench.bench.metrics.summarize` / :func:`~gravbench.bench.stats.analyse` when already computed.
     """
     from rich import box
     from rich.table import Table
 
     tables = []
-    an = _analysis_by_n(records)
-    for n, rows in _by_n(summarize(records)).items():
+    an = _analysis_by_n(records, analysis)
+    for n, rows in _by_n(summarize(records) if summary is None else summary).items():
         errs = any(r["errors"] for r in rows)
         cols = ["#", "provider -> refiner", "model err", "±95%", "tie", "misfit", "chi2~", "ok", "s/model", "A+A^T",
                 "it"] + (["err"] if errs else [])
@@ -322,20 +314,20 @@ def training_costs(providers, ns):
     return out
 
 
-def analysis_json(records, *, command=None, settings=None):
+def analysis_json(records, *, command=None, settings=None, analysis=None):
     """The statistics of :func:`gravbench.bench.stats.analyse` as JSON text (for ``compare-<n...>.json``)."""
     import json
 
     doc = {"command": command, "settings": settings or {}}
-    doc.update(analyse(records))
+    doc.update(analysis or analyse(records))
     return json.dumps(doc, indent=1, allow_nan=False) + "\n"
 
 
 def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=None, json_name=None,
-             provider_notes=None, stem=None, training=None):
+             provider_notes=None, stem=None, training=None, summary=None, analysis=None):
     """The Markdown text of ``reports/compare-<n...>.md``."""
     settings = settings or {}
-    rows = summarize(records)
+    rows = summarize(records) if summary is None else summary
     out = [f"# gravbench compare: n = {', '.join(str(n) for n in ns)}", ""]
     out.append("Every provider x refiner pair on the same held-out test models at each grid size "
                "(`Problem.paper(n)`: n x n cells over 1000 m x 1000 m, 3n stations at 1 m height, gx and gz). "
@@ -363,7 +355,7 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
                "model error by depth quarter `||(rho - rho_hat)_band|| / ||rho||` (their squares add up to the "
                "squared model error).")
     out.append("")
-    an = _analysis_by_n(records)
+    an = _analysis_by_n(records, analysis)
     for n, nrows in _by_n(rows).items():
         nd = 6 * n
         a = an.get(n)
@@ -475,9 +467,9 @@ def _line_plot(series, path, ylabel, title, loglog):
     return save_png(fig, path)
 
 
-def plot_error_vs_n(records, path):
+def plot_error_vs_n(records, path, summary=None):
     """Mean model error against n, one line per pair (PNG)."""
-    return _line_plot(_series(summarize(records), "model_error"), path, "mean model error ||rho - rho_hat||/||rho||",
+    return _line_plot(_series(summarize(records) if summary is None else summary, "model_error"), path, "mean model error ||rho - rho_hat||/||rho||",
                       "Model error vs grid size", loglog=False)
 
 
@@ -486,10 +478,10 @@ def _method_family(refiner):
     return "provider alone" if refiner == "none" else refiner
 
 
-def plot_seconds_vs_n(records, path):
+def plot_seconds_vs_n(records, path, summary=None):
     """Seconds per model against n, log-log, one line per method family (refiner; median over providers) (PNG)."""
     fam = {}
-    for r in summarize(records):
+    for r in summarize(records) if summary is None else summary:
         v = r["seconds"]["mean"]
         if v is None or v <= 0:
             continue
@@ -620,9 +612,8 @@ def plot_gallery(items, path, title=""):
                 ax.axis("off")
                 continue
             label, r, me = panels[j]
-            im = ax.imshow(np.asarray(r), cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=[0, 1000, 1000, 0],
-                           interpolation="nearest")
-            ax.set_title(f"n={n}: {label}" + (f"\nerror {me:.3f}" if me is not None else ""), fontsize=8)
+            im = model_panel(ax, r, vmax=vmax, extent=[0, 1000, 1000, 0], ticks=True,
+                             title=f"n={n}: {label}" + (f"\nerror {me:.3f}" if me is not None else ""))
             ax.tick_params(labelsize=6)
             if j == 0:
                 ax.set_ylabel("depth (m)", fontsize=7)
@@ -632,29 +623,27 @@ def plot_gallery(items, path, title=""):
     return save_png(fig, path)
 
 
-def best_pairs(records, n, k=3):
-    """The ``k`` best (provider, refiner) pairs at ``n`` by mean model error (pairs with results only)."""
-    rows = [r for r in summarize(records) if r["n"] == n and r["model_error"]["mean"] is not None]
-    return [(r["provider"], r["refiner"]) for r in rows[:k]]
-
-
 def write_report(records, out_dir, ns, *, command, wall_seconds=None, settings=None, gallery=None,
-                 json_path=None, provider_notes=None, stem=None, training=None):
+                 json_path=None, provider_notes=None, stem=None, training=None, summary=None, analysis=None):
     """Write ``<out_dir>/<stem>.md`` (default stem ``compare-<n...>``), ``<stem>.json`` (every mean with its
-    interval, the paired comparisons, per family) and the PNGs; returns the list of written paths."""
+    interval, the paired comparisons, per family) and the PNGs; returns the list of written paths.
+
+    ``summary`` / ``analysis``: the records' summary and statistics when already computed (else computed here,
+    once)."""
     out_dir = Path(out_dir)
     stem = stem or report_stem(ns)
+    rows = summarize(records) if summary is None else summary
+    an = analyse(records) if analysis is None else analysis
     written = []
     figs = []
-    p = plot_error_vs_n(records, out_dir / f"{stem}-error.png")
+    p = plot_error_vs_n(records, out_dir / f"{stem}-error.png", rows)
     figs.append(("Model error vs n", p.name))
     written.append(p)
-    an = analyse(records)
     p = plot_pareto(records, out_dir / f"{stem}-pareto.png", an)
     figs.append(("Accuracy vs cost: the Pareto front per grid size", p.name, _pareto_note(an)))
     written.append(p)
     if len({int(r["n"]) for r in records}) > 2:
-        p = plot_seconds_vs_n(records, out_dir / f"{stem}-seconds.png")
+        p = plot_seconds_vs_n(records, out_dir / f"{stem}-seconds.png", rows)
         figs.append(("Seconds vs n per method family (log-log)", p.name))
         written.append(p)
     if gallery:
@@ -670,8 +659,37 @@ def write_report(records, out_dir, ns, *, command, wall_seconds=None, settings=N
         except ValueError:  # pragma: no cover - other drive on Windows
             json_name = str(jp)
     written.insert(0, atomic_write_text(out_dir / f"{stem}.json",
-                                        analysis_json(records, command=command, settings=settings)))
+                                        analysis_json(records, command=command, settings=settings, analysis=an)))
     text = markdown(records, ns, command=command, wall_seconds=wall_seconds, settings=settings, figures=figs,
-                    json_name=json_name, provider_notes=provider_notes, stem=stem, training=training)
+                    json_name=json_name, provider_notes=provider_notes, stem=stem, training=training, summary=rows,
+                    analysis=an)
     written.insert(0, atomic_write_text(out_dir / f"{stem}.md", text))
     return written
+
+
+def run(out="reports", quick=False, log=print, *, ns=(50, 100), command=None, **options):
+    """Run a comparison (:func:`gravbench.bench.compare.run_comparison`) and write its report into ``out``.
+
+    The reports' common entry point. ``quick``: 4 test models per size and no gallery.
+    ``options`` go to :func:`~gravbench.bench.compare.run_comparison` (``providers``,
+    ``refiners``, ``samples``, ``noise``, ``seed``, ``resume``, ``overwrite``, ...);
+    the records go to ``out/<stem>.jsonl`` unless ``records_path`` is given. Returns the
+    :class:`~gravbench.bench.compare.Comparison`.
+    """
+    if quick:
+        options.setdefault("samples", 4)
+        options.setdefault("gallery", False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = report_stem(ns, options.get("sigma_scale", 1.0), options.get("noise_kind", "gaussian"))
+    options.setdefault("records_path", out / f"{stem}.jsonl")
+    c = run_comparison(ns, log=log, **options)
+    if command is None:
+        command = "gravbench.reports.compare.run(" + ", ".join(
+            [f"{str(out)!r}", f"ns={list(c.ns)}"] + [f"{k}={v!r}" for k, v in options.items()
+                                                     if k not in ("records_path", "on_record", "on_stage")]) + ")"
+    for p in write_report(c.records, out, c.ns, command=command, wall_seconds=c.wall_seconds, settings=c.settings,
+                          gallery=c.gallery, json_path=c.records_path, provider_notes=c.sources, stem=c.stem,
+                          training=training_costs(c.providers, c.ns), summary=c.summary):
+        log(f"wrote {p}")
+    return c

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_report", "time_paper50_build"]
+from .._atomic import atomic_write_text
+
+from .. import __version__
+from ..data.dataset import build
+from ..data.families import BASE_FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS, generate
+from ..data.gallery import family_gallery
+from ..data.sets import STANDARD
+from ..problem import Problem
+
+__all__ = ["run", "write_report", "time_paper50_build"]
 
 DESCRIPTIONS = {
     "blocks": "One to several compact bodies (rotated rectangles, ellipses, star-shaped polygons with 3-8 "
@@ -51,8 +60,6 @@ def _fmt(v):
 
 def family_stats(family, shape=(50, 50), count=2000, seed=0):
     """Measured value statistics and generation speed of ``family`` (after a warm-up call)."""
-    from ..data.families import generate
-
     generate(family, 4, shape, seed=seed + 1)  # compile / load the cache outside the timing
     t0 = time.perf_counter()
     rho = generate(family, count, shape, seed=seed)
@@ -72,8 +79,6 @@ def family_stats(family, shape=(50, 50), count=2000, seed=0):
 
 def size_scaling(sizes=(25, 50, 100, 200, 400), family="mixed", seed=0):
     """Generation speed of ``family`` across grid sizes: list of dicts (n, count, seconds, models/s, ns/cell)."""
-    from ..data.families import generate
-
     generate(family, 8, (8, 8), seed=seed + 1)
     rows = []
     for n in sizes:
@@ -93,9 +98,6 @@ def time_paper50_build(out_dir=None, log=None):
     """
     import tempfile
     import tracemalloc
-
-    from ..data.dataset import build
-    from ..data.sets import STANDARD
 
     spec = STANDARD["paper-50"]
     prob = spec.problem()
@@ -122,11 +124,6 @@ def write_report(out="reports", timing=True, log=None):
 
     import numba
 
-    from .. import Problem, __version__
-    from ..data.families import BASE_FAMILIES, GENERATOR_VERSION, MIXED_PROPORTIONS, PARAMS
-    from ..data.gallery import family_gallery
-    from ..data.sets import STANDARD
-
     log = log or (lambda *a, **k: None)
     out = Path(out)
     figs = out / "datasets"
@@ -146,7 +143,7 @@ def write_report(out="reports", timing=True, log=None):
     env = {"gravbench": __version__, "generator_version": GENERATOR_VERSION,
            "numba_threads": int(numba.get_num_threads()), "cpu_count": os.cpu_count()}
     record = {"env": env, "families": stats, "size_scaling": scaling, "paper50_build": build_t}
-    (out / "datasets.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "datasets.json", json.dumps(record, indent=2) + "\n")
 
     L = []
     L.append("# Synthetic density models and data sets\n")
@@ -258,5 +255,13 @@ def write_report(out="reports", timing=True, log=None):
     else:
         L.append("(not measured in this run: `gravbench report datasets --timing`)\n")
     md = out / "datasets.md"
-    md.write_text("\n".join(L))
+    atomic_write_text(md, "\n".join(L))
     return md
+
+
+def run(out="reports", quick=False, log=print, *, timing=None):
+    """The reports' common entry point: :func:`write_report` into ``out``; ``quick`` skips the build timing.
+
+    Returns the path of ``datasets.md``.
+    """
+    return write_report(out, timing=(not quick) if timing is None else timing, log=log)

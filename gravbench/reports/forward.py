@@ -30,7 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from .._mpl import pyplot as _plt
+from ..forward import DenseOperator, operators, sensitivity
+from ..problem import Problem
+from ..bench.timing import best_and_median as _timeit
+from ..bench.timing import interleaved as _timeit_interleaved
+from ..bench.timing import loadavg as _loadavg
 
 __all__ = ["run", "write", "measure"]
 
@@ -42,45 +48,10 @@ QUICK_SIZES = {
 }
 
 
-def _timeit(fn, min_time=0.2, max_repeat=20, min_repeat=3):
-    """Best and median wall time (s) of ``fn()`` after one warm-up call."""
-    fn()
-    ts = []
-    t_total = time.perf_counter()
-    while len(ts) < max_repeat and (len(ts) < min_repeat or time.perf_counter() - t_total < min_time):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(min(ts)), float(np.median(ts))
-
-
-def _timeit_interleaved(fns, min_time=0.5, max_repeat=15, min_repeat=5):
-    """Like :func:`_timeit` for several functions, run in turn (round robin) so that they see the
-    same machine load; returns a list of (best, median) pairs."""
-    for fn in fns:
-        fn()
-    ts = [[] for _ in fns]
-    t_total = time.perf_counter()
-    while len(ts[0]) < max_repeat and (len(ts[0]) < min_repeat or time.perf_counter() - t_total < min_time):
-        for fn, acc in zip(fns, ts):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
-    return [(float(min(a)), float(np.median(a))) for a in ts]
-
-
-def _loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
-
-
 def _warm():
-    import gravbench as gb
 
     for kernel in ("exact", "midpoint"):
-        p = gb.Problem.paper(n=4, kernel=kernel)
+        p = Problem.paper(n=4, kernel=kernel)
         for par in (True, False):
             p.sensitivity(parallel=par)
             for method in ("dense", "matfree", "fft"):
@@ -89,12 +60,10 @@ def _warm():
 
 # ----------------------------------------------------------------------------------
 def measure_assembly(sizes, log):
-    import gravbench as gb
-    from gravbench.forward import sensitivity
 
     rows = []
     for n in sizes:
-        p = gb.Problem.paper(n=n)
+        p = Problem.paper(n=n)
         args = (p.grid.x_edges, p.grid.z_edges, p.survey.x, p.survey.z)
         shape = (p.n_data, p.n_cells)
         t_full, t_auto, t_ser, t_chk = _timeit_interleaved([
@@ -118,11 +87,9 @@ def measure_simpeg(n, log):
         from simpeg.potential_fields import gravity
     except ImportError as exc:  # pragma: no cover - optional
         return {"n": n, "error": f"simpeg not available: {exc}"}
-    import gravbench as gb
-    from gravbench.forward import sensitivity
 
     def build(nn):
-        p = gb.Problem.paper(n=nn)
+        p = Problem.paper(n=nn)
         grid, sv = p.grid, p.survey
         L = 1e4 * float(np.hypot(grid.width, grid.depth))  # strike half-length, error ~ (r/L)^2 / 2
         mesh = discretize.TensorMesh([np.diff(grid.x_edges), [2 * L], np.diff(grid.z_edges)[::-1]],
@@ -163,12 +130,11 @@ def measure_simpeg(n, log):
 
 
 def measure_operators(sizes, log):
-    import gravbench as gb
 
     rows = []
     for method in ("dense", "matfree", "fft"):
         for n in sizes[method]:
-            p = gb.Problem.paper(n=n)
+            p = Problem.paper(n=n)
             t0 = time.perf_counter()
             op = p.operator(method, check_inputs=False)
             t_build = time.perf_counter() - t0
@@ -240,11 +206,10 @@ def measure_big_fft(n, log):
 
 def measure_crossover(log):
     """Dense vs FFT A^T A v (and build) at small n: where auto should switch."""
-    import gravbench as gb
 
     rows = []
     for n in (10, 16, 24, 32, 40, 50, 64, 80, 100, 128):
-        p = gb.Problem.paper(n=n)
+        p = Problem.paper(n=n)
         v = np.random.default_rng(0).standard_normal(p.n_cells)
         t0 = time.perf_counter()
         d = p.operator("dense", check_inputs=False)
@@ -262,13 +227,11 @@ def measure_crossover(log):
 
 def measure_parallel(log):
     """Parallel vs serial builds of the numba loops and BLAS threads (what parallel='auto' decides)."""
-    import gravbench as gb
-    from gravbench.forward import DenseOperator
 
     rows = []
     for method, sizes in (("dense", (25, 50, 100, 200)), ("fft", (25, 100, 400, 1000)), ("matfree", (25, 50, 100))):
         for n in sizes:
-            p = gb.Problem.paper(n=n)
+            p = Problem.paper(n=n)
             v = np.random.default_rng(0).standard_normal(p.n_cells)
             kw = dict(min_time=0.0, max_repeat=3, min_repeat=2) if method == "matfree" else {}
             row = {"method": method, "n": n}
@@ -325,8 +288,6 @@ def measure(quick=False, simpeg_n=200, big_n=2000, log=print):
     import numba
     import scipy
 
-    import gravbench as gb
-    from gravbench.forward import operators as ops
 
     t_start = time.time()
     load0 = _loadavg()
@@ -336,10 +297,11 @@ def measure(quick=False, simpeg_n=200, big_n=2000, log=print):
         "meta": {
             "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
             "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "gravbench": gb.__version__, "cpus": os.cpu_count(),
+            "numba": numba.__version__, "gravbench": __version__, "cpus": os.cpu_count(),
             "numba_threads": numba.get_num_threads(), "threading_layer": _threading_layer(),
             "machine": platform.machine(), "loadavg_start": load0, "quick": quick,
-            "DENSE_AUTO_MAX_ENTRIES": ops.DENSE_AUTO_MAX_ENTRIES, "PARALLEL_MIN_SECONDS": ops.PARALLEL_MIN_SECONDS,
+            "DENSE_AUTO_MAX_ENTRIES": operators.DENSE_AUTO_MAX_ENTRIES,
+            "PARALLEL_MIN_SECONDS": operators.PARALLEL_MIN_SECONDS,
         }
     }
     res["assembly"] = measure_assembly(sizes["assembly"], log)
@@ -578,7 +540,7 @@ def _plot(res, path):
     plt.close(fig)
 
 
-def run(out_dir="reports", quick=False, log=print):
-    """Measure and write the report; return the paths written."""
+def run(out="reports", quick=False, log=print):
+    """Measure and write the report into ``out``; return the paths written."""
     res = measure(quick=quick, log=log)
-    return write(res, out_dir)
+    return write(res, out)

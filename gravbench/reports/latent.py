@@ -23,8 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
+from .. import data, providers
 from ..bench.metrics import fit_status, is_success, model_error, success_band
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
+from ..providers import latent
 
 __all__ = ["run", "SETTINGS", "QUICK"]
 
@@ -117,9 +121,7 @@ def _pick(ds, families):
 
 def _cnn_available():
     try:
-        from gravbench.providers import get
-
-        get("cnn", n=50)
+        providers.get("cnn", n=50)
         return True, ""
     except Exception as exc:  # noqa: BLE001 - any failure means "no warm start"
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -160,7 +162,7 @@ def _summ(rows, budget, success=None):
     }
 
 
-def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings=None, threads=None, weights=None):
+def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings=None, threads=None, weights=None):
     """Run the experiment and write ``latent.md``, ``latent.json`` and PNGs to ``out``.
 
     Parameters
@@ -187,9 +189,7 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
     """
     import torch
 
-    import gravbench as gb
     from gravbench.forward.torch import GravityLayer
-    from gravbench.providers import latent
 
     S = dict(settings or (QUICK if quick else SETTINGS))
     if threads:
@@ -197,7 +197,7 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    ds = gb.data.standard("paper-50", split="test", noise=0.01, progress=False)
+    ds = data.standard("paper-50", split="test", noise=0.01, progress=False)
     prob = ds.problem
     picks = _pick(ds, S["families"])
     layer = GravityLayer(prob, dtype=torch.float32)
@@ -243,9 +243,9 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
                 f"{time.perf_counter() - t0:.1f} s")
             if cnn_ok:
                 w = S["warm"]
-                p = gb.providers.get(kind, method=w["method"], warm_start="cnn", starts=1, maxiter=w["maxiter"],
-                                     target=S["success"], warm_steps=w["warm_steps"], cnn_options={"n": 50},
-                                     weights=(weights or {}).get(kind))
+                p = providers.get(kind, method=w["method"], warm_start="cnn", starts=1, maxiter=w["maxiter"],
+                                  target=S["success"], warm_steps=w["warm_steps"], cnn_options={"n": 50},
+                                  weights=(weights or {}).get(kind))
                 t0 = time.perf_counter()
                 res = p.run(g, prob, sigma, 0)
                 res.seconds = res.seconds + 0.0
@@ -261,10 +261,10 @@ def run(out="reports", *, quick=False, log=print, kinds=("vae", "gan"), settings
         curves[kind] = rows
     results["seconds"] = time.perf_counter() - t_all
     js = out / "latent.json"
-    js.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    atomic_write_text(js, json.dumps(results, indent=1, default=float) + "\n")
     figs = _figures(out, curves, examples, S, prob)
     md = out / "latent.md"
-    md.write_text(_markdown(results, S, figs, quick))
+    atomic_write_text(md, _markdown(results, S, figs, quick))
     return md, js, figs
 
 
@@ -307,11 +307,7 @@ def _figures(out, curves, examples, S, prob):
             vmax = float(np.abs(mods["true"]).max()) or 1.0
             for c, key in enumerate(["true"] + methods):
                 ax = axes[r, c]
-                ax.imshow(mods[key], cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=ext)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title("true" if key == "true" else key, fontsize=8)
+                model_panel(ax, mods[key], vmax=vmax, extent=ext, title=key if r == 0 else "")
                 if c == 0:
                     ax.set_ylabel(f"test #{idx}", fontsize=8)
         fig.suptitle(f"{kind.upper()}: true models and the best-fitting search result of each method", fontsize=9)

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 from .. import providers, refiners
 from .._mpl import pyplot as _plt
 from ..data.noise import noise_sigma
@@ -282,7 +284,7 @@ def _read_jsonl(path):
     return recs
 
 
-def run(out, quick=False, log=print, methods=None, sizes=None, time_budget=TIME_BUDGET,
+def run(out="reports", quick=False, log=print, *, methods=None, sizes=None, time_budget=TIME_BUDGET,
         memory_budget=MEMORY_BUDGET_MB, hard_limit=HARD_LIMIT, overwrite=False, cgls_check=None):
     """Run the sweep (resuming from ``out/scaling.jsonl``) and write the report; returns the paths written.
 
@@ -344,7 +346,7 @@ def run(out, quick=False, log=print, methods=None, sizes=None, time_budget=TIME_
     apath = out / "scaling-accuracy.json"
     if cgls_check or not apath.exists():
         log("operator accuracy (complex128 / complex64 spectra, float32) ...")
-        apath.write_text(json.dumps(operator_accuracy(), indent=1))
+        atomic_write_text(apath, json.dumps(operator_accuracy(), indent=1))
     checks = []
     cpath = out / "scaling-cgls.json"
     if cgls_check:
@@ -352,7 +354,7 @@ def run(out, quick=False, log=print, methods=None, sizes=None, time_budget=TIME_
         checks = [c for c in old if c["n"] not in cgls_check]
         for n in cgls_check:
             checks += cgls_compare(n, out, log=log)
-        cpath.write_text(json.dumps(checks, indent=1))
+        atomic_write_text(cpath, json.dumps(checks, indent=1))
     elif cpath.exists():
         checks = json.loads(cpath.read_text())
     return write(out, recs, checks, sizes=sizes, time_budget=time_budget, memory_budget=memory_budget)
@@ -512,7 +514,7 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
             "predict_factor": PREDICT_FACTOR, "fit_min_seconds": FIT_MIN_SECONDS, "rss_method": RSS_METHOD,
             "sizes": sizes, "noise": NOISE, "block_density": BLOCK_DENSITY}
     js = out / "scaling.json"
-    js.write_text(json.dumps({"meta": meta, "methods": summ, "cgls_end_to_end": checks, "accuracy": acc},
+    atomic_write_text(js, json.dumps({"meta": meta, "methods": summ, "cgls_end_to_end": checks, "accuracy": acc},
                              indent=1))
     png = out / "scaling.png"
     _plot(summ, png)
@@ -590,7 +592,7 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
                      f"{_fmt(a.get('model'), '{:.1e}')} | {' / '.join(map(str, a.get('niter', [])))} |")
     L += ["", f"Raw numbers: `{js.name}` (records in `scaling.jsonl`); figure: `{png.name}`.", ""]
     md = out / "scaling.md"
-    md.write_text("\n".join(L))
+    atomic_write_text(md, "\n".join(L))
     return md, js, png
 
 

@@ -24,55 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 from .._mpl import pyplot as _plt
 from .._mpl import save_png
+from .. import refiners, solvers
 from .._linalg import single_thread_blas
+from ..bench.timing import WARM_REFINERS, problem_case, warm_up
 
 __all__ = ["run", "problem_case", "SIZES"]
 
 SIZES = (25, 50, 100, 200)
-REFINERS = ("gd", "pgd", "cgls", "gmres", "lgmres", "icg", "picg", "tikhonov")
-
-
-def problem_case(n, noise=0.01, seed=0, method="auto"):
-    """The benchmark case: paper setup, a block and a lens, ``noise`` x max|g| Gaussian noise.
-
-    Returns ``(problem, op, rho (flat), g, sigma)``.
-    """
-    import gravbench as gb
-
-    prob = gb.Problem.paper(n)
-    op = prob.operator(method)
-    rho = np.zeros(prob.shape)
-    rho[n // 5:2 * n // 5, n // 4:n // 2] = 400.0
-    rho[n // 2:3 * n // 4, 5 * n // 8:7 * n // 8] = -250.0
-    g0 = op.matvec(rho.ravel())
-    sigma = noise * float(np.abs(g0).max())
-    g = g0 + sigma * np.random.default_rng(seed).standard_normal(g0.size)
-    op.reset_counters()
-    return prob, op, rho.ravel(), g, sigma
-
-
-def warm_up():
-    """Compile (or load from the numba cache) every loop on a tiny problem, for every operator kind."""
-    import gravbench as gb
-
-    for method in ("dense", "matfree", "fft"):
-        _, op, _, g, sigma = problem_case(6, method=method)
-        for name in REFINERS:
-            gb.refiners.run(name, op, g, sigma=sigma, maxiter=2)
-        for f in (gb.solvers.gmres, gb.solvers.lgmres, gb.solvers.cg):
-            f(op.normal(), op.rmatvec(g), maxiter=2)
-
-
-def _median_time(f, repeats):
-    ts = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = f()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)), out
+REFINERS = WARM_REFINERS
 
 
 def application_time(op, count=60):
@@ -147,8 +110,6 @@ def krylov_vs_references(n=50, repeats=5, rtol=1e-6, restart=20, cycles=10, meth
     import pyamg.krylov
     import scipy.sparse.linalg as sla
 
-    import gravbench as gb
-
     prob, op, rho, g, sigma = problem_case(n, method=method)
     b = op.rmatvec(g)
     N = op.normal()
@@ -161,11 +122,11 @@ def krylov_vs_references(n=50, repeats=5, rtol=1e-6, restart=20, cycles=10, meth
         return run
 
     runs = {
-        "gravbench gmres": lambda: gb.solvers.gmres(N, b, rtol=rtol, restart=restart, maxiter=cycles),
+        "gravbench gmres": lambda: solvers.gmres(N, b, rtol=rtol, restart=restart, maxiter=cycles),
         "scipy gmres": one_thread(lambda: sla.gmres(N, b, rtol=rtol, restart=restart, maxiter=cycles)),
         "pyamg gmres": one_thread(lambda: pyamg.krylov.gmres(N, b, tol=rtol, restart=restart, maxiter=cycles,
                                                              orthog="mgs")),
-        "gravbench lgmres": lambda: gb.solvers.lgmres(N, b, rtol=rtol, inner_m=restart, maxiter=cycles),
+        "gravbench lgmres": lambda: solvers.lgmres(N, b, rtol=rtol, inner_m=restart, maxiter=cycles),
         "scipy lgmres": one_thread(lambda: sla.lgmres(N, b, rtol=rtol, inner_m=restart, maxiter=cycles)),
     }
     times = {k: [] for k in runs}
@@ -197,8 +158,6 @@ def krylov_vs_references(n=50, repeats=5, rtol=1e-6, restart=20, cycles=10, meth
 # ----------------------------------------------------------------------------------
 def refiner_sweep(sizes=SIZES, repeats=3, log=print):
     """Every refiner at every size (default settings, sigma known, zero start)."""
-    import gravbench as gb
-
     rows = []
     for n in sizes:
         prob, op, rho, g, sigma = problem_case(n)
@@ -208,8 +167,8 @@ def refiner_sweep(sizes=SIZES, repeats=3, log=print):
 
             def once():
                 if name == "tikhonov":      # cold: K built and diagonalised every time
-                    gb.refiners.tikhonov.clear_cache()
-                return gb.refiners.run(name, op, g, sigma=sigma)
+                    refiners.tikhonov.clear_cache()
+                return refiners.run(name, op, g, sigma=sigma)
 
             ratio, secs, base, res = overhead_ratio(op, once, repeats + 4 if n >= 200 else repeats)
             err = float(np.linalg.norm(res.x - rho) / np.linalg.norm(rho))
@@ -226,13 +185,11 @@ def refiner_sweep(sizes=SIZES, repeats=3, log=print):
 
 def icg_target(n=200, iters=100, repeats=3, log=print):
     """ICG forced to ``iters`` iterations (no discrepancy stop) vs the time of 250 matvecs."""
-    import gravbench as gb
-
     prob, op, rho, g, sigma = problem_case(n)
     tm, tr = application_time(op)
 
     def run():
-        return gb.refiners.run("icg", op, g, maxiter=iters, rtol=0.0)
+        return refiners.run("icg", op, g, maxiter=iters, rtol=0.0)
 
     run()
     ratios, times, budgets = [], [], []
@@ -406,8 +363,8 @@ def run(out="reports", quick=False, log=print):
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "threads": int(numba.get_num_threads()),
             "load": f"{os.getloadavg()[0]:.1f}", "quick": quick, "targets": targets, "krylov": krylov,
             "sweep": sweep, "icg": icg}
-    (out / "solvers.json").write_text(json.dumps(data, indent=1))
+    atomic_write_text(out / "solvers.json", json.dumps(data, indent=1))
     _figure(sweep, krylov, out / "solvers.png")
     md = out / "solvers.md"
-    md.write_text(_md(data))
+    atomic_write_text(md, _md(data))
     return md, data

@@ -48,14 +48,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
+from .._cmdline import command_line
 from .._mpl import pyplot as _plt
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
+from .. import data
+from .. import providers as _providers
+from .. import refiners as _refiners
 from .._linalg import single_thread_blas
 from ..providers.cnn import weights_for
+from ..bench import metrics as metrics_rule
 from ..bench.metrics import chi2s, fit_status, model_errors, success_band
 from ..bench.runner import skip_reason
 
-__all__ = ["run_table1", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
+__all__ = ["run", "run_table1", "targets", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
 
 #: The seed paper's Table I (docs/paper.md): model error, data misfit on its test set.
 PAPER = {
@@ -108,9 +115,7 @@ def _row(m, count, seconds, n_data=None, **extra):
 
 def training_prior(dataset):
     """``(mean model (nz, nx), mean depth profile (nz,))`` of the training split of the standard set ``dataset``, kg/m^3."""
-    import gravbench as gb
-
-    tr = gb.data.standard(dataset, split="train", noise=gb.data.STANDARD[dataset].noise, progress=False)
+    tr = data.standard(dataset, split="train", noise=data.STANDARD[dataset].noise, progress=False)
     mean = np.asarray(tr.rho, dtype=np.float64).mean(0)
     return mean, mean.mean(1)
 
@@ -193,16 +198,14 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
     independent : int
         Models of :func:`independent_fwi_models` for the independent check (``fwi`` data sets; 0 = skip).
     """
-    import gravbench as gb
-
     if not (1 <= refine_samples <= samples and 1 <= latent_samples <= samples):
         raise ValueError("need 1 <= refine_samples, latent_samples <= samples")
-    spec = gb.data.STANDARD.get(dataset)
+    spec = data.STANDARD.get(dataset)
     absolute = spec is not None and spec.families == "fwi"
-    all_prov = gb.providers.names()
+    all_prov = _providers.names()
     default_prov = ("zero", "prior-mean", "tikhonov", "depth-weighted", "cnn", "vae", "gan", "dip")
     prov_names = list(providers) if providers else [p for p in default_prov if p in all_prov or p == "prior-mean"]
-    ref_names = list(refiners) if refiners else [r for r in _REFINERS if r in gb.refiners.names()]
+    ref_names = list(refiners) if refiners else [r for r in _REFINERS if r in _refiners.names()]
     notes = []
     if absolute and "dip" in prov_names and not providers:
         prov_names.remove("dip")
@@ -210,7 +213,7 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                       "cover absolute densities of 1900-2600 kg/m^3")
     results = {"dataset": dataset, "noises": list(noises), "samples": samples, "refine_samples": refine_samples,
                "latent_samples": latent_samples, "rows": {}, "notes": notes, "family": {}}
-    missing_ref = [r for r in _REFINERS if r not in gb.refiners.names()]
+    missing_ref = [r for r in _REFINERS if r not in _refiners.names()]
     if missing_ref:
         notes.append(f"refiners not available in this build, skipped: {', '.join(missing_ref)}")
     prior_model, prior_profile = training_prior(dataset)
@@ -218,7 +221,7 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
     keep = {}
     with _limits():
         for noise in noises:
-            ds = gb.data.standard(dataset, split="test", noise=noise)
+            ds = data.standard(dataset, split="test", noise=noise)
             prob = ds.problem
             A = prob.sensitivity()
             op = prob.operator("dense")
@@ -244,11 +247,11 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                         R = np.repeat(prior_model[None], cnt, 0)
                     else:
                         if name == "cnn" and cnn_weights is not None:
-                            p = gb.providers.get("cnn", weights=cnn_weights)
+                            p = _providers.get("cnn", weights=cnn_weights)
                         elif name in ("vae", "gan"):
-                            p = gb.providers.get(name, n=prob.grid.nx)
+                            p = _providers.get(name, n=prob.grid.nx)
                         else:
-                            p = gb.providers.get(name)
+                            p = _providers.get(name)
                         if name == "cnn":  # load outside the timer (picks the weights trained for this problem)
                             p.batch(G[:1], prob)
                         t0 = time.perf_counter()
@@ -286,7 +289,7 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                 t0 = time.perf_counter()
                 try:
                     for i in range(cnt):
-                        res = gb.refiners.run(r, op, G[i], x0=cnn_out[i], sigma=None if S is None else S[i], **opts)
+                        res = _refiners.run(r, op, G[i], x0=cnn_out[i], sigma=None if S is None else S[i], **opts)
                         R[i] = np.asarray(res.x).ravel()
                         niter[i] = res.niter
                 except (ValueError, RuntimeError) as exc:
@@ -317,12 +320,12 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
                 "shape": prob.shape, "tag": tag, "absolute": absolute,
                 "models": {k[1]: v[0][:refine_samples] for k, v in keep.items() if k[0] == tag}}
             if absolute and independent and noise == 0 and (tag, "cnn") in keep:
-                results["independent"] = _independent_check(gb, prob, A, prior_model, prior_profile, int(independent),
+                results["independent"] = _independent_check(prob, A, prior_model, prior_profile, int(independent),
                                                              cnn_weights, log)
     try:  # the CNN's training history (validation curve) for the report
 
-        wpath = Path(cnn_weights) if cnn_weights else weights_for(gb.data.STANDARD[dataset].problem()) \
-            if dataset in gb.data.STANDARD else None
+        wpath = Path(cnn_weights) if cnn_weights else weights_for(data.STANDARD[dataset].problem()) \
+            if dataset in data.STANDARD else None
         if wpath is not None:
             man = json.loads(Path(wpath).with_suffix(".json").read_text())
             results["cnn_manifest"] = {k: man.get(k) for k in ("file", "sha256", "n_params", "config", "training",
@@ -333,11 +336,11 @@ def run_table1(*, dataset="paper-50", samples=1000, refine_samples=200, latent_s
     return results
 
 
-def _independent_check(gb, prob, A, prior_model, prior_profile, count, cnn_weights, log):
+def _independent_check(prob, A, prior_model, prior_profile, count, cnn_weights, log):
     """The CNN (and the prior mean) on :func:`independent_fwi_models`, noise-free."""
     rho = independent_fwi_models(count, prob.shape, seed=2024)
     G = rho.reshape(count, -1) @ A.T
-    p = gb.providers.get("cnn", weights=cnn_weights) if cnn_weights else gb.providers.get("cnn")
+    p = _providers.get("cnn", weights=cnn_weights) if cnn_weights else _providers.get("cnn")
     R = p.batch(G, prob)
     m = _metrics(A, R, rho, G, None, prior_profile)
     m0 = _metrics(A, np.repeat(prior_model[None], count, 0), rho, G, None, prior_profile)
@@ -379,16 +382,13 @@ def _figures(res, out_dir, stem):
                                  squeeze=False)
         for r, i in enumerate(picks):
             if ex["absolute"]:
-                vmin, vmax, cmap = float(rho[i].min()), float(rho[i].max()), "viridis"
+                vmin, vmax = float(rho[i].min()), float(rho[i].max())
             else:
-                vmax = max(1.0, float(np.abs(rho[i]).max()))
-                vmin, cmap = -vmax, "RdBu_r"
+                vmin, vmax = None, max(1.0, float(np.abs(rho[i]).max()))
             for c, k in enumerate(cols):
                 ax = axes[r, c]
                 img = rho[i] if k == "true" else np.asarray(models[k][i]).reshape(shape)
-                im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
+                im = model_panel(ax, img, vmin=vmin, vmax=vmax)
                 if k != "true":
                     err = np.linalg.norm(img - rho[i]) / np.linalg.norm(rho[i])
                     ax.set_title(f"{k}\nerr {err:.3f}", fontsize=7)
@@ -447,14 +447,10 @@ def _figures(res, out_dir, stem):
         fig, axes = plt.subplots(2, len(rho), figsize=(2.2 * len(rho), 4.4), squeeze=False)
         for j in range(len(rho)):
             vmin, vmax = float(rho[j].min()), float(rho[j].max())
-            axes[0, j].imshow(rho[j], cmap="viridis", vmin=vmin, vmax=vmax)
-            axes[0, j].set_title(f"independent #{j}", fontsize=7)
+            model_panel(axes[0, j], rho[j], vmin=vmin, vmax=vmax, title=f"independent #{j}", fontsize=7)
             img = np.asarray(R[j]).reshape(rho[j].shape)
-            axes[1, j].imshow(img, cmap="viridis", vmin=vmin, vmax=vmax)
-            axes[1, j].set_title(f"cnn, err {np.linalg.norm(img - rho[j]) / np.linalg.norm(rho[j]):.3f}", fontsize=7)
-            for ax in axes[:, j]:
-                ax.set_xticks([])
-                ax.set_yticks([])
+            model_panel(axes[1, j], img, vmin=vmin, vmax=vmax, fontsize=7,
+                        title=f"cnn, err {np.linalg.norm(img - rho[j]) / np.linalg.norm(rho[j]):.3f}")
         fig.suptitle("CNN on models of an independently written OpenFWI-style generator (noise-free)", fontsize=9)
         fig.tight_layout()
         p = out_dir / f"{stem}_independent.png"
@@ -482,7 +478,7 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = _figures(res, out_dir, stem)
-    (out_dir / f"{stem}.json").write_text(json.dumps(_clean(res), indent=1) + "\n")
+    atomic_write_text(out_dir / f"{stem}.json", json.dumps(_clean(res), indent=1) + "\n")
     nd = res.get("n_data")
     lo, hi = success_band(nd) if nd else (None, None)
     fwi = res["dataset"].startswith("fwi")
@@ -590,5 +586,81 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
     if figs:
         L += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figs] + [""]
     md = out_dir / f"{stem}.md"
-    md.write_text("\n".join(L))
+    atomic_write_text(md, "\n".join(L))
     return md
+
+
+def targets(res):
+    """One line per issue target, computed from the results (met / NOT met)."""
+    out = []
+    fwi = res["dataset"].startswith("fwi")
+    for tag, rows in res["rows"].items():
+        lvl = f"noise {float(tag) * 100:g} %"
+        noisy = float(tag) > 0
+        if "cnn" not in rows:
+            out.append(f"{lvl}: no CNN row (weights missing?)")
+            continue
+        sub = f"cnn [first {res['refine_samples']}]"
+        cnn_row = rows[sub] if sub in rows else rows["cnn"]  # same models as the classical / refiner rows
+        c = cnn_row["model_error"]["mean"]
+        if fwi and not noisy:
+            full = rows["cnn"]["model_error"]["mean"]
+            pm = rows.get("prior-mean", {}).get("model_error", {}).get("mean")
+            out.append(f"{lvl}: CNN mean model error {full:.4f} (paper 0.049): "
+                       f"{'met' if full <= 0.049 else 'NOT met'} (target <= 0.049)")
+            if pm:
+                out.append(f"{lvl}: CNN / prior-mean model error {full:.4f} / {pm:.4f} = {full / pm:.3f}: "
+                           f"{'met' if full <= 0.7 * pm else 'NOT met'} (target <= 0.7)")
+            out.append(f"{lvl}: CNN mean relative misfit {rows['cnn']['misfit']['mean']:.3g} (paper 0.0027)")
+        elif not fwi:
+            cls = {k: rows[k]["model_error"]["mean"] for k in ("zero", "tikhonov", "depth-weighted") if k in rows}
+            if cls:
+                best = min(cls, key=cls.get)
+                ok = c <= 0.5 * cls[best]
+                out.append(f"{lvl}: CNN mean model error {c:.4f} vs best classical ({best}) {cls[best]:.4f}: ratio "
+                           f"{c / cls[best]:.3f} (target <= 0.5): {'met' if ok else 'NOT met'}")
+        cm = cnn_row["misfit"]["mean"]
+        for k, r in rows.items():
+            if not k.startswith("cnn+"):
+                continue
+            me, mis = r["model_error"]["mean"], r["misfit"]["mean"]
+            tm = rows.get("true model", {}).get("misfit", {}).get("mean")
+            note = (f"{lvl}: {k}: mean model error {me:.4f} (CNN alone {c:.4f}, {100 * (me / c - 1):+.1f} %), "
+                    f"mean misfit {mis:.3g} (CNN alone {cm:.3g}; noise level {tm:.3g})")
+            if not noisy and k in ("cnn+gd", "cnn+gmres", "cnn+lgmres", "cnn+icg"):
+                ok = mis < cm and me <= 1.01 * c
+                note += f": lowers the misfit without raising the error by > 1 %: {'met' if ok else 'NOT met'}"
+            if noisy and "chi2" in r:
+                lo, hi = metrics_rule.success_band(res["n_data"])   # looked up at call time: the one rule
+                note += (f", median chi2 {r['chi2']['median']:.3g} (success band {lo:.3f}..{hi:.3f}), success "
+                         f"{100 * r.get('success_rate', 0):.0f}%, over-fitted {r.get('overfit', 0)} of {r['count']}")
+                if k in ("cnn+gmres", "cnn+lgmres"):
+                    note += f": {'met' if r.get('success_rate', 0) >= 0.99 else 'NOT met'} (ends in the success band)"
+            out.append(note)
+    ind = res.get("independent")
+    if ind:
+        out.append(f"independent OpenFWI-style models ({ind['count']}, noise-free): CNN mean model error "
+                   f"{ind['cnn']['model_error']['mean']:.4f}, prior-mean {ind['prior-mean']['model_error']['mean']:.4f}")
+    return out
+
+
+def run(out="reports", quick=False, log=print, *, dataset="paper-50", samples=1000, refine_samples=1000,
+        latent_samples=3, seed=0):
+    """The reports' common entry point: :func:`run_table1`, the target lines (:func:`targets`), then
+    :func:`write_report` into ``out``. ``quick``: 20 / 10 / 1 models (a smoke run).
+
+    Returns ``(path of the .md, results)``; ``results["notes"]`` names rows that failed.
+    """
+    if quick:
+        samples, refine_samples, latent_samples = min(samples, 20), min(refine_samples, 10), min(latent_samples, 1)
+    refine_samples = min(refine_samples, samples)
+    latent_samples = min(latent_samples, samples)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = run_table1(dataset=dataset, samples=samples, refine_samples=refine_samples,
+                     latent_samples=latent_samples, seed=seed, log=log)
+    res["summary_lines"] = targets(res)
+    cmd = command_line(f"gravbench report table1 --dataset {dataset}", [
+        ("--samples", samples, None), ("--refine-samples", refine_samples, None),
+        ("--latent-samples", latent_samples, None), ("--seed", seed, 0)])
+    return write_report(res, out, command=cmd), res  # table1.md for paper-50, table1-<dataset>.md otherwise

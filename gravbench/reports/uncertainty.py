@@ -31,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write_text
+
 import gravbench as gb
 
 from .._mpl import pyplot as _plt
-from .._mpl import save_png
+from .._mpl import model_panel, save_png
 from ..uncertainty import RELIABILITY_LEVELS, KroneckerPrior, LinearGaussian, LowRankPrior, coverage, crps
 
 __all__ = ["run", "measure", "write"]
@@ -283,15 +285,11 @@ def _maps_png(fig_data, path):
     for row, (m, r) in zip(axes, maps.items()):
         z = (truth - r.mean) / np.maximum(r.std, 1e-12)
         for ax, img, title, kw in (
-                (row[0], r.mean, f"{m}: mean", dict(cmap="RdBu_r", vmin=-vmax, vmax=vmax)),
-                (row[1], r.std, "std (kg/m^3)", dict(cmap="viridis", vmin=0, vmax=smax)),
-                (row[2], truth, f"truth ({fig_data['family']}, #{fig_data['index']})",
-                 dict(cmap="RdBu_r", vmin=-vmax, vmax=vmax)),
-                (row[3], z, "(truth - mean) / std", dict(cmap="PuOr", vmin=-3, vmax=3))):
-            im = ax.imshow(img, **kw)
-            ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+                (row[0], r.mean, f"{m}: mean", dict(vmax=vmax)),
+                (row[1], r.std, "std (kg/m^3)", dict(vmin=0, vmax=smax)),
+                (row[2], truth, f"truth ({fig_data['family']}, #{fig_data['index']})", dict(vmax=vmax)),
+                (row[3], z, "(truth - mean) / std", dict(cmap="PuOr", vmax=3))):
+            im = model_panel(ax, img, title=title, fontsize=9, **kw)
             fig.colorbar(im, ax=ax, shrink=0.8)
     save_png(fig, path, dpi=90)
 
@@ -309,7 +307,7 @@ def write(res, fig_data, out_dir="reports"):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js = out / "uncertainty.json"
-    js.write_text(json.dumps(res, indent=1))
+    atomic_write_text(js, json.dumps(res, indent=1))
     rel_png, maps_png = out / "uncertainty-reliability.png", out / "uncertainty-maps.png"
     _reliability_png(res, rel_png)
     if fig_data is not None:  # None: re-render the text from stored results, keep the maps already written
@@ -425,11 +423,11 @@ def write(res, fig_data, out_dir="reports"):
     w("- pCN samples the posterior of the VAE's latent vector: its spread is the uncertainty within the "
       "generator's range, and it cannot cover models the generator cannot produce.")
     md = out / "uncertainty.md"
-    md.write_text("\n".join(L) + "\n")
+    atomic_write_text(md, "\n".join(L) + "\n")
     return md, js, rel_png, maps_png
 
 
-def run(out_dir="reports", quick=False, log=print, pcn_per_family=None):
-    """Measure and write the report; return the paths written."""
+def run(out="reports", quick=False, log=print, *, pcn_per_family=None):
+    """Measure and write the report into ``out``; return the paths written."""
     res, fig = measure(quick=quick, log=log, pcn_per_family=pcn_per_family)
-    return write(res, fig, out_dir)
+    return write(res, fig, out)

@@ -16,7 +16,7 @@ SIZES = sizes([50, 200], [12], slow=[25, 50, 100, 200])
 
 @pytest.fixture(scope="module", autouse=True)
 def _compiled():
-    from gravbench.reports.solvers import warm_up
+    from gravbench.bench.timing import warm_up
 
     warm_up()
 
@@ -25,7 +25,7 @@ _CASES = {}
 
 
 def _case(n):
-    from gravbench.reports.solvers import problem_case
+    from gravbench.bench.timing import problem_case
 
     if n not in _CASES:
         _CASES[n] = problem_case(n)
