@@ -11,8 +11,8 @@ Inputs (``inputs=``, the ``"physics images"``)
     "depth-weighted").batch(G, problem, sigma=S)``: Li & Oldenburg depth
     weighting, lambda by the discrepancy principle with the given ``sigma``).
 ``tik``
-    The data-space Tikhonov model (``get("tikhonov", engine="direct")``, the
-    same discrepancy rule; the direct engine gives the refiner's model).
+    The data-space Tikhonov model (``get("tikhonov", engine="direct")``: the
+    tikhonov refiner on the dense operator, the same lambda rules).
 ``atg``
     ``A^T W g`` with ``W = diag(1 / peak_c^2)`` (the peak ``|g|`` of each
     component), a back-projection that does not depend on ``sigma``.
@@ -31,8 +31,8 @@ Without ``sigma`` (noise-free data, or the noise is unknown) the classical
 images choose lambda by generalised cross-validation, as the ``tikhonov`` and
 ``depth-weighted`` providers do, and ``level`` is 0; the network was trained
 on such draws too (``p_clean`` of them), so the same weights serve noisy data
-with ``sigma`` and data without. (GCV rather than a small sigma floor: on clean
-validation data the depth-weighted image scores 0.705 with GCV and 0.80-0.82
+with ``sigma`` and data without. (GCV rather than a small sigma floor: on 200 clean
+validation models the depth-weighted image scores 0.714 with GCV and 0.80-0.82
 with a floor of 0.1-1 % of the peak.) Every image is clipped to +-60,000 kg/m^3
 and rounded to float16 before the network sees it, in training and at
 inference alike (the training images are cached in that precision).
@@ -94,7 +94,8 @@ from ..geometry import Grid, Survey
 from ..problem import Problem
 
 __all__ = ["UNetProvider", "build_model", "train", "physics_images", "weights_for", "available", "WEIGHTS_DIR",
-           "IMAGE_KINDS", "NET_KINDS", "DEFAULT_INPUTS", "DEFAULT_WIDTHS", "training_rows"]
+           "IMAGE_KINDS", "NET_KINDS", "DEFAULT_INPUTS", "DEFAULT_WIDTHS", "training_rows", "noise_levels",
+           "probe_images", "probe_stats", "precompute", "inputs_cache_dir"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -104,7 +105,7 @@ NET_KINDS = ("depth", "level")
 DEFAULT_INPUTS = ("dw", "depth", "level")
 DEFAULT_WIDTHS = (12, 24, 48, 96)
 #: version of the physics images (part of the cache key: bump when their definition changes)
-INPUT_VERSION = 1
+INPUT_VERSION = 2
 #: the ``level`` channel is ``level / LEVEL_SCALE``
 LEVEL_SCALE = 0.05
 #: noise seeds of the training draws (``TRAIN_NOISE_SEED + 100 * seed + draw``) and of the validation draw
@@ -344,9 +345,37 @@ def training_rows(g_clean, index, problem, noise_seed, *, p_clean=0.2, noise_max
     return G, S, lv
 
 
-def _key(kind, problem, G, S):
+def probe_images(problem, kind="dw", solvers=None):
+    """The ``kind`` images of two fixed data vectors, with and without sigma: ``(2, nz, nx)`` float16.
+
+    The data are those of a fixed two-block model (on relative coordinates) with 1 % noise sigma (row 0)
+    and without sigma (row 1, GCV). They identify what the classical provider computes today: the
+    training cache is keyed on them, and the manifest records their statistics so that a change of the
+    ``depth-weighted`` / ``tikhonov`` providers (which would change the network's inputs) is caught.
+    """
+    nz, nx = problem.shape
+    rho = np.zeros((nz, nx))
+    rho[nz // 5: nz // 2, nx // 5: (2 * nx) // 5] = 300.0
+    rho[nz // 3: (3 * nz) // 4, (3 * nx) // 5: (4 * nx) // 5] = -200.0
+    rho = rho * problem.active if getattr(problem, "active_index", None) is not None else rho
+    g = np.asarray(problem.forward(rho), dtype=np.float64)
+    s = 0.01 * _unit(g[None], problem)[0]
+    G = np.stack([g, g])
+    S = np.stack([s, np.full_like(s, np.nan)])
+    with single_thread_blas():
+        return _image(kind, G, problem, S, solvers or _Solvers())
+
+
+def probe_stats(images):
+    """Per-row ``[mean |x|, RMS, max |x|]`` of probe images (kg/m^3), for the manifest and the tests."""
+    a = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    return [[float(np.mean(np.abs(r))), float(np.sqrt(np.mean(r * r))), float(np.max(np.abs(r)))] for r in a]
+
+
+def _key(kind, problem, G, S, probe=b""):
     h = hashlib.sha256()
     h.update(f"unet-inputs v{INPUT_VERSION} {kind}\n".encode())
+    h.update(probe)
     h.update(json.dumps(problem.to_dict(), sort_keys=True).encode())
     h.update(np.ascontiguousarray(G, np.float64).tobytes())
     h.update(np.ascontiguousarray(S, np.float64).tobytes())
@@ -384,8 +413,9 @@ def precompute(rows, problem, kinds, *, jobs=2, cache=True, progress=True, log=N
     out = {k: [None] * len(rows) for k in kinds}
     todo = []
     for k in kinds:
+        probe = probe_images(problem, k).tobytes() if cache else b""  # the provider's behaviour is in the key
         for c, (G, S) in enumerate(rows):
-            path = d / f"{k}-{_key(k, problem, G, S)[:32]}.npy" if cache else None
+            path = d / f"{k}-{_key(k, problem, G, S, probe)[:32]}.npy" if cache else None
             if path is not None and path.is_file():
                 try:
                     a = np.load(path, allow_pickle=False)
@@ -747,6 +777,10 @@ def train(dataset="paper-50", *, epochs=5, batch_size=32, lr=2e-3, seed=0, out=N
         "problem": prob.to_dict(),
         "config": {"inputs": list(inputs), "widths": list(widths), "residual": bool(residual),
                    "input_version": INPUT_VERSION, "level_scale": LEVEL_SCALE,
+                   "image_probe": {k: probe_stats(probe_images(prob, k)) for k in kinds},
+                   "image_probe_note": "probe_stats(probe_images(problem, kind)): [mean |x|, RMS, max |x|] of the "
+                                       "images of a fixed two-block model with 1 % sigma and without sigma; the "
+                                       "network expects the classical providers to still give these",
                    "images": "dw: get('depth-weighted'), tik: get('tikhonov', engine='direct'), both with the given "
                              "sigma (discrepancy principle) or GCV without it; atg: A^T diag(1/peak_c^2) g; "
                              "rounded to float16"},
