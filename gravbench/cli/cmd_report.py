@@ -320,3 +320,31 @@ def register(app, report_app):
         with _status_log(console, "measuring uncertainty calibration ...", "uncertainty: ") as log:
             paths = run(out, quick=quick, log=log, pcn_per_family=pcn_per_family)
         console.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.0f} s")
+
+    @report_app.command("unet")
+    def report_unet(
+        out: Path = typer.Option(Path("reports"), "--out", help="Directory for unet.md and unet.json."),
+        quick: bool = typer.Option(False, "--quick", help="16 models at 0 and 1 % noise (a smoke run)."),
+        samples: Optional[int] = typer.Option(None, "--samples", help="Test models per noise level (default 1000)."),
+        weights: Optional[str] = typer.Option(None, "--weights", help="U-Net weights (.pt path or trained name) "
+                                                                      "instead of the shipped ones."),
+    ):
+        """unet vs cnn / tikhonov / depth-weighted / zero and unet -> cgls on paper-50 test, noise 0/1/3/5 % (minutes)."""
+        if samples is not None and samples < 1:
+            raise UserError(f"--samples must be >= 1, got {samples}")
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a directory")
+        try:
+            from ..providers._torchutil import require_torch
+
+            require_torch()
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+        from ..reports.unet import run
+
+        cmd = command_line("gravbench report unet" + (" --quick" if quick else ""), [
+            ("--out", out, Path("reports")), ("--samples", samples, None), ("--weights", weights, None)])
+        t0 = time.perf_counter()
+        with _status_log(console, "measuring the U-Net ...", "unet: ") as log:
+            md, js = run(out, quick=quick, log=log, samples=samples, weights=weights, command=cmd)
+        console.print(f"wrote {md}, {js} in {time.perf_counter() - t0:.0f} s")

@@ -1,4 +1,4 @@
-"""``gravbench train MODEL``: train a learned provider (cnn, vae, gan) and write its weights + manifest."""
+"""``gravbench train MODEL``: train a learned provider (cnn, vae, gan, unet) and write its weights + manifest."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _parse_options(items):
 def register(app, report_app):
     @app.command("train")
     def train(
-        model: str = typer.Argument(..., help="cnn | vae | gan"),
+        model: str = typer.Argument(..., help="cnn | vae | gan | unet"),
         dataset: str = typer.Option("paper-50", "--dataset", help="Standard data set name (paper-50, paper-100, ...) or a built training-set path."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (early stopping on the val split may end sooner; default: the model's, cnn 40)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default: the model's (64)."),
@@ -54,8 +54,8 @@ def register(app, report_app):
 
         import math
 
-        if model not in ("cnn", "vae", "gan"):
-            raise UserError(f"MODEL must be cnn, vae or gan, got {model!r}")
+        if model not in ("cnn", "vae", "gan", "unet"):
+            raise UserError(f"MODEL must be cnn, vae, gan or unet, got {model!r}")
         if epochs is not None and epochs < 1:
             raise UserError(f"--epochs must be an integer >= 1, got {epochs}")
         if batch_size is not None and batch_size < 1:

@@ -20,6 +20,9 @@ vae, gan
     Latent search in a trained generator (torch; :mod:`gravbench.providers.latent`).
 dip
     Deep image prior (Xu & Heagy 2023; :mod:`gravbench.providers.dip`).
+unet
+    A 2D U-Net on depth-weighted / Tikhonov images computed with the given sigma
+    (torch; :mod:`gravbench.providers.unet`).
 smooth, sparse, compact
     Model-space regularised inversions from zero (:mod:`gravbench.refiners.regularized`).
 simpeg-l2, simpeg-sparse
@@ -74,6 +77,7 @@ _BUILTIN = {
     "smooth": "gravbench.providers.regularized:Smooth",
     "sparse": "gravbench.providers.regularized:Sparse",
     "compact": "gravbench.providers.regularized:Compact",
+    "unet": "gravbench.providers.unet:UNetProvider",
 }
 
 #: Providers added at run time with :func:`register` (name -> factory).
