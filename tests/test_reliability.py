@@ -403,7 +403,8 @@ def test_records_of_the_previous_schema_are_read_and_resumed(tmp_path):
     assert back[0]["status"] == "error" and back[1]["status"] == "ok" and back[1]["schema"] == 1
     assert recs[0]["schema"] == runner.SCHEMA
     shipped = read_records(ROOT / "reports" / "compare-50-100.jsonl")
-    assert shipped and all(r["status"] in ("ok", "error") for r in shipped)
+    assert shipped and all(r["status"] in ("ok", "error", "skipped") for r in shipped)
+    assert all(r["reason"] for r in shipped if r["status"] == "skipped")   # a skip says why (e.g. no weights)
 
 
 # ------------------------------------------------------------------------------------------------------
