@@ -91,6 +91,7 @@ def test_shipped_weights_shape_finite_and_manifest(shipped):
     assert man["reproduce"].startswith("gravbench train unet --dataset paper-50")
     assert len(man["metrics"]["history"]) == man["training"]["epochs_run"]
     assert (50, 50) in shipped.info.grids and shipped.info.learned
+    assert "sha256 " + man["sha256"][:12] in shipped.info.extra["weights"]["50x50"]  # which file a sweep used
 
 
 def test_sigma_changes_the_output(shipped):

@@ -548,6 +548,7 @@ class UNetProvider(Provider):
         self._device = _torch_device(device)
         self._weights = resolve_weights(weights, "unet") if weights is not None else None
         self._nets = {}
+        self._paths = {}
         self._solvers = _Solvers()
         if n is not None:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -570,7 +571,8 @@ class UNetProvider(Provider):
         used = ({"any grid": str(self._weights)} if self._weights is not None
                 else {f"{n}x{n}": str(p) for n, p in sorted(available().items())})
         return ProviderInfo(name=self.name, grids=tuple(self.grids()), cost=self.cost, learned=True,
-                            extra={"weights": used, "source": "user" if self._weights is not None else "shipped"})
+                            extra={"weights": dict(self._paths) or used,
+                                   "source": "user" if self._weights is not None else "shipped"})
 
     @property
     def manifest(self):
@@ -594,6 +596,7 @@ class UNetProvider(Provider):
             load_state(net, sd, path, man)
             net.eval().to(self._device)
             self._nets[path.name] = (net, man)
+            self._paths[f"{man['shape'][0]}x{man['shape'][1]}"] = f"{path} (sha256 {str(man.get('sha256', ''))[:12]})"
         if man.get("problem") is not None and man["problem"] != problem.to_dict():
             raise NoWeightsError(f"the unet weights {path.name} were trained for a different problem "
                                  f"({man['shape'][0]}x{man['shape'][1]} grid, data set "
