@@ -329,7 +329,7 @@ def register(app, report_app):
         weights: Optional[str] = typer.Option(None, "--weights", help="U-Net weights (.pt path or trained name) "
                                                                       "instead of the shipped ones."),
     ):
-        """unet vs cnn / tikhonov / depth-weighted / zero and unet -> cgls on paper-50 test, noise 0/1/3/5 % (minutes)."""
+        """unet vs cnn, every classical provider (tikhonov, depth-weighted, smooth, sparse, compact) and zero, and unet -> cgls on paper-50 test, noise 0/1/3/5 % (minutes)."""
         if samples is not None and samples < 1:
             raise UserError(f"--samples must be >= 1, got {samples}")
         if out.exists() and not out.is_dir():
