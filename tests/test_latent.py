@@ -339,3 +339,68 @@ def test_restart_chains_pay_for_failed_starts():
     assert np.isnan(chains[2]["reached"]) and chains[2]["evals"] == 9_500
     s = _summ(chains, 1_000, 1.1)
     assert s["success_within_budget"] == pytest.approx(2 / 3)
+
+
+def test_gn_full_steps_take_every_step_and_stop_at_a_fixed_point(trained, problem):
+    """linesearch=0 takes the full Gauss-Newton step even when it raises the objective (Laloy's scheme);
+    tol stops a start at a fixed point; the step count matches the forward runs (2 latent + 1 per iteration)."""
+    from gravbench.providers.latent import _gauss_newton, _Misfit, load_generator
+
+    gen, _, _ = load_generator("vae", weights=trained["dir"] / "vae-12.pt")
+    from gravbench.forward.torch import GravityLayer
+
+    layer = GravityLayer(problem, dtype=torch.float32)
+    g, sigma = _data(problem)
+    mis = _Misfit(gen, layer, g, np.full(g.shape, 1.0 / sigma))
+    z0 = torch.as_tensor(np.random.default_rng(0).standard_normal((3, gen.latent)) * 3, dtype=torch.float32)
+    out = _gauss_newton(mis, z0.clone(), mode="fd", lam=1.0, maxiter=5, target=None, h=0.25, linesearch=0)
+    z, chi, fwd, der, reached, secs, niter, hist = out
+    d = gen.latent
+    assert list(niter) == [5, 5, 5] and list(fwd) == [1 + 5 * (2 * d + 1)] * 3 and not der.any()
+    # one full step by hand from z0 reproduces the first iterate
+    one = _gauss_newton(mis, z0.clone(), mode="fd", lam=1.0, maxiter=1, target=None, h=0.25, linesearch=0)[0]
+    with torch.no_grad():
+        r = mis(z0)
+        eye = torch.eye(d, dtype=z0.dtype)
+        J = ((mis((z0[:, None, :] + 0.25 * eye).reshape(-1, d)) - mis((z0[:, None, :] - 0.25 * eye).reshape(-1, d)))
+             .reshape(3, d, -1) / 0.5).transpose(1, 2).double()
+    H = J.transpose(1, 2) @ J + torch.eye(d, dtype=torch.float64)
+    dz = -torch.linalg.solve(H, J.transpose(1, 2) @ r.double()[..., None] + z0.double()[..., None])[..., 0]
+    assert np.allclose(one.numpy(), (z0.double() + dz).numpy(), atol=1e-4)
+    # a huge tol stops every start after its first step
+    out = _gauss_newton(mis, z0.clone(), mode="fd", lam=1.0, maxiter=5, target=None, h=0.25, linesearch=0, tol=1e9)
+    assert list(out[6]) == [1, 1, 1]
+
+
+def test_latent_report_quick_resumes_and_assembles(tmp_path):
+    """The quick report runs, records every unit in a JSONL, a rerun runs nothing, assemble-only writes the report."""
+    import gravbench.reports.latent as rl
+    from gravbench.bench.metrics import is_success
+
+    settings = {"methods": ("gn-laloy", "gn-autodiff", "de"), "n_models": 2}
+    lines = []
+    md, js, figs = rl.run(tmp_path, quick=True, log=lines.append, kinds=("vae",), settings=settings, threads=1)
+    recs = [json.loads(x) for x in (tmp_path / "latent-vae.jsonl").read_text().splitlines()]
+    assert len(recs) == 1 + 2 * 2 + 1  # quality, 2 gradient methods x 2 models, 1 DE run
+    doc = json.loads(js.read_text())
+    G = doc["generators"]["vae"]
+    assert not G["missing_units"] and {"gn-laloy", "gn-autodiff", "de", "gn-laloy+restart"} <= set(G["summary"])
+    for rows in G["rows"].values():  # success is the one rule
+        for r in rows:
+            assert r["ok"] == is_success(r["chi"] ** 2, r["n_data"])
+    # the two gradient methods start from the same z0
+    z0 = {m: [u for u in recs if u.get("unit") == m][0]["rows"] for m in ("gn-laloy", "gn-autodiff")}
+    assert len(z0["gn-laloy"]) == len(z0["gn-autodiff"]) == rl.QUICK["starts"]
+    assert G["quality"] and all(q["recon_error"] is not None for q in G["quality"])
+    text = md.read_text()
+    assert "is_success" in text and "strategy_2.py" in text and "576 data" in text and "<= 1.1`" not in text
+    lines.clear()
+    rl.run(tmp_path, quick=True, log=lines.append, kinds=("vae",), settings=settings, threads=1)
+    assert any("0 to run" in s for s in lines)
+    assert len((tmp_path / "latent-vae.jsonl").read_text().splitlines()) == len(recs)
+    lines.clear()
+    rl.run(tmp_path, quick=True, log=lines.append, kinds=("vae",), settings={**settings, "n_models": 3},
+           assemble_only=True)
+    doc = json.loads(js.read_text())
+    assert doc["generators"]["vae"]["missing_units"]  # the third model was never run
+    assert len((tmp_path / "latent-vae.jsonl").read_text().splitlines()) == len(recs)

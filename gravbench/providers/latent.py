@@ -18,6 +18,10 @@ never a distance to a true model. Methods (``method=``):
     ``2 latent`` forward runs per Jacobian (Laloy's variant). A backtracking
     line search (halve the step until that objective decreases, one forward
     run per trial; ``linesearch=0`` takes every full step as Laloy did).
+    Laloy et al.'s own scheme (their ``inversion/strategy_2.py``) is
+    ``method="gn-fd", h=0.25, lam=1, linesearch=0``: central differences with
+    step 0.25, a constant ``lam = 1`` and full steps; ``tol`` stops a start at
+    a fixed point of the iteration.
 ``"gn-autodiff"``
     The same step with ``J`` by forward-mode automatic differentiation
     (``torch.func.jacfwd`` vectorised with ``vmap``): ``latent`` tangent passes.
@@ -315,8 +319,12 @@ def _jacobian(mis, z, mode, h, need_r=True):
     return r, J.detach(), 1, d
 
 
-def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2, linesearch=8):
-    """Damped Gauss-Newton on ``||r(z)||^2 + lam ||z||^2`` with backtracking (step halved up to ``linesearch`` times)."""
+def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2, linesearch=8, tol=0.0):
+    """Damped Gauss-Newton on ``||r(z)||^2 + lam ||z||^2`` with backtracking (step halved up to ``linesearch`` times).
+
+    ``linesearch=0``: every full step is taken (Laloy's scheme). ``tol > 0``: a start whose accepted step
+    moves ``z`` by less than ``tol`` (Euclidean norm) stops there (a fixed point of the iteration).
+    """
     torch = _torch()
     S, d = z0.shape
     z = z0.clone()
@@ -375,6 +383,13 @@ def _gauss_newton(mis, z0, *, mode, lam, maxiter, target, h=1e-2, linesearch=8):
                 break
         stalled = idx[pending]  # no decrease along the Gauss-Newton direction: a stationary point
         active[stalled] = False
+        if tol > 0:
+            moved = (step[:, None] * dz).norm(dim=1)
+            fixed = idx[(~pending) & (moved < tol)]
+            if target is not None and fixed.numel():
+                fd_ = fixed[chi[fixed] <= target].numpy()
+                reached[fd_] = fwd[fd_] + der[fd_]
+            active[fixed] = False
         niter[ii] = it
         secs[ii] += (time.perf_counter() - t0) / len(ii)
         hist.append(float(chi.min()))
@@ -446,7 +461,8 @@ def _check_search_options(target, lr, lam, linesearch, max_evals, popsize, bound
 
 
 def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, seed=0, maxiter=None,
-           target="band", lr=0.01, lam=1.0, h=1e-2, linesearch=8, max_evals=10_000, popsize=4, bound=3.0):
+           target="band", lr=0.01, lam=1.0, h=1e-2, linesearch=8, max_evals=10_000, popsize=4, bound=3.0,
+           tol=0.0):
     """Latent search on one data vector; see the module docstring.
 
     Parameters
@@ -483,6 +499,11 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         Gauss-Newton backtracking: halve the step up to this many times until
         ``||r||^2 + lam ||z||^2`` decreases (0: take the full step once; a start
         whose step never decreases it stops, at a stationary point).
+        With ``linesearch=0`` every full Gauss-Newton step is taken, whether or
+        not it decreases the objective (Laloy et al.'s scheme).
+    tol : float
+        Gauss-Newton only: a start whose accepted step moves ``z`` by less than
+        ``tol`` stops (a fixed point of the iteration; 0: never).
     max_evals : int
         DE budget per run (forward runs) when ``maxiter`` is not given.
     popsize : int
@@ -500,6 +521,7 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
     target, lr, lam, linesearch, max_evals, popsize, bound = _check_search_options(
         target, lr, lam, linesearch, max_evals, popsize, bound)
     h = check_real("h", h, positive=True)
+    tol = check_real("tol", tol, minimum=0.0)
     seed = check_count("seed", seed, minimum=0)
     if starts is not None:
         starts = check_count("starts", starts)
@@ -549,7 +571,7 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
             out = _adam(mis, z0, lr=lr, maxiter=maxiter, target=target)
         else:
             out = _gauss_newton(mis, z0, mode="fd" if method == "gn-fd" else "autodiff", lam=lam,
-                                maxiter=maxiter, target=target, h=h, linesearch=linesearch)
+                                maxiter=maxiter, target=target, h=h, linesearch=linesearch, tol=tol)
     z, chi, fwd, der, reached, secs, niter, hist = out
     return SearchResult(z=z.detach().cpu().numpy(), chi=np.asarray(chi, dtype=np.float64), forward=fwd,
                         derivs=der, reached=reached, seconds=secs, niter=niter, method=method, history=hist)
