@@ -166,3 +166,37 @@ def test_train_command_tiny(tmp_path, capsys, monkeypatch):
     man = json.loads(out.with_suffix(".json").read_text())
     assert man["command"].startswith("gravbench train unet --dataset") and "-o widths=4,8" in man["command"]
     assert man["config"]["widths"] == [4, 8]
+
+
+def test_report_ratio_to_best_classical():
+    """report unet: the best classical provider is picked per level and per family, the ratio is unet / it."""
+    from gravbench.reports import unet as rep
+
+    rng = np.random.default_rng(0)
+    k = 40
+    fam = ["blocks"] * 20 + ["layers"] * 20
+
+    def row(err):
+        return {"model_error": list(err), "data_misfit": list(np.full(k, 0.01)), "chi2": list(np.ones(k)),
+                "status": ["success"] * k, "seconds_per_model": 0.01}
+
+    base = rng.uniform(0.7, 0.9, k)
+    errs = {"zero": np.ones(k), "tikhonov": base + 0.02, "depth-weighted": base + 0.03,
+            "smooth": np.where(np.arange(k) < 20, base + 0.05, base - 0.05), "sparse": base + 0.04,
+            "compact": base + 0.06, "cnn": base, "unet": 0.8 * base, "unet->cgls": 0.8 * base}
+    res = {"n_data": 300, "by_level": {"0.01": {"rows": {m: row(e) for m, e in errs.items()}, "family": fam}}}
+    out = rep._summarise(res)["by_level"]["0.01"]
+    s = out["summary"]
+    means = {c: np.mean(errs[c]) for c in rep.CLASSICAL}
+    best = min(means, key=means.get)
+    assert s["best_classical"] == best
+    assert s["unet"]["vs_best_classical"]["ratio"] == pytest.approx(np.mean(errs["unet"]) / means[best])
+    # per family: smooth is best on layers (base - 0.05) and tikhonov on blocks (base + 0.02)
+    assert out["families"]["layers"]["best_classical"] == "smooth"
+    assert out["families"]["blocks"]["best_classical"] == "tikhonov"
+    b = np.mean(errs["unet"][:20]) / np.mean(errs["tikhonov"][:20])
+    assert out["families"]["blocks"]["unet_ratio"] == pytest.approx(b)
+    ratio = s["unet"]["vs_best_classical"]["ratio"]
+    (line,) = [v for v in rep._verdict({"by_level": {"0.01": out}}) if "best classical" in v]
+    assert f"= {ratio:.3f}" in line and (("; met)" in line) == (ratio <= 0.8))
+    assert set(rep.NEEDS_SIGMA) <= set(rep.CLASSICAL)
