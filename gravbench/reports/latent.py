@@ -284,9 +284,11 @@ def _summ(rows, budget, success=None):
         "mean_forward": float(np.mean([r["forward"] for r in rows])),
         "mean_derivs": float(np.mean([r["derivs"] for r in rows])),
         "mean_seconds": float(np.mean([r["seconds"] for r in rows])),
-        "median_chi": float(np.median(chi)),
+        # a restart chain with no start finished within the budget has no final model: left out of the medians
+        "median_chi": float(np.median(chi[np.isfinite(chi)])) if np.isfinite(chi).any() else None,
         "min_chi": float(chi.min()),
-        "median_model_error": float(np.median(me)),
+        "median_model_error": float(np.median(me[np.isfinite(me)])) if np.isfinite(me).any() else None,
+        "no_final_model": int((~np.isfinite(chi)).sum()),
         "median_model_error_success": float(np.median(me[ok])) if ok.any() else None,
     }
 
@@ -555,10 +557,12 @@ def _analysis(G, picks, S):
     best = max(summ, key=lambda m: (summ[m]["success_within_budget"], -summ[m]["mean_evals"]))
     hi = success_band(300)[1]
     q = {r["index"]: r for r in G["quality"]}
-    fitted = {}
+    fitted = {}  # test model -> the first search that fitted it (method, evaluations), any budget
     for m, rs in G["rows"].items():
         for r in rs:
-            fitted[r["model"]] = fitted.get(r["model"], False) or bool(r["ok"])
+            if r["ok"] and r["model"] not in fitted:
+                fitted[r["model"]] = (f"one {m} search (after {r['reached']:,.0f} evaluations)"
+                                      if np.isfinite(r["reached"]) else f"one {m} search")
     failing = []
     for idx, fam in picks:
         rs = [r for r in G["rows"][best] if r["model"] == idx]
@@ -572,13 +576,14 @@ def _analysis(G, picks, S):
         if not fitted.get(idx) and pc is not None and pc ** 2 > hi:
             why = "representation"
             text = (f"projection error {pe:.2f}, and the projected model fits the data at chi2 {pc ** 2:.2f} "
-                    f"(band <= {hi:.3f}); no search of any method fitted it: the generator cannot represent a "
-                    "model that fits these data to the noise")
+                    f"(band <= {hi:.3f}); no search of any method fitted it, so the generator most likely cannot "
+                    "represent a model that fits these data to the noise (a failure of every search is not "
+                    "excluded)")
         else:
             why = "optimisation"
             chis = sorted(r["chi"] ** 2 for r in rs if not r["ok"])
             text = ((f"projection error {pe:.2f}, projected model chi2 {pc ** 2:.2f}; " if pe is not None else "")
-                    + ("another search fitted it" if fitted.get(idx) else "a latent vector fits it (the projection)")
+                    + (f"{fitted[idx]} fitted it" if fitted.get(idx) else "a latent vector fits it (the projection)")
                     + f", but {len(chis)} of {len(rs)} searches of this method stall at local minima "
                     f"(median chi2 {np.median(chis) if chis else float('nan'):.2f})")
         failing.append({"model": idx, "family": fam, "success": float(np.mean(within)), "reason": why,
@@ -768,7 +773,14 @@ def _markdown(R, S, figs, quick, assemble_only=False):
                      f"{100 * s['success_rate']:.0f}% | {100 * s['success_within_budget']:.0f}% | {s['overfit']} | "
                      f"{_fmt(s['median_evals_to_success'], '{:,.0f}')} | {s['mean_evals']:,.0f} "
                      f"({s['mean_forward']:,.0f} + {s['mean_derivs']:,.0f}) | {s['mean_seconds']:.2f} | "
-                     f"{s['median_chi'] ** 2:.2f} | {s['median_model_error']:.2f} |")
+                     f"{_fmt(None if s['median_chi'] is None else s['median_chi'] ** 2)} | "
+                     f"{_fmt(s['median_model_error'])} |")
+        L.append("")
+        for m, s in G["summary"].items():
+            if s.get("no_final_model"):
+                L.append(f"- {METHOD_LABELS.get(m, m)}: {s['no_final_model']} of {s['searches']} chains have no start "
+                         f"that finished within {S['budget']:,} evaluations (a start can cost more than the budget), "
+                         "so they have no final model; their misfit and model error are left out of the medians.")
         L.append("")
         ms = list(G["summary"])
         qd = {x["index"]: x for x in q}
