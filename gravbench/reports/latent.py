@@ -70,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write_text
+from .._atomic import append_jsonl, atomic_write_text, read_jsonl
 
 from .. import data, providers
 from ..bench.metrics import fit_status, is_success, model_error, success_band
@@ -229,24 +229,9 @@ def _key(obj):
 
 
 def _load_jsonl(path):
-    recs = {}
-    if Path(path).exists():
-        for line in Path(path).read_text().splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                r = json.loads(line)
-            except ValueError:  # a line cut by a killed run: that unit is redone
-                continue
-            recs[r["key"]] = r
-    return recs
+    """The unit records of ``path`` by key (a line cut by a killed run is skipped: that unit is redone)."""
+    return {r["key"]: r for r in read_jsonl(path) if isinstance(r, dict) and "key" in r}
 
-
-def _append(path, rec):
-    with open(path, "a") as f:
-        f.write(json.dumps(rec, default=float) + "\n")
-        f.flush()
 
 def _cnn_available():
     try:
@@ -518,7 +503,7 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
                     msg = (f"model {idx} ({fam_of[idx]}): {sum(r['ok'] for r in rows)}/{len(rows)} succeeded, "
                            f"{sum(r['evals'] for r in rows):,} evaluations")
                 rec["seconds"] = time.perf_counter() - t0
-                _append(jpath, rec)
+                append_jsonl(jpath, rec)
                 recs[key] = rec
                 log(f"{kind} {unit}: {msg}, {rec['seconds']:.1f} s")
         missing = [(u, i) for u, i, k in units if k not in recs]

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write_text
+from .._atomic import atomic_write_text, read_jsonl
 
 from .. import providers, refiners
 from .._mpl import pyplot as _plt
@@ -271,19 +271,6 @@ def _stop_reason(done, n_next, time_budget, memory_budget):
     return None
 
 
-def _read_jsonl(path):
-    recs = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if line:
-                try:
-                    recs.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass  # a line cut by a kill: the case runs again
-    return recs
-
-
 def run(out="reports", quick=False, log=print, *, methods=None, sizes=None, time_budget=TIME_BUDGET,
         memory_budget=MEMORY_BUDGET_MB, hard_limit=HARD_LIMIT, overwrite=False, cgls_check=None):
     """Run the sweep (resuming from ``out/scaling.jsonl``) and write the report; returns the paths written.
@@ -311,7 +298,7 @@ def run(out="reports", quick=False, log=print, *, methods=None, sizes=None, time
     path = out / "scaling.jsonl"
     if overwrite and path.exists():
         path.unlink()
-    recs = _read_jsonl(path)
+    recs = read_jsonl(path)
     have = {(r["kind"], r["method"], r["n"]) for r in recs}
     todo = _methods()
     if methods:
@@ -499,7 +486,7 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
     """Write scaling.md / .json / .png from the records (read from ``out/scaling.jsonl`` when not given)."""
     out = Path(out)
     if recs is None:
-        recs = _read_jsonl(out / "scaling.jsonl")
+        recs = read_jsonl(out / "scaling.jsonl")
     if checks is None:
         cpath = out / "scaling-cgls.json"
         checks = json.loads(cpath.read_text()) if cpath.exists() else []
