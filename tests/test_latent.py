@@ -149,6 +149,10 @@ def test_grid_without_weights_names_available_grids(trained, kind):
     assert "13x13" in msg and f"gravbench train {kind}" in msg
     for nz, nx in have:
         assert f"{nz}x{nx}" in msg
+    assert "--dataset <a training set of 13x13 models>" in msg  # no standard set has that grid
+    # a grid with a standard set names it (paper-25 has no shipped generator)
+    with pytest.raises(NoWeightsError, match=f"gravbench train {kind} --dataset paper-25"):
+        gb.providers.get(kind, n=25)
     # a weights file for another grid is refused for this problem
     p = gb.providers.get(kind, weights=trained["dir"] / f"{kind}-12.pt")
     prob10 = gb.Problem.paper(n=10)

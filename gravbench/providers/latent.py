@@ -148,6 +148,16 @@ def available_grids(kind):
     return tuple(out)
 
 
+def _train_hint(kind, shape):
+    """The training command for a ``shape`` grid: a standard data set of that shape, else a data set path."""
+    from ..data.sets import STANDARD
+
+    sets = [name for name, spec in STANDARD.items() if (spec.n, spec.n) == tuple(shape)]
+    if sets:
+        return " or ".join(f"gravbench train {kind} --dataset {name}" for name in sets)
+    return f"gravbench train {kind} --dataset <a training set of {shape[0]}x{shape[1]} models>"
+
+
 def load_generator(kind, shape=None, weights=None, device="cpu"):
     """The generator of ``kind`` for grid ``shape`` (shipped weights) or from a weights file.
 
@@ -171,10 +181,9 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
         if not path.exists() or not path.with_suffix(".json").exists():
             have = available_grids(kind)
             grids = ", ".join(f"{a}x{b}" for a, b in have) or "none"
-            n = shape[1]
             raise NoWeightsError(
                 f"no {kind} weights for the {shape[0]}x{shape[1]} grid; shipped grids: {grids}. "
-                f"Train them with: gravbench train {kind} --dataset paper-{n}  (or pass weights=PATH)")
+                f"Train them with: {_train_hint(kind, shape)}  (or pass weights=PATH)")
     else:
         path = _train.resolve_weights(weights, kind)
     sd, man = _train.load_weights(path, map_location="cpu")
@@ -186,7 +195,7 @@ def load_generator(kind, shape=None, weights=None, device="cpu"):
         grid = "x".join(str(v) for v in have) or "unknown"
         raise NoWeightsError(
             f"weights file {path} is for the {grid} grid, not {shape[0]}x{shape[1]}; "
-            f"train matching weights with: gravbench train {kind} --dataset paper-{shape[1]}")
+            f"train matching weights with: {_train_hint(kind, shape)}")
     encoder = None
     try:
         if kind == "vae":
