@@ -408,3 +408,28 @@ def test_latent_report_quick_resumes_and_assembles(tmp_path):
     doc = json.loads(js.read_text())
     assert doc["generators"]["vae"]["missing_units"]  # the third model was never run
     assert len((tmp_path / "latent-vae.jsonl").read_text().splitlines()) == len(recs)
+
+
+def test_latent_report_on_another_data_set_names_its_files(tmp_path):
+    """dataset= searches that set's test split and names every file after it; the paper-50 files are untouched."""
+    import gravbench.reports.latent as rl
+    from gravbench.bench.metrics import success_band
+    from gravbench.providers import vae
+
+    torch.set_num_threads(1)
+    w = tmp_path / "w" / "vae-16.pt"
+    vae.train(_models(64, n=16), epochs=1, batch_size=16, lr=2e-3, seed=0, out=w, progress=False, **OPTS)
+    settings = {"methods": ("gn-autodiff",), "n_models": 1}
+    md, js, figs = rl.run(tmp_path, quick=True, log=lambda s: None, kinds=("vae",), settings=settings, threads=1,
+                          weights={"vae": w}, dataset="small-16")
+    assert md.name == "latent-small-16.md" and js.name == "latent-small-16.json"
+    assert (tmp_path / "latent-small-16-vae.jsonl").exists() and not (tmp_path / "latent-vae.jsonl").exists()
+    assert figs and all(p.name.startswith("latent-small-16-") for p in figs)
+    doc = json.loads(js.read_text())
+    n_data = gb.data.standard("small-16", split="test", progress=False).problem.n_data
+    assert doc["dataset"] == "small-16" and doc["n_data"] == n_data
+    text = md.read_text()
+    lo, hi = success_band(n_data)
+    assert "`small-16` test split" in text and f"N = {n_data} ({lo:.3f}" in text and "paper-50" not in text
+    for r in doc["generators"]["vae"]["rows"]["gn-autodiff"]:
+        assert r["n_data"] == n_data

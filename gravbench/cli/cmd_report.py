@@ -128,6 +128,9 @@ def register(app, report_app):
         assemble: bool = typer.Option(False, "--assemble", help="Run nothing: write the report from the JSONL "
                                       "records of --kinds (after the halves have run)."),
         threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
+        dataset: str = typer.Option("paper-50", "--dataset", help="Standard data set whose test split is searched "
+                                    "(the generators need weights for its grid); not paper-50: files are named "
+                                    "latent-<dataset>.*"),
     ):
         """Laloy et al. (2019)'s latent search as he ran it (Adam 10,000 iterations, Gauss-Newton with a
         finite-difference Jacobian and full steps) beside gravbench's variants (damped / autodiff Gauss-Newton,
@@ -143,6 +146,10 @@ def register(app, report_app):
             raise UserError(f"--threads must be >= 0, got {threads}")
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} exists and is not a directory")
+        from ..data.sets import STANDARD
+
+        if dataset not in STANDARD:
+            raise UserError(f"--dataset must be a standard data set ({', '.join(sorted(STANDARD))}), got {dataset!r}")
         try:
             from ..providers._torchutil import require_torch
 
@@ -153,7 +160,8 @@ def register(app, report_app):
 
         t0 = time.perf_counter()
         with _status_log(console, "latent search experiment ...", "latent search: ") as log:
-            md, js, figs = run(out, quick=quick, log=log, kinds=ks, threads=threads or None, assemble_only=assemble)
+            md, js, figs = run(out, quick=quick, log=log, kinds=ks, threads=threads or None, assemble_only=assemble,
+                              dataset=dataset)
         console.print(f"wrote {md}, {js} and {len(figs)} figure(s) in {time.perf_counter() - t0:.0f} s")
 
     @report_app.command("robustness")

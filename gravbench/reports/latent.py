@@ -1,7 +1,8 @@
 """Laloy et al. (2019)'s latent-search experiment on the gravity problem: ``reports/latent.md``.
 
 Laloy's experiment run as he ran it, with gravbench's own variants beside it,
-in the shipped VAE and GAN generators on test models of ``paper-50`` (1% noise).
+in the shipped VAE and GAN generators on test models of ``paper-50`` (1% noise;
+``dataset=`` runs it on another standard set, e.g. ``fwi-51``, into ``latent-<dataset>.*``).
 A search **succeeds** by the one rule of :func:`gravbench.bench.metrics.is_success`
 (``|chi2 - 1| <= 2 sqrt(2/N)``, ``chi2 = mean((r/sigma)^2)``; two-sided: an
 over-fitted search is not a success and is counted apart). Every search stops
@@ -91,7 +92,7 @@ LALOY_PUBLISHED = {"adam": 0.13, "gauss-newton": 0.0, "de": 1.0,
 
 #: The experiment's settings (the report states them).
 SETTINGS = {
-    "n_models": 20,  # test models, the first k of each family of the paper-50 test split, spread evenly
+    "n_models": 20,  # test models, the first k of each family of the test split, spread evenly
     "starts": 10,  # random starts per test model, z ~ N(0, I) from `seed`, shared by every gradient method
     "seed": 1000,  # z0 of test model #i: torch.Generator().manual_seed(seed + i)
     "budget": 10_000,  # evaluations per search (restart rows; gn iteration caps)
@@ -233,9 +234,11 @@ def _load_jsonl(path):
     return {r["key"]: r for r in read_jsonl(path) if isinstance(r, dict) and "key" in r}
 
 
-def _cnn_available():
+def _cnn_available(problem):
     try:
-        providers.get("cnn", n=50)
+        from ..providers.cnn import weights_for
+
+        weights_for(problem)
         return True, ""
     except Exception as exc:  # noqa: BLE001 - any failure means "no warm start"
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -358,8 +361,11 @@ def _estimate(gen, layer, ds, picks, S, methods, log):
 
 
 def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings=None, threads=None, weights=None,
-        assemble_only=False):
+        assemble_only=False, dataset="paper-50"):
     """Run the experiment (resuming from ``latent-<kind>.jsonl``) and write ``latent.md``, ``latent.json``, PNGs.
+
+    On another standard set than ``paper-50`` every file name carries the set's
+    name: ``latent-<dataset>.md``, ``latent-<dataset>-<kind>.jsonl``, ...
 
     Parameters
     ----------
@@ -380,6 +386,9 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
     assemble_only : bool
         Run nothing: write the report from the records already in the JSONL
         files (units not there are listed as missing).
+    dataset : str
+        The standard data set whose test split (1 % noise) is searched; the
+        generators must have weights for its grid.
 
     Returns
     -------
@@ -401,12 +410,13 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    ds = data.standard("paper-50", split="test", noise=0.01, progress=False)
+    stem = "latent" if dataset == "paper-50" else f"latent-{dataset}"
+    ds = data.standard(dataset, split="test", noise=0.01, progress=False)
     prob = ds.problem
     picks = _pick(ds, S["n_models"])
     fam_of = dict(picks)
     layer = GravityLayer(prob, dtype=torch.float32)
-    cnn_ok, cnn_why = (True, "") if assemble_only else _cnn_available()
+    cnn_ok, cnn_why = (True, "") if assemble_only else _cnn_available(prob)
     if "warm" not in methods:
         cnn_ok, cnn_why = False, "not requested"
     names = list(getattr(ds, "family_names", []) or [])
@@ -415,7 +425,7 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
     for f in sorted(np.unique(fam_arr)):
         qidx += [int(i) for i in np.flatnonzero(fam_arr == f)[:int(S["quality"]["per_family"])]]
     qidx += [i for i, _ in picks if i not in qidx]
-    results = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in S.items()},
+    results = {"dataset": dataset, "problem": prob.describe(), "n_data": int(prob.n_data), "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in S.items()},
                "laloy_source": LALOY_SOURCE, "laloy_published": LALOY_PUBLISHED,
                "test_models": [{"index": i, "family": f} for i, f in picks], "cnn_warm_start": cnn_ok,
                "cnn_unavailable_reason": cnn_why, "generators": {}}
@@ -425,7 +435,7 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
         gens[kind] = gen
         d = int(gen.latent)
         sha = man.get("sha256")
-        jpath = out / f"latent-{kind}.jsonl"
+        jpath = out / f"{stem}-{kind}.jsonl"
         recs = _load_jsonl(jpath)
         base = {"kind": kind, "sha256": sha, "budget": S["budget"]}
         units = [("quality", None, _key({**base, "unit": "quality", "q": S["quality"], "models": qidx}))]
@@ -484,7 +494,7 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
                     g, sg, rt = ds.g[idx], ds.sigma[idx], ds.rho[idx].astype(np.float64)
                     if unit == "warm":
                         if warm_p is None:
-                            warm_p = providers.get(kind, warm_steps=S["warm"]["warm_steps"], cnn_options={"n": 50},
+                            warm_p = providers.get(kind, warm_steps=S["warm"]["warm_steps"], cnn_options={},
                                                    weights=(weights or {}).get(kind))
                         z0 = warm_p.warm_z(g, prob, sg, 0)[None]
                         name = S["warm"]["method"]
@@ -526,22 +536,22 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
             "unit_seconds": float(sum(recs[k]["seconds"] for _, _, k in units if k in recs))}
     results["seconds"] = time.perf_counter() - t_all
     for G in results["generators"].values():
-        G["analysis"] = _analysis(G, picks, S)
-    js = out / "latent.json"
+        G["analysis"] = _analysis(G, picks, S, int(prob.n_data))
+    js = out / f"{stem}.json"
     atomic_write_text(js, json.dumps(results, indent=1, default=float) + "\n")
-    figs = _figures(out, results, gens, ds, S, prob)
-    md = out / "latent.md"
+    figs = _figures(out, results, gens, ds, S, prob, stem)
+    md = out / f"{stem}.md"
     atomic_write_text(md, _markdown(results, S, figs, quick, assemble_only))
     return md, js, figs
 
 
-def _analysis(G, picks, S):
+def _analysis(G, picks, S, n_data=300):
     """Best method (success within the budget) and, per test model it still fails on, why."""
     summ = G["summary"]
     if not summ:
         return {"best": None, "failing": []}
     best = max(summ, key=lambda m: (summ[m]["success_within_budget"], -summ[m]["mean_evals"]))
-    hi = success_band(300)[1]
+    hi = success_band(n_data)[1]
     q = {r["index"]: r for r in G["quality"]}
     fitted = {}  # test model -> the first search that fitted it (method, evaluations), any budget
     for m, rs in G["rows"].items():
@@ -577,7 +587,7 @@ def _analysis(G, picks, S):
     return {"best": best, "best_rate": summ[best]["success_within_budget"], "failing": failing}
 
 
-def _figures(out, R, gens, ds, S, prob):
+def _figures(out, R, gens, ds, S, prob, stem="latent"):
     import torch
 
     from gravbench.plotting import _plt
@@ -600,11 +610,11 @@ def _figures(out, R, gens, ds, S, prob):
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("evaluations (forward runs + derivative passes)")
         ax.set_ylabel("fraction of searches in the success band")
-        ax.set_title(f"{kind.upper()} latent search, paper-50 test models")
+        ax.set_title(f"{kind.upper()} latent search, {R['dataset']} test models")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
-    p = out / "latent-success.png"
+    p = out / f"{stem}-success.png"
     save_png(fig, p, dpi=110)
     figs.append(p)
     for kind, G in G_all.items():
@@ -637,7 +647,7 @@ def _figures(out, R, gens, ds, S, prob):
                 model_panel(ax, mod, vmax=vmax, extent=ext, title=m if r == 0 else "")
         fig.suptitle(f"{kind.upper()}: true models and each method's best-fitting search", fontsize=9)
         fig.tight_layout()
-        p = out / f"latent-models-{kind}.png"
+        p = out / f"{stem}-models-{kind}.png"
         save_png(fig, p, dpi=100)
         figs.append(p)
     return figs
@@ -662,14 +672,14 @@ def _markdown(R, S, figs, quick, assemble_only=False):
     for t in R["test_models"]:
         per.setdefault(t["family"], []).append(f"#{t['index']}")
     nm = len(R["test_models"])
-    hi = success_band(300)[1]
-    lo = success_band(300)[0]
-    L.append(f"- **Test models**: {nm} models of the `paper-50` test split (50 x 50 cells, 150 stations, gx and gz, "
+    N = int(R["n_data"])
+    lo, hi = success_band(N)
+    L.append(f"- **Test models**: {nm} models of the `{R['dataset']}` test split ({R['problem']}; gx and gz, "
              "1% peak noise), the first k of each family (in test-split order): "
              + "; ".join(f"{f}: {', '.join(v)}" for f, v in per.items())
              + ". The searches fit the noisy **data** (whitened by the data set's per-datum sigma), never the model.")
     L.append(f"- **Success**: `gravbench.bench.metrics.is_success`, the one two-sided rule: `|chi2 - 1| <= 2 sqrt(2/N)` "
-             f"with `chi2 = mean(((A G(z) - g)/sigma)^2)`, N = 300 ({lo:.3f} <= chi2 <= {hi:.3f}). Every search "
+             f"with `chi2 = mean(((A G(z) - g)/sigma)^2)`, N = {N} ({lo:.3f} <= chi2 <= {hi:.3f}). Every search "
              "stops at its first entry into the band; a step that jumps below it is over-fitted, not a success, and "
              "is counted in the 'over-fitted' column.")
     L.append(f"- **Random starts**: {S['starts']} per test model, `z ~ N(0, I)` from `torch.Generator().manual_seed("
@@ -746,7 +756,7 @@ def _markdown(R, S, figs, quick, assemble_only=False):
             for f in fams + ["all"]:
                 xs = [x for x in q if f == "all" or x["family"] == f]
                 pe = np.array([x["proj_error"] for x in xs])
-                inb = np.mean([is_success(x["proj_chi"] ** 2, 300) for x in xs])
+                inb = np.mean([is_success(x["proj_chi"] ** 2, N) for x in xs])
                 line = f"| {f} | {len(xs)} | {pe.mean():.3f} | {np.median(pe):.3f} | {100 * inb:.0f}% |"
                 if kind == "vae":
                     line += f" {np.mean([x['recon_error'] for x in xs]):.3f} |"
