@@ -431,5 +431,8 @@ def test_latent_report_on_another_data_set_names_its_files(tmp_path):
     text = md.read_text()
     lo, hi = success_band(n_data)
     assert "`small-16` test split" in text and f"N = {n_data} ({lo:.3f}" in text and "paper-50" not in text
+    # the search-free baseline: the training mean model, scored with the same rule
+    b = doc["baseline"]
+    assert 0 <= b["in_band"] <= 1 and b["median_chi2"] > 0 and "Baseline with no search" in text
     for r in doc["generators"]["vae"]["rows"]["gn-autodiff"]:
         assert r["n_data"] == n_data

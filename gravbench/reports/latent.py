@@ -534,6 +534,7 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
             "summary": summ, "rows": rows, "quality": quality, "missing_units": missing,
             "jsonl": jpath.name,
             "unit_seconds": float(sum(recs[k]["seconds"] for _, _, k in units if k in recs))}
+    results["baseline"] = _prior_baseline(dataset, ds, picks, prob)
     results["seconds"] = time.perf_counter() - t_all
     for G in results["generators"].values():
         G["analysis"] = _analysis(G, picks, S, int(prob.n_data))
@@ -543,6 +544,19 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
     md = out / f"{stem}.md"
     atomic_write_text(md, _markdown(results, S, figs, quick, assemble_only))
     return md, js, figs
+
+
+def _prior_baseline(dataset, ds, picks, prob):
+    """The search-free baseline: the training split's mean model scored on the report's test models."""
+    from .table1 import training_prior
+
+    mean, _ = training_prior(dataset)
+    pred = prob.forward(mean.astype(np.float64))
+    chi2 = [float(np.mean(((pred - ds.g[i]) / ds.sigma[i]) ** 2)) for i, _ in picks]
+    err = [model_error(ds.rho[i].astype(np.float64), mean) for i, _ in picks]
+    return {"what": "the training split's mean model for every test model (no data, no search)",
+            "in_band": float(np.mean([is_success(c, prob.n_data) for c in chi2])),
+            "median_chi2": float(np.median(chi2)), "median_model_error": float(np.median(err))}
 
 
 def _analysis(G, picks, S, n_data=300):
@@ -722,6 +736,11 @@ def _markdown(R, S, figs, quick, assemble_only=False):
              "model, one chain per rotation of its start order runs start after start, paying each one's "
              f"evaluations, until one succeeds within {S['budget']:,} evaluations in all. Chains of one model share "
              "starts, so they are not independent.")
+    b = R.get("baseline")
+    if b:
+        L.append(f"- **Baseline with no search**: {b['what']}: {100 * b['in_band']:.0f}% of the test models in the "
+                 f"band, median chi2 {b['median_chi2']:.2f}, median model error {b['median_model_error']:.3f}. A "
+                 "success rate means little where this is already close to the band.")
     L.append("- **Evaluations** = forward runs (a latent vector through G, then A) + derivative passes (a reverse-mode "
              "gradient or one forward-mode tangent). Seconds are wall time on this machine's shared CPU; batched "
              "starts share their batch's time equally.\n")
