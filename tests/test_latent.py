@@ -161,15 +161,17 @@ def test_grid_without_weights_names_available_grids(trained, kind):
 
 
 @pytest.mark.parametrize("kind", ["vae", "gan"])
-def test_shipped_weights_load_and_generate_in_bounds(kind):
+@pytest.mark.parametrize("n, dataset", [(50, "paper-50"), (51, "fwi-51")])
+def test_shipped_weights_load_and_generate_in_bounds(kind, n, dataset):
     from gravbench.providers.latent import available_grids, load_generator
 
-    assert (50, 50) in available_grids(kind)
-    gen, man, _ = load_generator(kind, (50, 50))
-    assert man["dataset"] == "paper-50" and man["command"].startswith(f"gravbench train {kind}")
+    assert (n, n) in available_grids(kind)
+    gen, man, _ = load_generator(kind, (n, n))
+    assert man["dataset"] == dataset and man["command"].startswith(f"gravbench train {kind} --dataset {dataset} ")
+    assert "--out" not in man["command"] and man["reproduce"] == man["command"]
     with torch.no_grad():
         rho = gen(torch.randn(4, gen.latent, generator=torch.Generator().manual_seed(0)))
-    assert rho.shape == (4, 50, 50)
+    assert rho.shape == (4, n, n)
     assert float(rho.min()) >= man["config"]["lo"] - 1e-3 and float(rho.max()) <= man["config"]["hi"] + 1e-3
 
 
@@ -430,6 +432,7 @@ def test_latent_report_on_another_data_set_names_its_files(tmp_path):
     assert doc["dataset"] == "small-16" and doc["n_data"] == n_data
     text = md.read_text()
     lo, hi = success_band(n_data)
+    assert "`gravbench report latent --dataset small-16`" in text and "`latent-small-16.json`" in text
     assert "`small-16` test split" in text and f"N = {n_data} ({lo:.3f}" in text and "paper-50" not in text
     # the search-free baseline: the training mean model, scored with the same rule
     b = doc["baseline"]
