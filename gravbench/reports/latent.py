@@ -646,8 +646,11 @@ def _figures(out, R, gens, ds, S, prob, stem="latent"):
         ext = [0, prob.grid.width, prob.grid.depth, 0]
         for r, idx in enumerate(idxs):
             true = ds.rho[idx].astype(np.float64)
-            vmax = float(np.abs(true).max()) or 1.0
-            model_panel(axes[r, 0], true, vmax=vmax, extent=ext, title="true" if r == 0 else "")
+            if float(true.min()) > 0:  # absolute densities (fwi): the true model's range, sequential colours
+                span = dict(vmin=float(true.min()), vmax=float(true.max()))
+            else:  # contrasts: symmetric about zero
+                span = dict(vmax=float(np.abs(true).max()) or 1.0)
+            model_panel(axes[r, 0], true, extent=ext, title="true" if r == 0 else "", **span)
             axes[r, 0].set_ylabel(f"test #{idx}", fontsize=8)
             for c, m in enumerate(ms, start=1):
                 rs = [x for x in G["rows"][m] if x["model"] == idx]
@@ -658,7 +661,7 @@ def _figures(out, R, gens, ds, S, prob, stem="latent"):
                 b = min(rs, key=lambda x: x["chi"])
                 with torch.no_grad():
                     mod = gen(torch.as_tensor([b["z"]], dtype=torch.float32))[0].double().cpu().numpy()
-                model_panel(ax, mod, vmax=vmax, extent=ext, title=m if r == 0 else "")
+                model_panel(ax, mod, extent=ext, title=m if r == 0 else "", **span)
         fig.suptitle(f"{kind.upper()}: true models and each method's best-fitting search", fontsize=9)
         fig.tight_layout()
         p = out / f"{stem}-models-{kind}.png"
