@@ -134,9 +134,10 @@ def register(app, report_app):
     ):
         """Laloy et al. (2019)'s latent search as he ran it (Adam 10,000 iterations, Gauss-Newton with a
         finite-difference Jacobian and full steps) beside gravbench's variants (damped / autodiff Gauss-Newton,
-        DE, CNN warm start, restarts) on 20 paper-50 test models x 10 shared starts, with the generators'
-        reconstruction / projection errors. Saves every search to latent-<kind>.jsonl and resumes from it;
-        about 1-2 h per generator on one core (the estimate is printed at start)."""
+        DE, CNN warm start, restarts) on 20 test models of --dataset (paper-50) x 10 shared starts, with the
+        generators' reconstruction / projection errors. Saves every search to latent-<kind>.jsonl and resumes
+        from it; about 1-2 h per generator on one core on paper-50, minutes on fwi-51 (the estimate is printed
+        at start)."""
 
         ks = tuple(k.strip() for k in kinds.split(",") if k.strip())
         bad = [k for k in ks if k not in ("vae", "gan")]
