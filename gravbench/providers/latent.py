@@ -71,6 +71,7 @@ from ._torchutil import device as _device
 from ._torchutil import require_torch
 from .base import NoWeightsError, Provider, ProviderInfo, check_count, check_real
 from ..bench.metrics import is_success, success_band
+from ..data.sets import STANDARD
 
 __all__ = ["VAEProvider", "GANProvider", "SearchResult", "search", "load_generator", "available_grids",
            "METHODS", "LALOY_ADAM"]
@@ -150,8 +151,6 @@ def available_grids(kind):
 
 def _train_hint(kind, shape):
     """The training command for a ``shape`` grid: a standard data set of that shape, else a data set path."""
-    from ..data.sets import STANDARD
-
     sets = [name for name, spec in STANDARD.items() if (spec.n, spec.n) == tuple(shape)]
     if sets:
         return " or ".join(f"gravbench train {kind} --dataset {name}" for name in sets)

@@ -77,6 +77,8 @@ from .. import data, providers
 from ..bench.metrics import fit_status, is_success, model_error, success_band
 from .._mpl import model_panel, save_png
 from ..providers import latent
+from ..providers.cnn import weights_for
+from .table1 import training_prior
 
 __all__ = ["run", "SETTINGS", "QUICK", "LALOY_SOURCE", "LALOY_PUBLISHED"]
 
@@ -236,8 +238,6 @@ def _load_jsonl(path):
 
 def _cnn_available(problem):
     try:
-        from ..providers.cnn import weights_for
-
         weights_for(problem)
         return True, ""
     except Exception as exc:  # noqa: BLE001 - any failure means "no warm start"
@@ -548,8 +548,6 @@ def run(out="reports", quick=False, log=print, *, kinds=("vae", "gan"), settings
 
 def _prior_baseline(dataset, ds, picks, prob):
     """The search-free baseline: the training split's mean model scored on the report's test models."""
-    from .table1 import training_prior
-
     mean, _ = training_prior(dataset)
     pred = prob.forward(mean.astype(np.float64))
     chi2 = [float(np.mean(((pred - ds.g[i]) / ds.sigma[i]) ** 2)) for i, _ in picks]
