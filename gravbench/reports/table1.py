@@ -517,7 +517,8 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
               "with random signs and no background, so every method's relative model error is far above the seed "
               "paper's, whose models are absolute densities with a background that dominates ||rho||. "
               "`reports/table1-fwi-51.md` is the like-for-like comparison; this table is the harder benchmark. "
-              "The vae / gan / dip rows use only a handful of models; `reports/latent.md` has their full study.", ""]
+              f"The vae / gan / dip rows use only the first {res['latent_samples']} test models (a search each); "
+              "`reports/latent.md` has the latent searches' full study.", ""]
     L += ["'paper model err / misfit' are the paper's Table I values, not a run of gravbench.", ""]
     for tag, rows in res["rows"].items():
         noisy = float(tag) > 0
