@@ -237,3 +237,18 @@ def test_cost_vs_n_by_method_family_only_with_more_than_two_sizes(tmp_path):
     (tmp_path / "two").mkdir()
     written = compare_report.write_report([r for r in recs if r["n"] != 16], tmp_path / "two", [8, 12], command="cmd")
     assert not any(p.name.endswith("-seconds.png") for p in written)
+
+
+def test_error_figure_with_many_pairs_keeps_its_axes(tmp_path):
+    """50 pairs: the legend goes below the axes in columns; no 'constrained_layout not applied' warning
+    (the axes collapsed when a one-column legend taller than the figure sat beside them)."""
+    import warnings
+
+    from gravbench.reports.compare import plot_error_vs_n
+
+    recs = [{"n": n, "provider": f"p{k // 7}", "refiner": f"r{k % 7}", "model_error": 0.5 + 0.01 * k + 0.001 * n,
+             "seconds": 0.01, "status": "ok"} for k in range(50) for n in (50, 100)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = plot_error_vs_n(recs, tmp_path / "e.png")
+    assert p.exists() and p.stat().st_size > 0

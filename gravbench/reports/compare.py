@@ -437,7 +437,9 @@ def _series(rows, key):
 def _line_plot(series, path, ylabel, title, loglog):
     """One line per (provider, refiner): colour = provider, marker and dash = refiner."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9.0, 5.2), constrained_layout=True)
+    ncol = 4 if len(series) > 12 else 2  # the legend sits below the axes, in columns
+    rows = -(-len(series) // ncol)
+    fig, ax = plt.subplots(figsize=(10.0, 4.8 + 0.17 * rows), layout="constrained")
     cmap = plt.get_cmap("tab10")
     provs = list(dict.fromkeys(p for p, _ in series))
     refs = list(dict.fromkeys(r for _, r in series))
@@ -463,7 +465,7 @@ def _line_plot(series, path, ylabel, title, loglog):
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     if series:
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="outside lower center", ncol=ncol)
     return save_png(fig, path)
 
 
