@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from gravbench.cli import main
 
@@ -57,3 +58,9 @@ def test_demo_model_is_size_independent():
     # same fraction of the section is anomalous at both resolutions (within a cell's worth)
     assert abs((a != 0).mean() - (b != 0).mean()) < 0.03
     assert a.max() == 400.0 and a.min() == -250.0 and np.isfinite(a).all()
+
+
+def test_report_unet_assemble_without_json_is_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert main(["report", "unet", "--assemble", "--out", str(tmp_path)]) == 2
+    assert "unet.json" in capsys.readouterr().err

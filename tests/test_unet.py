@@ -200,3 +200,38 @@ def test_report_ratio_to_best_classical():
     (line,) = [v for v in rep._verdict({"by_level": {"0.01": out}}) if "best classical" in v]
     assert f"= {ratio:.3f}" in line and (("; met)" in line) == (ratio <= 0.8))
     assert set(rep.NEEDS_SIGMA) <= set(rep.CLASSICAL)
+
+
+def test_report_assemble_matches_the_committed_report(tmp_path):
+    """report unet --assemble rewrites unet.md from unet.json: on the committed files it gives the committed text
+    (the report and the code that writes it agree), with the training-budget section; no json: a clear error."""
+    from pathlib import Path
+
+    from gravbench.reports import unet as rep
+
+    root = Path(__file__).resolve().parents[1] / "reports"
+    shutil.copy(root / "unet.json", tmp_path / "unet.json")
+    md, _ = rep.assemble(tmp_path)
+    text = md.read_text()
+    assert text == (root / "unet.md").read_text()
+    assert "## Training budget" in text and "per doubling of the epochs" in text
+    with pytest.raises(FileNotFoundError, match="gravbench report unet"):
+        rep.assemble(tmp_path / "missing")
+
+
+def test_budget_section_extrapolates_from_the_last_rate():
+    from gravbench.reports import unet as rep
+
+    rows = [{"epochs": 1, "val": 0.8, "val_1": 0.80, "minutes": 10.0},
+            {"epochs": 2, "val": 0.7, "val_1": 0.76, "minutes": 20.0},
+            {"epochs": 8, "val": 0.6, "val_1": 0.72, "minutes": 80.0}]
+    res = {"by_level": {"0.01": {"summary": {"best_classical": "smooth", "smooth": {"model_error": {"mean": 0.8}},
+                                             "unet": {"model_error": {"mean": 0.70}}}}}}
+    text = "\n".join(rep._budget_section(rows, res))
+    # rates: 0.04 per doubling (1 -> 2), 0.02 (2 -> 8: two doublings); gap 0.70 - 0.64 = 0.06 -> 3 doublings
+    assert "0.0400 (1 -> 2), 0.0200 (2 -> 8)" in text
+    assert "3.0 more doublings of the epochs (about 64 epochs)" in text and "about 11 hours" in text
+    assert "lower bound" in text
+    rows[1]["val_1"] = 0.78  # 0.02 then 0.03 per doubling: not shrinking
+    assert "not a bound" in "\n".join(rep._budget_section(rows, res))
+    assert rep._budget_section(rows[:1], res) == []

@@ -345,6 +345,8 @@ def register(app, report_app):
         samples: Optional[int] = typer.Option(None, "--samples", help="Test models per noise level (default 1000)."),
         weights: Optional[str] = typer.Option(None, "--weights", help="U-Net weights (.pt path or trained name) "
                                                                       "instead of the shipped ones."),
+        assemble: bool = typer.Option(False, "--assemble", help="Measure nothing: rewrite unet.md from the unet.json "
+                                      "in --out with this version's text."),
     ):
         """unet vs cnn, every classical provider (tikhonov, depth-weighted, smooth, sparse, compact) and zero, and unet -> cgls on paper-50 test, noise 0/1/3/5 % (minutes)."""
         if samples is not None and samples < 1:
@@ -357,6 +359,15 @@ def register(app, report_app):
             require_torch()
         except ImportError as exc:
             raise UserError(str(exc)) from None
+        if assemble:
+            from ..reports.unet import assemble as assemble_unet
+
+            try:
+                md, js = assemble_unet(out)
+            except FileNotFoundError as exc:
+                raise UserError(str(exc)) from None
+            console.print(f"wrote {md}, {js}")
+            return
         from ..reports.unet import run
 
         cmd = command_line("gravbench report unet" + (" --quick" if quick else ""), [
