@@ -347,6 +347,27 @@ def test_restart_chains_pay_for_failed_starts():
     assert s["success_within_budget"] == pytest.approx(2 / 3)
 
 
+def test_analysis_names_the_best_random_start_method_beside_the_warm_start():
+    """When the CNN warm start is the best row, the goal line also gives the best search without the CNN."""
+    from gravbench.reports.latent import _analysis, _summ
+
+    def row(model, chi, reached):
+        return {"model": model, "family": "x", "chi": chi, "ok": chi == 1.0, "evals": 500, "forward": 500,
+                "derivs": 0, "reached": reached, "seconds": 1.0, "model_error": 0.5, "n_data": 300}
+
+    rows = {"warm": [row(0, 1.0, 100.0), row(1, 1.0, 100.0)],  # 2 of 2
+            "gn-damped": [row(0, 1.0, 200.0), row(1, 3.0, float("nan")), row(0, 1.0, 200.0),
+                          row(1, 1.0, 300.0)]}  # 3 of 4
+    G = {"summary": {m: _summ(r, 10_000) for m, r in rows.items()}, "rows": rows, "quality": []}
+    A = _analysis(G, [(0, "x"), (1, "x")], {"budget": 10_000}, 300)
+    assert (A["best"], A["best_rate"], A["best_searches"]) == ("warm", 1.0, 2)
+    assert (A["best_cold"], A["best_cold_rate"], A["best_cold_searches"]) == ("gn-damped", 0.75, 4)
+    assert [f["model"] for f in A["failing"]] == []  # the best row fails on no model
+    A2 = _analysis({**G, "summary": {"gn-damped": G["summary"]["gn-damped"]}}, [(0, "x"), (1, "x")],
+                   {"budget": 10_000}, 300)
+    assert A2["best"] == "gn-damped" and [f["model"] for f in A2["failing"]] == [1]
+
+
 def test_gn_full_steps_take_every_step_and_stop_at_a_fixed_point(trained, problem):
     """linesearch=0 takes the full Gauss-Newton step even when it raises the objective (Laloy's scheme);
     tol stops a start at a fixed point; the step count matches the forward runs (2 latent + 1 per iteration)."""
