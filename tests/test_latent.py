@@ -291,8 +291,8 @@ def test_warm_start_from_cnn(trained, problem):
         def _single(self, g, problem, sigma, seed):
             return truth
 
-    p = gb.providers.get("vae", weights=trained["dir"] / "vae-12.pt", warm_start="cnn", starts=1, maxiter=20, warm_steps=60,
-                         target=None)
+    p = gb.providers.get("vae", weights=trained["dir"] / "vae-12.pt", warm_start="cnn", method="adam", starts=1,
+                         maxiter=20, warm_steps=60, target=None)
     p._cnn = FakeCNN()  # stands in for the trained CNN provider
     g, sigma = _data(problem)
     zw = p.warm_z(g, problem, sigma, 0)

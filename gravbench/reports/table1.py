@@ -502,7 +502,11 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
          "discrepancy stop: GD / ICG / CGLS at chi2 <= 1, GMRES / LGMRES at the first iterate in the success band); "
          "noise-free, `sigma=None` and `profile=\"paper\"` (the paper's tolerances and iteration caps; GD with "
          "the seed's effective step 2 lr lambda_max = 6.9e-3 rescaled to gravbench's A). Seconds are wall time "
-         "per model on a shared 2-core CPU, one BLAS thread (CNN: batched inference).", ""]
+         "per model on a shared 2-core CPU, one BLAS thread (CNN: batched inference). The vae / gan rows are "
+         "the providers' defaults: a search of the latent vector that fits the **data** (gravbench's autodiff "
+         "Gauss-Newton, 4 random starts, at most 30 iterations, stopped in the success band); the seed's public "
+         "latent-search scripts fit G(z) to the true density instead (a projection; see docs/paper.md), and "
+         "`reports/latent*.md` report that projection error beside the searches.", ""]
     if fwi:
         L += ["Like for like with the paper: `fwi-51` uses the seed code's geometry (`Problem.seed(51)`: 51 x 51 "
               "cells, 153 stations half a cell above the top row, midpoint kernel) and OpenFWI-style absolute "
