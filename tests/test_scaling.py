@@ -151,15 +151,19 @@ def test_compare_skips_cases_past_the_scaling_limit(tmp_path):
     summ = {"methods": [
         {"kind": "refiner", "method": "tikhonov", "by_n": {"50": {"status": "ok"}, "100": {"status": "stopped"}}},
         {"kind": "refiner", "method": "cgls", "by_n": {"50": {"status": "ok"}, "100": {"status": "ok"}}},
-        {"kind": "provider", "method": "cnn", "by_n": {"50": {"status": "ok"}, "200": {"status": "skipped"}}}]}
+        {"kind": "provider", "method": "cnn", "by_n": {"50": {"status": "ok"}, "200": {"status": "skipped"}}},
+        # no weights at 100 and 200, then stopped by the budget: 100 and 200 keep their own (no-weights) reason
+        {"kind": "provider", "method": "unet", "by_n": {"50": {"status": "ok"}, "100": {"status": "skipped"},
+                                                        "200": {"status": "skipped"},
+                                                        "2000": {"status": "stopped"}}}]}
     path = tmp_path / "scaling.json"
     path.write_text(json.dumps(summ))
     lim = sr.limits(path)
-    assert lim == (("refiner", "tikhonov", 50),)          # skipped-by-design and unlimited methods: no limit
+    assert lim == (("provider", "unet", 200), ("refiner", "tikhonov", 50))  # cnn, cgls: no limit
     assert sr.limits(tmp_path / "missing.json") == ()
     tk = Toolkit(load=_no_load, limits=lim)
     rec = run_case(Case(n=400, noise=0.01, model=0, provider="zero", refiner="tikhonov", seed=0, samples=1), tk)
-    assert rec["status"] == "skipped" and "largest feasible n = 50" in rec["reason"]
+    assert rec["status"] == "skipped" and "stopped it above n = 50" in rec["reason"]
     assert rec["seconds"] is None and rec["error"] is None
 
 

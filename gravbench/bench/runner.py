@@ -400,8 +400,8 @@ def _check_limits(case, tk):
     """Raise :class:`SkipCase` when the case's provider or refiner is past its largest feasible n."""
     for kind, name, largest in getattr(tk, "limits", ()) or ():
         if case.n > int(largest) and getattr(case, kind, None) == name:
-            raise SkipCase(f"{kind} {name} is beyond its budget at n = {case.n}: largest feasible n = {largest} "
-                           f"in the scaling report (gravbench report scaling)")
+            raise SkipCase(f"{kind} {name} is beyond its budget at n = {case.n}: the scaling report "
+                           f"(gravbench report scaling) stopped it above n = {largest}")
 
 
 def run_case(case, toolkit=None):

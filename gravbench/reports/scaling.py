@@ -422,8 +422,10 @@ def cgls_compare(n, out, log=print):
 
 def limits(path):
     """``((kind, name, largest_n), ...)`` from a scaling report's JSON: methods that stopped, timed out
-    or failed at a larger n (a method that ran at every size it was tried has no limit). ``()`` when the
-    file does not exist."""
+    or failed at a larger n than they ran at (a method that ran at every size it was tried has no limit).
+    ``largest_n`` is the largest size below the first such failure that ran or was skipped by design
+    (no weights for that grid, ...): those sizes keep their own reason in a sweep instead of a budget
+    one. ``()`` when the file does not exist."""
     path = Path(path)
     if not path.exists():
         return ()
@@ -434,7 +436,8 @@ def limits(path):
         bad = [int(n) for n, r in by.items() if r["status"] in ("stopped", "timeout", "error")
                and (not ok or int(n) > max(ok))]
         if ok and bad:
-            out.append((m["kind"], m["method"], max(ok)))
+            below = [int(n) for n, r in by.items() if int(n) < min(bad) and r["status"] in ("ok", "skipped")]
+            out.append((m["kind"], m["method"], max(below)))
     return tuple(sorted(out))
 
 
