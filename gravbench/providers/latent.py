@@ -90,6 +90,7 @@ METHODS = ("adam", "gn-fd", "gn-autodiff", "de")
 LALOY_ADAM = {"lr": 0.01, "maxiter": 10_000}
 
 _DEFAULT_MAXITER = {"adam": 1000, "gn-fd": 30, "gn-autodiff": 30, "de": None}
+PROVIDER_METHOD = "gn-autodiff"  # the vae / gan providers' default search (see the module docstring)
 _DEFAULT_STARTS = {"adam": 8, "gn-fd": 4, "gn-autodiff": 4, "de": 1}
 
 _WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -625,7 +626,7 @@ class _LatentProvider(Provider):
     kind = "vae"
     learned = True
 
-    def __init__(self, n=None, *, method="gn-autodiff", starts=None, warm_start=None, maxiter=None, device="cpu",
+    def __init__(self, n=None, *, method=PROVIDER_METHOD, starts=None, warm_start=None, maxiter=None, device="cpu",
                  seed=0, weights=None, target="band", lr=0.01, lam=1.0, linesearch=8, max_evals=10_000, popsize=4,
                  bound=3.0, cnn_options=None, warm_steps=300):
         require_torch()

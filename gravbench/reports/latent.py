@@ -597,7 +597,7 @@ def _analysis(G, picks, S, n_data):
                     f"(median chi2 {np.median(chis) if chis else float('nan'):.2f})")
         failing.append({"model": idx, "family": fam, "success": float(np.mean(within)), "reason": why,
                         "text": text, "proj_error": pe, "proj_chi": pc})
-    cold = [m for m in summ if m != "warm"]  # random starts only: no CNN trained on the data set
+    cold = [m for m in summ if m != "warm"]  # random starts only: no CNN
     best_cold = max(cold, key=lambda m: (summ[m]["success_within_budget"], -summ[m]["mean_evals"])) if cold else None
     return {"best": best, "best_rate": summ[best]["success_within_budget"], "failing": failing,
             "best_searches": int(summ[best]["searches"]), "best_cold": best_cold,

@@ -57,6 +57,7 @@ from .. import data
 from .. import providers as _providers
 from .. import refiners as _refiners
 from .._linalg import single_thread_blas
+from ..providers import latent as _LP
 from ..providers.cnn import weights_for
 from ..bench import metrics as metrics_rule
 from ..bench.metrics import chi2s, fit_status, model_errors, success_band
@@ -503,8 +504,9 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
          "noise-free, `sigma=None` and `profile=\"paper\"` (the paper's tolerances and iteration caps; GD with "
          "the seed's effective step 2 lr lambda_max = 6.9e-3 rescaled to gravbench's A). Seconds are wall time "
          "per model on a shared 2-core CPU, one BLAS thread (CNN: batched inference). The vae / gan rows are "
-         "the providers' defaults: a search of the latent vector that fits the **data** (gravbench's autodiff "
-         "Gauss-Newton, 4 random starts, at most 30 iterations, stopped in the success band); the seed's public "
+         f"the providers' defaults: a search of the latent vector that fits the **data** (`{_LP.PROVIDER_METHOD}`, "
+         f"{_LP._DEFAULT_STARTS[_LP.PROVIDER_METHOD]} random starts, at most "
+         f"{_LP._DEFAULT_MAXITER[_LP.PROVIDER_METHOD]} iterations, stopped in the success band); the seed's public "
          "latent-search scripts fit G(z) to the true density instead (a projection; see docs/paper.md), and "
          "`reports/latent*.md` report that projection error beside the searches.", ""]
     if fwi:
