@@ -563,7 +563,10 @@ def _analysis(G, picks, S, n_data):
     summ = G["summary"]
     if not summ:
         return {"best": None, "failing": []}
-    best = max(summ, key=lambda m: (summ[m]["success_within_budget"], -summ[m]["mean_evals"]))
+    def rank(m):  # the most successes within the budget, then the fewest evaluations
+        return summ[m]["success_within_budget"], -summ[m]["mean_evals"]
+
+    best = max(summ, key=rank)
     hi = success_band(n_data)[1]
     q = {r["index"]: r for r in G["quality"]}
     fitted = {}  # test model -> the first search that fitted it (method, evaluations), any budget
@@ -598,7 +601,7 @@ def _analysis(G, picks, S, n_data):
         failing.append({"model": idx, "family": fam, "success": float(np.mean(within)), "reason": why,
                         "text": text, "proj_error": pe, "proj_chi": pc})
     cold = [m for m in summ if m != "warm"]  # random starts only: no CNN
-    best_cold = max(cold, key=lambda m: (summ[m]["success_within_budget"], -summ[m]["mean_evals"])) if cold else None
+    best_cold = max(cold, key=rank) if cold else None
     return {"best": best, "best_rate": summ[best]["success_within_budget"], "failing": failing,
             "best_searches": int(summ[best]["searches"]), "best_cold": best_cold,
             "best_cold_rate": summ[best_cold]["success_within_budget"] if best_cold else None,
