@@ -9,7 +9,7 @@ Quick start
 
 Submodules (loaded on first use, so ``import gravbench`` stays light and never
 imports torch or dask): ``forward``, ``solvers``, ``refiners``, ``providers``,
-``data``, ``bench``, ``constants``, ``uncertainty``, ``invert`` (a measured profile -> a model);
+``data``, ``metrics`` (model error, chi2, the success rule), ``bench``, ``constants``, ``uncertainty``, ``invert`` (a measured profile -> a model);
 ``Problem`` too (it lives in
 ``gravbench.problem``, above the forward core). Conventions, formulas and the
 layer picture: the ``docs/`` folder of the repository.
@@ -27,7 +27,7 @@ ensure_cache_dir()  # numba needs a writable cache even from a read-only install
 __version__ = "0.1.0"
 
 _SUBMODULES = ("forward", "solvers", "refiners", "providers", "data", "bench", "constants", "cli", "plotting",
-               "uncertainty", "invert")
+               "uncertainty", "invert", "metrics")
 
 __all__ = ["Grid", "Survey", "Problem", "__version__", *_SUBMODULES]
 

@@ -51,7 +51,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from . import providers as _providers
 from . import refiners as _refiners
-from .bench.metrics import chi2_threshold, is_success
+from .metrics import chi2_threshold, is_success
 from .data.regional import Regional, check_order, fit_regional
 from .forward.operators import DenseOperator
 from .geometry import Grid, Survey

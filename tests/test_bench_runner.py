@@ -13,7 +13,8 @@ import pytest
 
 import gravbench as gb
 from gravbench.bench import cases as bcases
-from gravbench.bench import metrics, runner
+from gravbench import metrics
+from gravbench.bench import runner
 from gravbench.bench.cases import Case, build_cases
 from gravbench.bench.runner import TestSet, Toolkit, read_records, run_cases
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from gravbench.bench import metrics, runner
+from gravbench import metrics
+from gravbench.bench import runner
 from gravbench.bench.runner import read_records
 from gravbench.cli import cmd_compare, main
 from tests import test_bench_runner as T

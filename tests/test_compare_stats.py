@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gravbench as gb
-from gravbench.bench import metrics, robustness
+from gravbench import metrics
+from gravbench.bench import robustness
 from gravbench.reports import compare as compare_report
 from gravbench.bench.cases import build_cases
 from gravbench.bench.runner import TestSet, Toolkit, run_cases

@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import gravbench as gb  # noqa: E402
-from gravbench.bench.metrics import is_success  # noqa: E402
+from gravbench.metrics import is_success  # noqa: E402
 
 N = 12
 SMALL = {"latent": 8, "channels": (16, 8, 4)}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gravbench.invert as gi
-from gravbench.bench.metrics import is_success
+from gravbench.metrics import is_success
 from gravbench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

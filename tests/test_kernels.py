@@ -25,7 +25,8 @@ import pytest
 
 import gravbench as gb
 from gravbench.constants import G, SI_TO_MGAL
-from gravbench.forward import _assemble, _kernels, sensitivity
+from gravbench._numba import assemble as _assemble, kernels as _kernels
+from gravbench.forward import sensitivity
 
 ROOT = Path(__file__).resolve().parents[1]
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
@@ -337,7 +338,7 @@ def test_kernels_without_jit(tmp_path):
 
 def test_jit_is_really_disabled_in_subprocess():
     """Guard for the test above: under NUMBA_DISABLE_JIT the kernels are plain Python functions."""
-    code = ("import gravbench.forward._kernels as k, gravbench.forward._assemble as a;"
+    code = ("import gravbench._numba.kernels as k, gravbench._numba.assemble as a;"
             "print(type(k.exact_cell).__name__, type(a.fill_general_par).__name__)")
     r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, NUMBA_DISABLE_JIT="1"),
                        capture_output=True, text=True, timeout=120)
@@ -352,7 +353,8 @@ _CACHE_SCRIPT = r"""
 import json, os, sys
 import numpy as np
 import gravbench as gb
-from gravbench.forward import _assemble, sensitivity
+from gravbench._numba import assemble as _assemble
+from gravbench.forward import sensitivity
 assert gb.__file__.startswith(sys.argv[1]), gb.__file__
 prob = gb.Problem.paper(n=6)
 # an irregular survey: the general loop (one compiled function keeps this test quick)

@@ -402,7 +402,7 @@ def test_gn_full_steps_take_every_step_and_stop_at_a_fixed_point(trained, proble
 def test_latent_report_quick_resumes_and_assembles(tmp_path):
     """The quick report runs, records every unit in a JSONL, a rerun runs nothing, assemble-only writes the report."""
     import gravbench.reports.latent as rl
-    from gravbench.bench.metrics import is_success
+    from gravbench.metrics import is_success
 
     settings = {"methods": ("gn-laloy", "gn-autodiff", "de"), "n_models": 2}
     lines = []
@@ -436,7 +436,7 @@ def test_latent_report_quick_resumes_and_assembles(tmp_path):
 def test_latent_report_on_another_data_set_names_its_files(tmp_path):
     """dataset= searches that set's test split and names every file after it; the paper-50 files are untouched."""
     import gravbench.reports.latent as rl
-    from gravbench.bench.metrics import success_band
+    from gravbench.metrics import success_band
     from gravbench.providers import vae
 
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 import gravbench as gb
-from gravbench.bench.metrics import chi2_threshold, is_success
+from gravbench.metrics import chi2_threshold, is_success
 from gravbench.refiners import _regularization as R
 from gravbench.refiners import regularized as reg
 

@@ -29,7 +29,8 @@ import pytest
 
 import gravbench as gb
 from gravbench.bench import cases as bcases
-from gravbench.bench import metrics, runner
+from gravbench import metrics
+from gravbench.bench import runner
 from gravbench.bench.runner import read_records, run_cases
 from gravbench.cli import cmd_compare, main
 from tests import test_bench_runner as T

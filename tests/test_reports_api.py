@@ -30,7 +30,7 @@ def test_every_report_has_run_out_quick_log(name):
 
 def test_run_comparison_returns_records_summary_and_gallery(tmp_path):
     from gravbench.bench.compare import run_comparison
-    from gravbench.bench.metrics import summarize
+    from gravbench.metrics import summarize
 
     c = run_comparison([8], ["zero", "tikhonov"], ["none", "cgls"], samples=2, noise=0.01,
                        records_path=tmp_path / "r.jsonl", limits={})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gravbench as gb
-from gravbench.bench import metrics
+from gravbench import metrics
 from gravbench.constants import G as G_SI
 
 # --- the fwi family ---------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_tiny_training_roundtrip(tiny, tmp_path, monkeypatch):
     for lvl in ("0", "0.01"):
         R = p.batch(va.g_clean, prob) if lvl == "0" else p.batch(va.g, prob, sigma=va.sigma)
         assert R.shape == (16, 12, 12) and np.isfinite(R).all()
-        e = gb.bench.metrics.model_errors(va.rho, R).mean()
+        e = gb.metrics.model_errors(va.rho, R).mean()
         assert abs(e - man2["metrics"]["val_by_level"][lvl]["mean"]) < 1e-6
     # seeded: the same run again gives the same weights bit for bit
     out3 = tmp_path / "again" / "unet-12.pt"
@@ -113,9 +113,9 @@ def test_shipped_beats_depth_weighted_on_test_models(shipped):
     te = gb.data.standard("paper-50", "test", noise=0.01, progress=False)
     prob = te.problem
     k = 10
-    e_u = gb.bench.metrics.model_errors(te.rho[:k], shipped.batch(te.g[:k], prob, sigma=te.sigma[:k]))
+    e_u = gb.metrics.model_errors(te.rho[:k], shipped.batch(te.g[:k], prob, sigma=te.sigma[:k]))
     dw = providers.get("depth-weighted")
-    e_d = gb.bench.metrics.model_errors(te.rho[:k], dw.batch(te.g[:k], prob, sigma=te.sigma[:k]))
+    e_d = gb.metrics.model_errors(te.rho[:k], dw.batch(te.g[:k], prob, sigma=te.sigma[:k]))
     assert e_u.mean() < e_d.mean() - MARGIN, (e_u.mean(), e_d.mean())
 
 

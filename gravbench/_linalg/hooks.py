@@ -11,7 +11,7 @@ three hooks:
 
 :func:`twin` compiles that function with ``njit(cache=True)`` (``P`` is then
 a packed tuple and the hooks dispatch to a BLAS gemv or to the matrix-free
-numba kernels of :mod:`gravbench.forward._assemble`, so the whole iteration
+numba kernels of :mod:`gravbench._numba.assemble`, so the whole iteration
 runs in compiled code), and also builds a pure-Python twin from the same code
 object in which the hooks call ``P.matvec`` / ``P.rmatvec`` of any
 ``LinearOperator`` (FFT operators, SciPy sparse matrices, float32 operators,
@@ -27,7 +27,7 @@ import types
 import numpy as np
 from numba import njit
 
-from ..forward import _assemble as _asm
+from .._numba import assemble as _asm
 from .packing import MODE_MATFREE, MODE_MATRIX
 
 __all__ = ["op_A", "op_At", "op_S", "Twin", "twin", "hooked"]

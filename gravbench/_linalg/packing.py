@@ -3,7 +3,7 @@
 ``P = (mode, M, xe, ze, sx, sz, kid, factor, nchunks, parallel, w2)``:
 mode 0 = square matrix ``M``; 1 = dense rectangular ``A = M``; 2 = matrix-free
 gravity operator (``M`` unused; the grid edges, stations, kernel id and the
-factor 2G in mGal feed :mod:`gravbench.forward._assemble`); ``w2`` (data-space
+factor 2G in mGal feed :mod:`gravbench._numba.assemble`); ``w2`` (data-space
 weights squared, or a length-1 dummy) turns ``op_S`` into ``A^T diag(w2) A``.
 An operator that can run inside numba builds its own tuple
 (``op._numba_pack(w2)``), so nothing here imports the operators; and this

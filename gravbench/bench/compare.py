@@ -24,7 +24,7 @@ from pathlib import Path
 from . import runner
 from ..providers._train import resolve_weights
 from .cases import Case, build_cases, default_providers, default_refiners
-from .metrics import summarize
+from ..metrics import summarize
 from .robustness import NOISE_KINDS, condition_name
 from .robustness import toolkit as perturbed_toolkit
 
@@ -75,7 +75,7 @@ class Comparison:
     records : list of dict
         One record per case (:mod:`gravbench.bench.runner`, versioned by ``schema``).
     summary : list of dict
-        :func:`gravbench.bench.metrics.summarize` of the records (computed once).
+        :func:`gravbench.metrics.summarize` of the records (computed once).
     ns, providers, refiners : list
         The grid sizes and method names compared.
     records_path : Path

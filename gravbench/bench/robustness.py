@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import chi2_threshold, is_success
+from ..metrics import chi2_threshold, is_success
 from .runner import TestSet, Toolkit, atomic_write_text, run_cases
 from .stats import LEVEL, mean_ci, paired_diff
 from .. import data
@@ -221,7 +221,7 @@ def markdown(records, *, command, level=LEVEL, wall_seconds=None, settings=None)
             f"per-datum sigma but correlated along the profile, `exp(-|dx| / {CORR_LENGTH:g} m)`. *heavy-tailed "
             "noise*: Student-t (3 degrees of freedom) scaled to the same sigma. chi2 and success are always "
             "computed with the **true** sigma (success: |chi2 - 1| <= 2 sqrt(2/N), "
-            "`gravbench.bench.metrics.is_success`). Change = mean over the models of (model error under the "
+            "`gravbench.metrics.is_success`). Change = mean over the models of (model error under the "
             f"condition - nominal model error) with its {100 * level:.0f} % Student-t interval (paired on the same "
             "models); `better` is the share of models where the condition's error is lower.", ""]
     by_n = {}

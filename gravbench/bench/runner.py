@@ -2,12 +2,12 @@
 
 Every finished case becomes one JSON record (one line, flushed and fsynced as
 soon as the case finishes) with exactly the keys
-:data:`gravbench.bench.metrics.RECORD_KEYS`:
+:data:`gravbench.metrics.RECORD_KEYS`:
 
 ``n, noise, model, provider, refiner``
     the case (``model`` is the index in the test set);
 ``model_error, data_misfit, chi2, success``
-    :func:`gravbench.bench.metrics.evaluate` of the final estimate (``chi2`` is
+    :func:`gravbench.metrics.evaluate` of the final estimate (``chi2`` is
     the reduced chi-squared, target 1; ``None`` for noise-free data);
 ``seconds``
     wall time of the provider call plus the refiner call (s), measured after a
@@ -38,7 +38,7 @@ soon as the case finishes) with exactly the keys
 ``family``
     the geological family of the test model (``"blocks"``, ``"layers"``, ...; ``None`` when unknown);
 ``mass_error, x_centroid_error, z_centroid_error, depth_error``
-    :func:`gravbench.bench.metrics.gravity_metrics`: excess-mass error, centroid errors (m)
+    :func:`gravbench.metrics.gravity_metrics`: excess-mass error, centroid errors (m)
     and the error by depth band (a list, top band first).
 
 A case that raises becomes an error (or skipped) record and the sweep goes on.
@@ -73,7 +73,7 @@ import numpy as np
 from .cases import NO_REFINER, Case, SkipCase, case_key
 from .._atomic import atomic_write_text
 from .memory import PeakRSS
-from .metrics import RECORD_KEYS, evaluate, gravity_metrics
+from ..metrics import RECORD_KEYS, evaluate, gravity_metrics
 from .. import data, providers, refiners
 from ..problem import Problem
 from ..providers.base import NotApplicable

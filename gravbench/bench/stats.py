@@ -268,7 +268,7 @@ def analyse(records, level=LEVEL, alpha=ALPHA, metric="model_error"):
     Parameters
     ----------
     records : iterable of dict
-        Records of :mod:`gravbench.bench.runner` (keys :data:`gravbench.bench.metrics.RECORD_KEYS`);
+        Records of :mod:`gravbench.bench.runner` (keys :data:`gravbench.metrics.RECORD_KEYS`);
         records with an error are left out of every statistic.
     level : float
         Confidence level of the intervals.

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..forward._assemble import _twice
+from .._numba.assemble import _twice
 
 #: Samples handled together per pass over A (each row of A^T is reused from cache for them).
 _BLOCK = 8

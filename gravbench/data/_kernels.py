@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..forward._assemble import _twice
+from .._numba.assemble import _twice
 
 # ----------------------------------------------------------------------------
 # random streams (SplitMix64) in numba

@@ -10,8 +10,9 @@ DenseOperator, MatFreeOperator, FFTOperator, make_operator, dot_test
     ``scipy.sparse.linalg.LinearOperator`` s with ``matvec``, ``rmatvec`` and
     ``normal_matvec`` and application counters (:mod:`gravbench.forward.operators`).
 
-This ``__init__`` only re-exports. The modules, lowest first: ``_kernels``
-(scalar numba kernels), ``_assemble`` (numba loops), ``_parallel`` (when to use
+This ``__init__`` only re-exports. The numba kernels and the loops over them
+live below, in :mod:`gravbench._numba` (the compiled solver loops of
+:mod:`gravbench._linalg` call them too). The modules here, lowest first: ``_parallel`` (when to use
 all cores), ``_sensitivity`` (checks, the Toeplitz table, the dense assembly),
 ``operators``; ``torch`` (autograd bridge) is imported only on request.
 Formulas and conventions: docs/physics.md and docs/conventions.md.

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..constants import TWO_G_MGAL
 from ..geometry import Grid, Survey, _as_edges
-from . import _assemble
+from .._numba import assemble as _assemble
 from ._parallel import COST_COPY, COST_CORNER, _available_memory, resolve_parallel
 
 __all__ = ["sensitivity", "dense_matrix", "toeplitz_table"]

@@ -30,7 +30,7 @@ from .._linalg.packing import EMPTY2, MODE_DENSE, MODE_MATFREE, pack_matrix
 from .._linalg.normal import NormalOperator
 from ..constants import TWO_G_MGAL
 from ..geometry import COMPONENTS, Grid, Survey
-from . import _assemble
+from .._numba import assemble as _assemble
 from ._parallel import (  # noqa: F401 - re-exported: the policy's public home is this module
     COST_COPY,
     COST_CORNER,

@@ -66,7 +66,7 @@ from . import _train
 from ._torchutil import device as _device
 from ._torchutil import require_torch, seed_all
 from .. import data as _data
-from ..bench.metrics import model_errors
+from ..metrics import model_errors
 from .base import NoWeightsError, Provider, ProviderInfo
 from ..data import cache_dir
 from ..data.sets import STANDARD
@@ -346,7 +346,7 @@ def check_batch(problem, families=None):
 
 
 def rel_errors(rho_hat, rho):
-    """Per-sample relative L2 model errors ``||rho_hat - rho|| / ||rho||`` (:func:`gravbench.bench.metrics.model_errors`)."""
+    """Per-sample relative L2 model errors ``||rho_hat - rho|| / ||rho||`` (:func:`gravbench.metrics.model_errors`)."""
     return model_errors(rho, rho_hat)
 
 

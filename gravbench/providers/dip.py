@@ -32,7 +32,7 @@ to gravity:
    normalised to mean 1. Gravity sensitivities decay with depth, so without
    it the data pull every change toward the surface.
 4. **Discrepancy stop.** The loop ends at the first iterate whose chi2 is in
-   the success band of :func:`gravbench.bench.metrics.is_success` (that
+   the success band of :func:`gravbench.metrics.is_success` (that
    function is called, not re-implemented), or after the budget of
    ``maxiter`` evaluations; then the iterate with the lowest chi2 is returned.
    An Adam blow-up (chi2 above ``backtrack`` times its best value) returns to
@@ -83,7 +83,7 @@ import numpy as np
 from ._torchutil import device as _device
 from ._torchutil import require_torch
 from .base import Provider, ProviderInfo
-from ..bench.metrics import is_success
+from ..metrics import is_success
 from ..refiners._common import layer_depth_weights
 
 __all__ = ["DIPProvider", "fit_dip", "start_network", "beta_schedule", "cell_weights", "DEFAULTS", "PLAIN",

@@ -45,12 +45,12 @@ replaces the first start by ``z0 = argmin ||G(z) - rho_cnn||^2``, found by Adam
 from the CNN provider's model (no gravity evaluations), then fits the data.
 
 Every search stops a start at its first entry into the success band of
-:func:`gravbench.bench.metrics.is_success` (``target="band"``, the default:
+:func:`gravbench.metrics.is_success` (``target="band"``, the default:
 ``chi2 = mean((W r)^2) <= 1 + 2 sqrt(2/N)``; a fit with ``d`` free parameters
 has ``E[chi2] ~ 1 - d/N``, so running on could leave the band from below), or
 when its RMS weighted residual ``sqrt(mean((W r)^2))`` is at most a numeric
 ``target``, or after ``maxiter`` iterations (``max_evals`` for DE). Whether a
-start succeeded is then :func:`~gravbench.bench.metrics.is_success` of its
+start succeeded is then :func:`~gravbench.metrics.is_success` of its
 ``chi ** 2`` (:meth:`SearchResult.success`): a step that jumps below the band
 stops the start too, over-fitted, which is not a success.
 
@@ -78,7 +78,7 @@ from . import _train, get
 from ._torchutil import device as _device
 from ._torchutil import require_torch
 from .base import NoWeightsError, Provider, ProviderInfo, check_count, check_real
-from ..bench.metrics import is_success, success_band
+from ..metrics import is_success, success_band
 from ..data.sets import STANDARD
 
 __all__ = ["VAEProvider", "GANProvider", "SearchResult", "search", "load_generator", "available_grids",
@@ -137,7 +137,7 @@ class SearchResult:
         return int(np.argmin(self.chi))
 
     def success(self, n_data):
-        """Per start: :func:`gravbench.bench.metrics.is_success` of ``chi ** 2`` with ``n_data`` data."""
+        """Per start: :func:`gravbench.metrics.is_success` of ``chi ** 2`` with ``n_data`` data."""
 
         return np.array([is_success(float(c) ** 2, n_data) for c in self.chi], dtype=bool)
 
@@ -503,7 +503,7 @@ def search(gen, layer, g, sigma=None, *, method="adam", z0=None, starts=None, se
         Iterations (Adam, Gauss-Newton) or DE generations; default 1000 / 30 / from ``max_evals``.
     target : "band", float or None
         ``"band"``: stop a start at its first entry into the success band
-        (``|chi2 - 1| <= 2 sqrt(2/N)``, :func:`gravbench.bench.metrics.success_band`;
+        (``|chi2 - 1| <= 2 sqrt(2/N)``, :func:`gravbench.metrics.success_band`;
         without ``sigma`` it runs ``maxiter``: noise-free data have no noise level); a number: stop when the RMS weighted residual is at
         most ``target``; ``None``: run ``maxiter``.
     lr : float
@@ -787,7 +787,7 @@ class VAEProvider(_LatentProvider):
         A weights file with its JSON manifest instead of the shipped one.
     target : "band", float or None
         ``"band"`` (default): stop at the first entry into the success band of
-        :func:`gravbench.bench.metrics.is_success`; a number: stop at this RMS
+        :func:`gravbench.metrics.is_success`; a number: stop at this RMS
         weighted residual.
     lr, lam, linesearch, max_evals, popsize, bound :
         Method settings (see :func:`search`).

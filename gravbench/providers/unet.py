@@ -86,7 +86,7 @@ from .._cmdline import process_command
 from .cnn import _resolve_dataset
 from .._linalg.blas import single_thread_blas
 from .base import NoWeightsError, Provider, ProviderInfo
-from ..bench.metrics import model_errors
+from ..metrics import model_errors
 from ..data import add_noise, cache_dir
 from ..data.noise import noise_sigma, noisy
 from ..data.sets import STANDARD, recorded

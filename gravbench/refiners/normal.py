@@ -19,7 +19,7 @@ equations of noisy data have the noise in their solution, so running to a
 small ``rtol`` fits the noise (chi2 well below 1). With ``sigma`` the refiner
 stops at the first iterate whose reduced chi-squared ``||W_d (A x - g)||^2 / N``
 is at most the upper edge of the success band ``1 + 2 sqrt(2/N)``
-(:func:`gravbench.bench.metrics.success_band`); if that iterate overshoots
+(:func:`gravbench.metrics.success_band`); if that iterate overshoots
 below the band, it steps back along the segment from the previous iterate to
 the point where ``chi2 = chi`` (1 by default: a quadratic in the step, solved
 exactly), so the result lies in the band whenever the iteration reaches it.
@@ -41,7 +41,7 @@ import numpy as np
 from .. import solvers as _solvers
 from .._linalg.normal import NormalOperator
 from ._common import check_tol, finish, prepare, profile_settings
-from ..bench.metrics import success_band
+from ..metrics import success_band
 
 __all__ = ["refine_gmres", "refine_lgmres"]
 

@@ -30,7 +30,7 @@ Algorithm
    warm-started from the previous beta. Beta is divided by ``cooling`` until the
    reduced chi-squared ``chi2 = ||W_d r||^2 / N`` is at or below the target band,
    then set by regula falsi on ``log chi2`` vs ``log beta`` until
-   :func:`gravbench.bench.metrics.is_success` holds and ``chi2`` is not below
+   :func:`gravbench.metrics.is_success` holds and ``chi2`` is not below
    ``1 - 2 sqrt(2/N)`` (the discrepancy principle: fit to the noise, not below it).
 2. **IRLS (only when some norm < 2).** Each term's values ``f`` (``m - m_ref``,
    ``D_x m``, ``D_z m``) get Lawson / Ekblom weights
@@ -109,7 +109,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import _regularization as _r
 from .._linalg import single_thread_blas
 from ._common import check_bounds, check_int, check_tol, finish, layer_depth_weights, prepare
-from ..bench.metrics import chi2_threshold, is_success
+from ..metrics import chi2_threshold, is_success
 
 __all__ = ["refine", "refine_smooth", "refine_sparse", "refine_compact", "refine_focusing", "VARIANTS",
            "DEFAULTS"]
@@ -380,7 +380,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     -------
     Result
         ``x`` (kg/m^3); ``niter`` = Gauss-Newton steps; ``residuals`` = ``||A x - g|| / ||g||`` per step;
-        ``info``: ``beta``, ``chi2``, ``success`` (:func:`gravbench.bench.metrics.is_success`), ``norms``,
+        ``info``: ``beta``, ``chi2``, ``success`` (:func:`gravbench.metrics.is_success`), ``norms``,
         ``n_beta`` and ``n_irls`` (steps of each phase), ``n_cg`` (CG iterations), ``eps`` (final thresholds),
         ``phi_d``, ``phi_m``.
     """

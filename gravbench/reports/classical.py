@@ -40,7 +40,7 @@ from .. import data, providers, refiners
 from ..providers import peers
 from ..providers.peers import SimPEGL2, SimPEGSparse, simpeg_available
 from ..refiners.regularized import DEFAULTS, VARIANTS
-from ..bench.metrics import evaluate, summary
+from ..metrics import evaluate, summary
 
 __all__ = ["measure", "write", "run", "OURS", "PEERS"]
 

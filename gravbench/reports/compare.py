@@ -16,7 +16,7 @@ import numpy as np
 from .._mpl import pyplot as _plt
 from .._mpl import model_panel, save_png
 
-from ..bench.metrics import success_band, summarize
+from ..metrics import success_band, summarize
 from .._atomic import atomic_write_text
 from ..bench.compare import best_pairs, pair_label, report_stem, run_comparison
 from ..bench.stats import ALPHA, LEVEL, analyse
@@ -103,7 +103,7 @@ def rich_tables(records, summary=None, analysis=None):
     followed by a note for pairs without results (no weights: the train command; other failures: the error).
 
     Compact; the Markdown report has every statistic. ``summary`` / ``analysis``: the records'
-    :func:`~gravbench.bench.metrics.summarize` / :func:`~gravbench.bench.stats.analyse` when already computed.
+    :func:`~gravbench.metrics.summarize` / :func:`~gravbench.bench.stats.analyse` when already computed.
     """
     from rich import box
     from rich.table import Table

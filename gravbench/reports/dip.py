@@ -8,7 +8,7 @@ machine; the load average is recorded beside every time):
   relative to each component's peak), built with :data:`HELDOUT_SEED`, a
   seed used by no standard set and not by the validation set the defaults
   were tuned on (:data:`VALIDATION_SEED`): mean / median / p90 model error,
-  chi2 success rate (:func:`gravbench.bench.metrics.is_success`) and seconds
+  chi2 success rate (:func:`gravbench.metrics.is_success`) and seconds
   per model (wall and CPU) of ``dip`` (the default), ``dip`` with Adam for
   the whole budget (:data:`gravbench.providers.dip.ADAM_ONLY`, the default
   before the L-BFGS finish), ``dip`` without gradient weighting, the
@@ -35,7 +35,7 @@ from .._atomic import atomic_write_text
 from .. import data, providers
 from ..problem import Problem
 from ..providers.dip import ADAM_ONLY, DEFAULTS, PLAIN, fit_dip
-from ..bench.metrics import evaluate, is_success, summary
+from ..metrics import evaluate, is_success, summary
 
 __all__ = ["run", "measure", "write", "HELDOUT_SEED", "VALIDATION_SEED"]
 
@@ -281,7 +281,7 @@ def write(res, out="reports", command="gravbench report dip"):
          f"load, torch with {st['torch_threads']} thread).", "",
          "`dip` follows Xu & Heagy's DIP-Inv recipe: start weights fitted to the reference model (0), loss "
          "(1 - beta) chi2/chi2_ref + beta mean|m - m_ref|/s with beta = exp(-step/tau), depth-weighted data gradient, "
-         "stop when chi2 enters the success band of `gravbench.bench.metrics.is_success`. Added here (not in the "
+         "stop when chi2 enters the success band of `gravbench.metrics.is_success`. Added here (not in the "
          "recipe): after `switch` Adam steps the same network weights are optimised by L-BFGS (float64, "
          "strong-Wolfe line search) on chi2 + mu_k * (depth-weighted L2 distance to m_ref), mu_k = finish_reg * 2^-k "
          "halved every finish_stage evaluations, until chi2 is in the band; the model is always the network's "

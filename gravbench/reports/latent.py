@@ -3,7 +3,7 @@
 Laloy's experiment run as he ran it, with gravbench's own variants beside it,
 in the shipped VAE and GAN generators on test models of ``paper-50`` (1% noise;
 ``dataset=`` runs it on another standard set, e.g. ``fwi-51``, into ``latent-<dataset>.*``).
-A search **succeeds** by the one rule of :func:`gravbench.bench.metrics.is_success`
+A search **succeeds** by the one rule of :func:`gravbench.metrics.is_success`
 (``|chi2 - 1| <= 2 sqrt(2/N)``, ``chi2 = mean((r/sigma)^2)``; two-sided: an
 over-fitted search is not a success and is counted apart). Every search stops
 at its first entry into the band.
@@ -74,7 +74,7 @@ import numpy as np
 from .._atomic import append_jsonl, atomic_write_text, read_jsonl
 
 from .. import data, providers
-from ..bench.metrics import fit_status, is_success, model_error, success_band
+from ..metrics import fit_status, is_success, model_error, success_band
 from .._mpl import model_panel, save_png
 from ..providers import latent
 from ..providers.cnn import weights_for
@@ -245,7 +245,7 @@ def _cnn_available(problem):
 
 
 def _ok(chi, n_data):
-    """The one success rule (:func:`gravbench.bench.metrics.is_success`) on an RMS weighted residual ``chi``."""
+    """The one success rule (:func:`gravbench.metrics.is_success`) on an RMS weighted residual ``chi``."""
     return is_success(float(chi) ** 2, int(n_data))
 
 
@@ -706,7 +706,7 @@ def _markdown(R, S, figs, quick, assemble_only=False):
              "1% peak noise), the first k of each family (in test-split order): "
              + "; ".join(f"{f}: {', '.join(v)}" for f, v in per.items())
              + ". The searches fit the noisy **data** (whitened by the data set's per-datum sigma), never the model.")
-    L.append(f"- **Success**: `gravbench.bench.metrics.is_success`, the one two-sided rule: `|chi2 - 1| <= 2 sqrt(2/N)` "
+    L.append(f"- **Success**: `gravbench.metrics.is_success`, the one two-sided rule: `|chi2 - 1| <= 2 sqrt(2/N)` "
              f"with `chi2 = mean(((A G(z) - g)/sigma)^2)`, N = {N} ({lo:.3f} <= chi2 <= {hi:.3f}). Every search "
              "stops at its first entry into the band; a step that jumps below it is over-fitted, not a success, and "
              "is counted in the 'over-fitted' column.")

@@ -21,7 +21,7 @@ against the absolute density), the **anomaly error**
 profile (the error relative to what a fixed prior does not already know), the
 data misfit ``||A rho_hat - g|| / ||g||`` (mean, median, 90th percentile), the
 reduced chi-squared with the success rate and the over-fitted count of the
-one success rule (:func:`gravbench.bench.metrics.is_success`; noisy data
+one success rule (:func:`gravbench.metrics.is_success`; noisy data
 only: noise-free data have no success rate, only a misfit), and wall seconds
 per model, beside the seed paper's numbers (docs/paper.md).
 ``write_report`` renders ``reports/table1.md`` (``paper-50``) or
@@ -59,8 +59,8 @@ from .. import refiners as _refiners
 from .._linalg import single_thread_blas
 from ..providers import latent as _LP
 from ..providers.cnn import weights_for
-from ..bench import metrics as metrics_rule
-from ..bench.metrics import chi2s, fit_status, model_errors, success_band
+from .. import metrics as metrics_rule
+from ..metrics import chi2s, fit_status, model_errors, success_band
 from ..bench.runner import skip_reason
 
 __all__ = ["run", "run_table1", "targets", "write_report", "PAPER", "independent_fwi_models", "training_prior"]
@@ -495,7 +495,7 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
          "||A rho_hat - g|| / ||g|| (g = the data the method used); chi2 = mean((A rho_hat - g)^2 / sigma^2) "
          "(1 = the noise level). **success** = the share of models with |chi2 - 1| <= 2 sqrt(2/N)"
          + (f" ({lo:.3f} <= chi2 <= {hi:.3f} for N = {nd} data)" if nd else "")
-         + ", gravbench's one success rule (`gravbench.bench.metrics.is_success`); **over-fitted** = how many "
+         + ", gravbench's one success rule (`gravbench.metrics.is_success`); **over-fitted** = how many "
          "had chi2 below that band (they fit the noise; not a success). Noise-free data have no success rate: "
          "read the misfit. 'true model' is the noise level (the true density's misfit); 'prior-mean' is the "
          "training split's mean model for every test model (no data used). Refiners run as "

@@ -17,7 +17,7 @@ sigma=sigma)``, stopping at the discrepancy level):
   and unet - the best classical provider of that level (mean, 95 % interval,
   share of models where unet is better), and the ratio of unet's mean model
   error to that best classical provider's (the issue's target: <= 0.8);
-* chi2 and the success rate (:func:`gravbench.bench.metrics.is_success`) of
+* chi2 and the success rate (:func:`gravbench.metrics.is_success`) of
   every method with noise (noise-free data have no success, only a misfit);
 * seconds per model of each provider (batch calls, load average recorded);
 * at 1 % noise, the mean model error per geological family, with unet's
@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import data, providers, refiners
 from .._atomic import atomic_write_text
-from ..bench.metrics import chi2s, fit_status, model_errors, success_band
+from ..metrics import chi2s, fit_status, model_errors, success_band
 from ..bench.stats import mean_ci, paired_diff
 from ..data.sets import STANDARD
 

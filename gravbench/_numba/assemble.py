@@ -14,7 +14,7 @@ Two families:
   ``h[r, kk, i - q + D]``; only ``2 k nz (nx + D)`` kernel values are computed
   (:func:`toeplitz_table`), the dense matrix is filled by contiguous copies.
 
-The loops inline :func:`._kernels.corner_terms`; numba's on-disk cache is keyed
+The loops inline :func:`.kernels.corner_terms`; numba's on-disk cache is keyed
 on this file, so a change of the kernels must come with a change here (this
 note was last touched when ``corner_terms`` learned corners above the station,
 for stations on a ground surface inside a cell).
@@ -27,7 +27,7 @@ import types
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import corner_terms, line_mass
+from .kernels import corner_terms, line_mass
 
 
 def _twice(impl):

@@ -3,7 +3,7 @@
 Layer 1 of the numerics (see docs/architecture.md, house style): plain functions of
 floats, no objects, no allocation, no checks. They return accelerations per
 unit density *without* the ``2 G`` prefactor and the mGal conversion; the
-loops in :mod:`gravbench.forward._assemble` apply both once.
+loops in :mod:`gravbench._numba.assemble` apply both once.
 
 Notes
 -----
