@@ -36,6 +36,14 @@ max_seconds=None, stop_after=None, description="training") -> dict``
       "history": [{"epoch", "train", "val", "lr", "seconds"}...],
       "seconds"}``.
 
+    * ``checkpoint_dir`` (with ``chain_key``, ``resume_from``): a :class:`CheckpointChain`, one
+      checkpoint per epoch that also holds the torch / numpy / Python RNG states, the epoch's data order
+      and the schedule position (numpy's and Python's global generators are seeded with ``seed`` too),
+      plus ``chain.json`` with the sha256 of every checkpoint. ``resume=True`` continues from its last
+      checkpoint (from scratch when there is none, so the same call starts and resumes a run);
+      ``resume_from=k`` from checkpoint k. Resuming gives the same checkpoint bytes as an uninterrupted run.
+    * ``on_epoch(history_entry)``: called after every epoch (e.g. a log line).
+
 ``save_weights(state_dict, path, manifest, *, half=True) -> dict``
     Writes ``path`` (``.pt``: float tensors stored as float16 when ``half``)
     and ``path.with_suffix(".json")``: the manifest plus ``sha256``,
@@ -78,7 +86,7 @@ from .. import __version__
 from ..data import cache_dir
 
 __all__ = ["fit", "save_weights", "load_weights", "user_weights_dir", "resolve_weights",
-           "default_out", "load_state"]
+           "default_out", "load_state", "CheckpointChain", "checkpoints_dir", "get_rng_state", "set_rng_state"]
 
 
 def _progress(enabled, description, total):
@@ -94,7 +102,8 @@ def _progress(enabled, description, total):
 
 def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=None, resume=False,
         device="cpu", progress=True, patience=10, min_delta=0.0, weight_decay=0.0, val_fn=None,
-        optimizer=None, lr_schedule="cosine", max_seconds=None, stop_after=None, description="training"):
+        optimizer=None, lr_schedule="cosine", max_seconds=None, stop_after=None, description="training",
+        checkpoint_dir=None, chain_key=None, resume_from=None, on_epoch=None):
     """Train ``model`` on ``train``, early-stopping on ``val``; see the module docstring."""
     torch = require_torch()
 
@@ -132,7 +141,26 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
 
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "bad": 0, "history": [], "best_state": None}
     ckpt = Path(checkpoint) if checkpoint else None
-    if resume:
+    chain = None
+    if checkpoint_dir is not None:
+        import random
+
+        import numpy as np
+
+        np.random.seed(int(seed) % 2**32)   # a chain carries every generator's state, so it seeds all three
+        random.seed(int(seed))
+        chain = CheckpointChain(checkpoint_dir, key=chain_key)
+        saved = chain.load(resume_from) if (resume or resume_from is not None) else None
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            for k in ("epoch", "best_val", "best_epoch", "bad", "history", "best_state"):
+                state[k] = saved[k]
+            state["epoch"] = int(state["epoch"])
+            state["best_val"] = float(state["best_val"])
+            state["history"] = chain.with_seconds(state["history"])
+            set_rng_state(saved["rng"])
+    elif resume:
         if ckpt is None or not ckpt.exists():
             raise ValueError(f"resume=True but the checkpoint {ckpt} does not exist")
         saved = torch.load(ckpt, map_location=dev, weights_only=True)
@@ -170,7 +198,7 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
             for gparam in opt.param_groups:
                 gparam["lr"] = lr_at(ep)
             gen = torch.Generator().manual_seed(int(seed) * 1000003 + ep)
-            perm = torch.randperm(n_train, generator=gen)
+            perm = torch.randperm(n_train, generator=gen)  # the data order: a function of (seed, epoch) only
             model.train()
             tot = 0.0
             for j in range(n_batches):
@@ -197,6 +225,17 @@ def fit(model, train, val, *, loss_fn, epochs, batch_size, lr, seed, checkpoint=
                 tmp = ckpt.with_name(ckpt.name + ".tmp")
                 torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **state}, tmp)
                 os.replace(tmp, ckpt)
+            if chain is not None:
+                chain.save(state["epoch"], {
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    **{k: v for k, v in state.items() if k != "history"},
+                    "history": [{k: v for k, v in h.items() if k != "seconds"} for h in state["history"]],
+                    "rng": get_rng_state(), "data_order": perm.clone(),
+                    "schedule": {"lr_schedule": lr_schedule, "lr": float(lr), "epochs": int(epochs),
+                                 "next_lr": float(lr_at(state["epoch"]))},
+                }, {"train": tot / n_train, "val": v, "lr": lr_at(ep), "seconds": sec})
+            if on_epoch is not None:
+                on_epoch(state["history"][-1])
             if prog:
                 prog.update(task, completed=state["epoch"],
                             status=f"train {tot / n_train:.4g}  val {v:.4g}  best {state['best_val']:.4g}@{state['best_epoch']}")
@@ -403,3 +442,156 @@ def load_state(module, state_dict, path, manifest):
                          f"{Path(path).name} (config {manifest.get('config')!r}; {first}); the manifest was edited "
                          f"or belongs to other weights: reinstall gravbench or retrain them") from None
     return module
+
+
+# --------------------------------------------------------------------------- checkpoint chains
+def checkpoints_dir():
+    """Where checkpoint chains go by default: ``<cache>/checkpoints`` (never the repository)."""
+    return cache_dir() / "checkpoints"
+
+
+def get_rng_state():
+    """The torch, numpy (global) and Python ``random`` states as plain tensors / ints (``weights_only`` loadable)."""
+    import random
+
+    import numpy as np
+
+    torch = require_torch()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    ver, pstate, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                      "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": int(ver), "state": torch.tensor(list(pstate), dtype=torch.int64),
+                       "gauss_next": gauss_next}}
+
+
+def set_rng_state(st):
+    """Restore what :func:`get_rng_state` returned."""
+    import random
+
+    import numpy as np
+
+    torch = require_torch()
+    torch.set_rng_state(st["torch"])
+    n = st["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
+                         float(n["cached_gaussian"])))
+    p = st["python"]
+    random.setstate((int(p["version"]), tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
+
+
+def _canonical(obj):
+    """``obj`` rebuilt with every string interned: pickle shares objects by identity, so the same values
+    must be the same objects whether they were made in this process or loaded from a checkpoint."""
+    import sys
+
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_canonical(v) for v in obj)
+    return obj
+
+
+class CheckpointChain:
+    """One checkpoint per epoch in ``directory`` (``epoch-0001.pt`` ...) and a manifest ``chain.json``.
+
+    Every checkpoint holds what the next epoch needs to be computed bit for bit (model, optimiser,
+    schedule position, early-stopping state, the RNG states of torch, numpy and Python, the epoch's data
+    order); it holds no wall-clock times, so the same epoch gives the same bytes in any run. Its bytes are
+    written to a hidden pending file, fsynced and renamed into place, and then ``chain.json`` (written the
+    same way) records its sha256, size, losses and seconds: the manifest lists the sha256 of every
+    checkpoint of the chain. ``key`` (any JSON value, e.g. the training configuration) is stored in the
+    manifest; a chain made with another key is refused rather than resumed.
+    """
+
+    MANIFEST = "chain.json"
+
+    def __init__(self, directory, key=None):
+        self.dir = Path(directory).expanduser()
+        self.key = key
+        self.path = self.dir / self.MANIFEST
+        self.manifest = self._read()
+        if self.manifest is not None and key is not None and self.manifest.get("key") != key:
+            raise ValueError(f"the checkpoint chain in {self.dir} was made by a different training configuration "
+                             f"(its key {json.dumps(self.manifest.get('key'))[:200]} is not "
+                             f"{json.dumps(key)[:200]}); use another --checkpoint-dir or delete that one")
+
+    def _read(self):
+        if not self.path.exists():
+            return None
+        try:
+            man = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(man, dict) or not isinstance(man.get("chain"), list):
+                raise ValueError("not a checkpoint-chain manifest")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"the checkpoint manifest {self.path} is unreadable ({type(exc).__name__}); "
+                             f"delete the directory to start again") from None
+        return man
+
+    @staticmethod
+    def name(epoch):
+        return f"epoch-{int(epoch):04d}.pt"
+
+    @property
+    def epochs(self):
+        """Epoch numbers (1-based: checkpoint k is the state after k epochs) recorded in the manifest."""
+        return [int(e["epoch"]) for e in (self.manifest or {}).get("chain", [])]
+
+    def entry(self, epoch):
+        for e in (self.manifest or {}).get("chain", []):
+            if int(e["epoch"]) == int(epoch):
+                return e
+        raise ValueError(f"the checkpoint chain in {self.dir} has no epoch {epoch} (it has: {self.epochs or 'none'})")
+
+    def load(self, epoch=None):
+        """The checkpoint after ``epoch`` epochs (default: the last one), sha256-checked; None if there is none.
+
+        Resuming from ``epoch`` drops the later entries from the manifest (they are recomputed).
+        """
+        torch = require_torch()
+        if not self.epochs:
+            if epoch is not None:
+                raise ValueError(f"resume_from={epoch}: the checkpoint chain in {self.dir} is empty")
+            return None
+        ent = self.entry(self.epochs[-1] if epoch is None else epoch)
+        f = self.dir / ent["file"]
+        got = sha256_file(f) if f.exists() else None
+        if got != ent["sha256"]:
+            raise ValueError(f"checkpoint {f} failed its integrity check (sha256 {got} vs the chain's "
+                             f"{ent['sha256']}); resume from an earlier epoch (resume_from=) or delete the chain")
+        saved = torch.load(f, map_location="cpu", weights_only=True)
+        self.manifest["chain"] = [e for e in self.manifest["chain"] if int(e["epoch"]) <= int(ent["epoch"])]
+        return saved
+
+    def with_seconds(self, history):
+        """``history`` (from a checkpoint) with each epoch's seconds put back from the manifest."""
+        secs = {int(e["epoch"]) - 1: float(e.get("seconds", 0.0)) for e in (self.manifest or {}).get("chain", [])}
+        return [{**h, "seconds": secs.get(int(h["epoch"]), 0.0)} for h in history]
+
+    def save(self, epoch, obj, info):
+        """Write checkpoint ``epoch`` (atomically) and record it (sha256, bytes, ``info``) in the manifest."""
+        torch = require_torch()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = self.name(epoch)
+        data = _serialise(torch, _canonical(obj), name)
+        path = self.dir / name
+        pend = _pending(path)
+        _write_synced(pend, data)
+        os.replace(pend, path)
+        man = self.manifest or {"format": "gravbench checkpoint chain v1", "key": self.key, "chain": []}
+        man["chain"] = [e for e in man["chain"] if int(e["epoch"]) < int(epoch)]
+        man["chain"].append({"epoch": int(epoch), "file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                             "bytes": len(data), **{k: (float(v) if isinstance(v, (int, float)) else v)
+                                                    for k, v in info.items()}})
+        man["gravbench_version"] = __version__
+        text = (json.dumps(man, indent=2) + "\n").encode("utf-8")
+        pm = _pending(self.path)
+        _write_synced(pm, text)
+        os.replace(pm, self.path)
+        self.manifest = man
+        return man["chain"][-1]
