@@ -35,6 +35,7 @@ from ._torchutil import require_torch, seed_all
 from ._train import checkpoints_dir, default_out, fit, load_state, load_weights, resolve_weights, save_weights
 from .._cmdline import process_command
 from .base import NoWeightsError, Provider, ProviderInfo
+from .unet import _resolve, noise_levels, training_rows
 
 __all__ = ["build_model", "train", "UnrolledProvider", "DEFAULT_STAGES", "DEFAULT_WIDTH"]
 
@@ -119,8 +120,6 @@ def build_model(problem, *, stages=DEFAULT_STAGES, width=DEFAULT_WIDTH, rho_scal
 
 
 def _levels(G, problem, sigma):
-    from .unet import noise_levels
-
     return noise_levels(G, problem, sigma).astype(np.float32)
 
 
@@ -135,8 +134,6 @@ def train(dataset="paper-50", *, epochs=40, batch_size=32, lr=2e-3, seed=0, out=
     Returns the manifest written beside the weights.
     """
     torch = require_torch()
-    from .unet import _resolve, training_rows
-
     if threads:
         torch.set_num_threads(int(threads))
     seed_all(seed)
