@@ -47,9 +47,10 @@ DEFAULT_NOISE = 0.01
 DEFAULT_SEED = 0
 
 
-def report_stem(ns, sigma_scale=1.0, noise_kind="gaussian"):
-    """``compare-50-100`` for ``ns = [50, 100]`` (``-correlated`` / ``-sigma0.5`` for a wrong noise model)."""
-    stem = "compare-" + "-".join(str(int(n)) for n in ns)
+def report_stem(ns, sigma_scale=1.0, noise_kind="gaussian", dataset=None):
+    """``compare-50-100`` for ``ns = [50, 100]`` (``-correlated`` / ``-sigma0.5`` for a wrong noise model,
+    ``-<dataset>`` for a named test set)."""
+    stem = "compare-" + "-".join(str(int(n)) for n in ns) + (f"-{dataset}" if dataset else "")
     return stem + ("" if noise_kind == "gaussian" else f"-{noise_kind}") + (
         "" if sigma_scale == 1.0 else f"-sigma{sigma_scale:g}")
 
@@ -164,7 +165,7 @@ def gallery_items(records, ns, toolkit, *, samples, noise, seed, summary=None, k
 def run_comparison(ns=DEFAULT_NS, providers=None, refiners=None, *, samples=DEFAULT_SAMPLES, noise=DEFAULT_NOISE,
                    seed=DEFAULT_SEED, records_path=None, resume=False, overwrite=False, toolkit=None,
                    weights=None, sigma_scale=1.0, noise_kind="gaussian", limits=None, scheduler=None,
-                   gallery=True, on_record=None, on_stage=None, log=None):
+                   gallery=True, on_record=None, on_stage=None, log=None, dataset=None):
     """Run every provider x refiner pair on the same held-out models at each grid size.
 
     Parameters
@@ -200,6 +201,9 @@ def run_comparison(ns=DEFAULT_NS, providers=None, refiners=None, *, samples=DEFA
         ``on_stage(text)`` when a stage after the cases starts (e.g. the gallery).
     log : callable, optional
         Messages about resumed or duplicate records.
+    dataset : str, optional
+        A standard set (e.g. the independent ``rectangles-50``) whose test split replaces the default
+        ``paper-<n>`` test models; ``ns`` must be its grid size.
 
     Returns
     -------
@@ -216,8 +220,16 @@ def run_comparison(ns=DEFAULT_NS, providers=None, refiners=None, *, samples=DEFA
     _check(ns, samples, noise, seed, sigma_scale, noise_kind)
     provs = list(providers) if providers else list(default_providers())
     refs = list(refiners) if refiners else list(default_refiners())
-    stem = report_stem(ns, sigma_scale, noise_kind)
+    stem = report_stem(ns, sigma_scale, noise_kind, dataset)
     jpath = Path(records_path) if records_path is not None else Path("reports") / f"{stem}.jsonl"
+    if dataset is not None:
+        STANDARD = runner.data.STANDARD
+        if dataset not in STANDARD:
+            raise ValueError(f"unknown standard data set {dataset!r}; choose from {sorted(STANDARD)}")
+        if ns != [STANDARD[dataset].n]:
+            raise ValueError(f"data set {dataset} has grid size n = {STANDARD[dataset].n}; got ns = {ns}")
+        base = toolkit if toolkit is not None else runner.Toolkit()
+        toolkit = dataclasses.replace(base, load=functools.partial(runner.standard_load, dataset))
     tk = _toolkit(toolkit, weights, sigma_scale, noise_kind, limits)
     cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)
     records = runner.run_cases(cases, jpath, resume=resume, overwrite=overwrite, toolkit=tk, scheduler=scheduler,
@@ -238,6 +250,8 @@ def run_comparison(ns=DEFAULT_NS, providers=None, refiners=None, *, samples=DEFA
         sources.append(f"{name} weights: " + "; ".join(f"{g}: {w}" for g, w in sorted(used.items())))
     settings = {"samples": samples, "noise": f"{noise:g}", "seed": seed, "providers": ", ".join(provs),
                 "refiners": ", ".join(refs)}
+    if dataset is not None:
+        settings["test set"] = f"{dataset} (test split)"
     if sigma_scale != 1.0 or noise_kind != "gaussian":
         settings["noise model"] = (condition_name(sigma_scale, noise_kind)
                                    + " (chi2 and success against the sigma the methods were told)")

@@ -134,6 +134,27 @@ def default_load(n, samples, noise, seed):
         if isinstance(ds, dict):  # {split: Dataset}; one split "all" here
             ds = ds["all"] if "all" in ds else next(iter(ds.values()))
         source = f"built: {samples} mixed models, seed {seed}"
+    return _as_testset(ds, samples, noise, source, prob)
+
+
+def standard_load(name, n, samples, noise, seed):
+    """The test split of the standard set ``name`` (e.g. an independent set such as ``rectangles-50``).
+
+    A ``Toolkit.load`` once bound to a name (``functools.partial(standard_load, name)``). ``seed`` is
+    unused (the set has its own); ``n`` must be the set's grid size, and it must hold ``samples`` models.
+    """
+    spec = data.STANDARD.get(name)
+    if spec is None:
+        raise ValueError(f"unknown standard data set {name!r}; choose from {sorted(data.STANDARD)}")
+    if int(n) != spec.n:
+        raise ValueError(f"data set {name} has grid size n = {spec.n}, not n = {n}")
+    ds = data.standard(name, split="test", noise=noise, progress=False)
+    if len(ds.rho) < samples:
+        raise ValueError(f"data set {name} has {len(ds.rho)} test models, fewer than the {samples} asked for")
+    return _as_testset(ds, samples, noise, f"standard set {name} (test split)", spec.problem())
+
+
+def _as_testset(ds, samples, noise, source, prob):
     sig = getattr(ds, "sigma", None)
     sig = None if sig is None or noise == 0 else np.asarray(sig[:samples], dtype=np.float64)
     fam = tuple(ds.family_of(i) for i in range(min(samples, len(ds.rho)))) if hasattr(ds, "family_of") else ()

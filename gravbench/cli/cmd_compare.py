@@ -77,14 +77,14 @@ def _check_writable_dir(opt, d):
 
 
 def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, weights=None,
-             sigma_scale=1.0, noise_kind="gaussian"):
+             sigma_scale=1.0, noise_kind="gaussian", dataset=None):
     from . import command_line
 
     return command_line("gravbench compare --n " + " ".join(str(n) for n in ns), [
         ("--providers", ",".join(providers), DEFAULT_PROVIDERS), ("--refiners", ",".join(refiners), DEFAULT_REFINERS),
         ("--samples", samples, DEFAULT_SAMPLES), ("--noise", float(noise), DEFAULT_NOISE), ("--seed", seed, DEFAULT_SEED),
         ("--sigma-scale", float(sigma_scale), 1.0), ("--noise-kind", noise_kind, "gaussian"),
-        ("--out", Path(out), DEFAULT_OUT), ("--json", json_path, None), ("--scheduler", scheduler or None, None),
+        ("--dataset", dataset, None), ("--out", Path(out), DEFAULT_OUT), ("--json", json_path, None), ("--scheduler", scheduler or None, None),
         *(("--weights", item, None) for item in weights or [])])
 
 
@@ -123,6 +123,9 @@ def register(app, report_app):
         noise_kind: str = typer.Option("gaussian", "--noise-kind",
                                        help="Robustness: gaussian (the test set's noise), correlated (along the "
                                             "profile) or heavy (Student-t, 3 dof), same sigma."),
+        dataset: Optional[str] = typer.Option(
+            None, "--dataset", help="A standard data set whose test split holds the test models (e.g. the "
+                                    "independent rectangles-50 or sections-50); --n defaults to its grid size."),
         scaling: Optional[Path] = typer.Option(
             Path("reports/scaling.json"), "--scaling",
             help="Scaling report whose largest feasible n per method skips larger cases (with the reason in "
@@ -148,6 +151,17 @@ def register(app, report_app):
                 raise UserError(f"unexpected argument {extra!r} (lists of names take commas: "
                                 "--providers zero,tikhonov)") from None
         ns = list(dict.fromkeys(ns))
+        if dataset is not None:
+            from ..data import STANDARD
+
+            if dataset not in STANDARD:
+                raise UserError(f"--dataset: unknown standard data set {dataset!r}; choose from "
+                                f"{', '.join(sorted(STANDARD))}")
+            if ns == list(DEFAULT_NS):
+                ns = [STANDARD[dataset].n]
+            elif ns != [STANDARD[dataset].n]:
+                raise UserError(f"--dataset {dataset} has grid size n = {STANDARD[dataset].n}; got --n "
+                                f"{' '.join(map(str, ns))}")
         for v in ns:
             if v < 4:
                 raise UserError(f"--n must be >= 4, got {v}")
@@ -197,7 +211,7 @@ def register(app, report_app):
             wopts[pname] = spec
         from ..bench.compare import report_stem
 
-        stem = report_stem(ns, sigma_scale, noise_kind)
+        stem = report_stem(ns, sigma_scale, noise_kind, dataset)
         _check_writable_dir("--out", out)
         jpath = Path(json_path) if json_path is not None else Path(out) / f"{stem}.jsonl"
         if jpath.is_dir():
@@ -240,7 +254,7 @@ def register(app, report_app):
                 c = run_comparison(ns, provs, refs, samples=samples, noise=noise, seed=seed, records_path=jpath,
                                    resume=resume, overwrite=overwrite, toolkit=make_toolkit(), weights=wopts,
                                    sigma_scale=sigma_scale, noise_kind=noise_kind, limits=limits, scheduler=client,
-                                   gallery=gallery, on_record=on_record,
+                                   gallery=gallery, on_record=on_record, dataset=dataset,
                                    on_stage=lambda text: bar.console.print(text, highlight=False),
                                    log=lambda m: err_console.print(m, highlight=False, soft_wrap=True))
         except KeyboardInterrupt:
@@ -268,7 +282,7 @@ def register(app, report_app):
                     console.print(line, highlight=False, soft_wrap=True)
             wall = time.perf_counter() - t_start
             cmd = _command(ns, provs, refs, samples, noise, seed, out, json_path, scheduler, weights, sigma_scale,
-                           noise_kind)
+                           noise_kind, dataset)
             written = compare_report.write_report(records, out, ns, command=cmd, wall_seconds=wall,
                                                   settings=c.settings, gallery=c.gallery, json_path=jpath,
                                                   provider_notes=c.sources, stem=stem,

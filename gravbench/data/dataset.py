@@ -90,7 +90,11 @@ class Dataset:
     meta: dict = field(default_factory=dict)
     path: Path | None = None
 
-    family_names = BASE_FAMILIES
+    @property
+    def family_names(self):
+        """The names the ``family`` codes index: ``meta["family_names"]`` when stored, else the base families."""
+        names = self.meta.get("family_names") if isinstance(self.meta, dict) else None
+        return tuple(names) if names else BASE_FAMILIES
 
     def __len__(self):
         return self.rho.shape[0]
@@ -571,7 +575,8 @@ def load(path, problem=None, *, verify=True):
     for k, shp in shapes.items():
         if arr[k].shape != shp:
             raise ValueError(f"{path}: array {k!r} has shape {arr[k].shape}, expected {shp}")
-    if arr["family"].size and (arr["family"].min() < 0 or arr["family"].max() >= len(BASE_FAMILIES)):
-        raise ValueError(f"{path}: family codes outside 0..{len(BASE_FAMILIES) - 1}")
+    n_names = len(meta.get("family_names") or BASE_FAMILIES)
+    if arr["family"].size and (arr["family"].min() < 0 or arr["family"].max() >= n_names):
+        raise ValueError(f"{path}: family codes outside 0..{n_names - 1}")
     return Dataset(arr["rho"], arr["g"], arr["g_clean"], arr["sigma"], arr["family"], arr["index"], problem, meta,
                    path)

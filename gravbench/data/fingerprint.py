@@ -200,6 +200,8 @@ def spec_dict(spec):
     """The fields of a :class:`~gravbench.data.sets.StandardSpec` that determine its bits (JSON-ready)."""
     d = asdict(spec)
     d.pop("description", None)
+    if d.get("generator") == "families":  # the default: left out, so records made before the field still hold
+        d.pop("generator")
     return json.loads(json.dumps(d))  # tuples -> lists, as stored
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from . import fingerprint as fpm
 from .dataset import add_noise, build, load
 from .families import GENERATOR_VERSION
+from .independent import INDEPENDENT_VERSION, build_independent
 from .. import __version__
 from ..problem import Problem
 
@@ -48,6 +49,7 @@ class StandardSpec:
     kernel: str = "exact"
     description: str = ""
     geometry: str = "paper"  # "paper": Problem.paper(n, kernel); "seed": Problem.seed(n) (midpoint kernel)
+    generator: str = "families"  # "families": data/families.py; else a generator of data/independent.py
 
     def problem(self):
         if self.geometry == "seed":
@@ -65,7 +67,20 @@ STANDARD = {
     "fwi-51": StandardSpec(51, (27_000, 1_000, 1_000), families="fwi", kernel="midpoint", geometry="seed",
                            description="the seed code's geometry (Problem.seed(51)) and OpenFWI-style absolute "
                                        "densities: the paper's Table I like for like"),
+    # independent test sets: generators that share no code or default with data/families.py; test split only,
+    # never used to choose a default (docs/protocol.md)
+    "rectangles-50": StandardSpec(50, (0, 0, 200), families="rectangles", seed=27, generator="rectangles",
+                                  description="independent test set: 1-3 axis-aligned rectangles (4-15 cells, "
+                                              "+-200..600 kg/m^3), n = 50; test split only"),
+    "sections-50": StandardSpec(50, (0, 0, 200), families="sections", seed=28, generator="sections",
+                                description="independent test set: geological sections (layered basin, faults, "
+                                            "basement step, salt body), n = 50; test split only"),
 }
+
+
+def generator_version(spec):
+    """The version of the code that generates ``spec``'s models (families.py's or independent.py's)."""
+    return GENERATOR_VERSION if spec.generator == "families" else INDEPENDENT_VERSION
 
 
 def cache_dir():
@@ -82,8 +97,8 @@ def _spec(name):
 
 def standard_paths(name="paper-50"):
     """``{split: path}`` of the cached files of a standard set (they may not exist yet)."""
-    _spec(name)
-    d = cache_dir() / "datasets" / f"{name}-g{GENERATOR_VERSION}"
+    spec = _spec(name)
+    d = cache_dir() / "datasets" / f"{name}-g{generator_version(spec)}"
     return {s: d / f"{s}.npz" for s in ("train", "val", "test")}
 
 
@@ -118,7 +133,10 @@ def ensure_built(name="paper-50", progress=True, splits=("train", "val", "test")
                 if paths[s].is_file() and paths[s].stat().st_mtime_ns == mtime:
                     paths[s].unlink()
             missing = [s for s in splits if not paths[s].is_file()]
-            if missing:
+            if missing and spec.generator != "families":
+                build_independent(spec.problem(), spec.generator, spec.splits, seed=spec.seed, noise=spec.noise,
+                                  only=missing, out=d, name=name)
+            elif missing:
                 build(spec.problem(), spec.families, seed=spec.seed, noise=spec.noise,
                       splits=dict(zip(("train", "val", "test"), spec.splits)), only=missing, out=d, name=name,
                       progress=progress)
@@ -163,7 +181,7 @@ def standard(name="paper-50", split="test", noise=0.01, *, noise_floor=0.0, nois
     ----------
     name : str
         A key of :data:`STANDARD` (``"paper-50"``, ``"paper-25"``, ``"paper-100"``, ``"paper-200"``, ``"small-16"``,
-        ``"fwi-51"``).
+        ``"fwi-51"``, the independent test-only ``"rectangles-50"`` and ``"sections-50"``).
     split : {"train", "val", "test"}
     noise, noise_floor, noise_model, noise_seed
         The noise of ``Dataset.g`` (see :func:`gravbench.data.add_noise`);
@@ -205,7 +223,7 @@ def recorded(name, split=None, *, path=None):
     entry = fpm.load_record(path)["sets"].get(name)
     if entry is None or name not in STANDARD:
         return None
-    if entry.get("generator_version") != GENERATOR_VERSION or entry.get("spec") != fpm.spec_dict(STANDARD[name]):
+    if entry.get("generator_version") != generator_version(STANDARD[name]) or entry.get("spec") != fpm.spec_dict(STANDARD[name]):
         return None
     if split is None:
         return entry
@@ -293,7 +311,7 @@ def record(names=None, *, path=None, progress=True, log=None, fresh=True):
             if p.is_file():
                 p.unlink()
         fps = compute_standard(nm, progress=progress)
-        rec["sets"][nm] = {"generator_version": GENERATOR_VERSION, "spec": fpm.spec_dict(STANDARD[nm]),
+        rec["sets"][nm] = {"generator_version": generator_version(STANDARD[nm]), "spec": fpm.spec_dict(STANDARD[nm]),
                            "recorded_with": {"gravbench": __version__, "numpy": np.__version__,
                                              "numba": numba.__version__, "machine": platform.machine()},
                            "splits": fps}

@@ -133,6 +133,15 @@ DEFAULTS = {
     "irls_scale": "gradient",
 }
 
+#: The IRLS schedules of :func:`refine` (option ``recipe``).
+RECIPES = ("default", "simpeg")
+
+#: ``recipe="simpeg"``: the settings of SimPEG's ``UpdateIRLS`` run to convergence (``percentile=100``,
+#: ``irls_cooling_factor=1.2``, ``f_min_change=1e-4``, up to 150 IRLS iterations) and its gravity
+#: tutorials' CG budget (30 per Gauss-Newton step); no threshold floor.
+SIMPEG_RECIPE = {"eps_percentile": 100.0, "eps_cooling": 1.2, "irls_tol": 1e-4, "max_irls": 150, "cg_maxiter": 30,
+                 "eps_floor": 1e-300}
+
 #: variant name -> its own defaults (norms and alphas)
 VARIANTS = {
     "smooth": {"norms": (2.0, 2.0, 2.0)},
@@ -328,7 +337,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
            alphas=None, mref=None, bounds=None, weighting=None, depth_beta=1.0, z0=None, chi=1.0, beta0=None,
            beta0_ratio=None, cooling=None, cg_maxiter=None, cg_rtol=None, gn_iter=None, max_irls=None,
            eps=None, eps_percentile=None, eps_cooling=None, eps_floor=None, irls_tol=None, max_beta=None,
-           irls_scale=None, x_edges=None, z_edges=None, seed=0):
+           irls_scale=None, recipe=None, x_edges=None, z_edges=None, seed=0):
     """Regularised inversion with smallness, x and z smoothness, lp norms by IRLS, bounds.
 
     Parameters
@@ -371,6 +380,14 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         ``irls_scaled`` rule (the term's largest gradient kept at its L2 value).
     eps : (eps_s, eps_x, eps_z), optional
         Fixed starting IRLS thresholds (kg/m^3 and kg/m^3 per m) instead of the percentile rule.
+    recipe : {"default", "simpeg"}
+        The IRLS schedule. ``"default"``: as in the module docstring. ``"simpeg"``: SimPEG's
+        ``UpdateIRLS`` schedule (see :data:`SIMPEG_RECIPE`): thresholds start at the largest ``|m|`` (over the
+        smallest cell size for the gradient terms) and are divided by 1.2 every iteration with no floor,
+        the gradient terms are reweighted by the total gradient ``|D_x m| + |D_z m|`` (SimPEG's
+        ``gradient_type="total"``), beta is moved half-way towards the discrepancy target only when chi2 is
+        more than 10 % off it, and IRLS stops once ``phi_m`` changes by less than ``irls_tol`` (1e-4) with chi2
+        within 10 % of the target, or after ``max_irls`` (150) iterations.
     x_edges, z_edges : array_like, optional
         Cell edges, m (taken from ``op.problem`` for gravbench operators).
     seed : int
@@ -387,6 +404,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
 
     if profile not in ("default", "paper"):
         raise ValueError(f"profile must be one of ('default', 'paper'), got {profile!r}")
+    recipe = "default" if recipe is None else recipe
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     emb = _ActiveEmbedding.of(op) if x_edges is None and z_edges is None else None
     if emb is not None:
         # a ground surface: the smoothness terms need the grid, so run on the whole grid with the inactive
@@ -397,7 +417,7 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         kw["bounds"] = emb.embed_bounds(bounds)
         res = refine(emb, g, emb.embed(x0, "x0"), **kw)
         return dataclasses.replace(res, x=np.ascontiguousarray(res.x[emb.index]))
-    D = DEFAULTS
+    D = DEFAULTS if recipe == "default" else {**DEFAULTS, **SIMPEG_RECIPE}
     ns = _check_norms(norms)
     al = _check_alphas(D["alphas"] if alphas is None else alphas)
     weighting = D["weighting"] if weighting is None else weighting
@@ -505,9 +525,15 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
     if sparse and max_irls > 0 and steps < maxiter:
         f = _terms(P, x)
         eps0 = []
+        ell = float(min(geo["dx"].min(), geo["dz"].min()))
         for j in range(3):
             if eps is not None:
                 e = float(eps[j])
+            elif recipe == "simpeg":     # UpdateIRLS.start_irls: a percentile of |m|, over the length scale
+                a = np.abs(f[0]) if j == 0 else np.abs(x) / ell
+                e = float(np.percentile(a, eps_percentile))
+                if not e > 0:
+                    e = 1.0
             else:
                 a = np.abs(f[j])
                 e = float(np.percentile(a, eps_percentile)) if a.size else 1.0
@@ -520,18 +546,30 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
             if steps >= maxiter:
                 break
             f = _terms(P, x)
+            if recipe == "simpeg":
+                f = (f[0],) + _total_gradient(f[1], f[2], P.nz, P.nx)
             for j, (rr, pj) in enumerate(zip((P.rs, P.rx, P.rz), ns)):
                 _r.irls_weights(f[j], eps_now[j], pj, out=rr, scale=irls_scale)
             P.update_weights()
-            beta *= min(max(target / phi_d, 0.25), 4.0)
+            if recipe == "simpeg":
+                beta *= _simpeg_beta_factor(phi_d / target)
+            else:
+                beta *= min(max(target / phi_d, 0.25), 4.0)
             for _ in range(gn_iter):
                 x, r = step(x, r, beta)
             n_irls += 1
             phi_d = float(np.dot(P.wd2 * r, r))
             phim = P.phi_m(x)
+            changed = phim_prev is None or abs(phim - phim_prev) > irls_tol * max(abs(phim_prev), 1e-300)
+            if recipe == "simpeg":
+                if n_irls > 1 and not changed and abs(1.0 - phi_d / target) < 0.1:
+                    code = 0
+                    break
+                phim_prev = phim
+                eps_now = [e / eps_cooling for e in eps_now]
+                continue
             at_floor = all(eps_now[j] <= eps0[j] * eps_floor * (1 + 1e-12) for j in range(3))
-            if at_floor and phim_prev is not None and ok(phi_d) and \
-                    abs(phim - phim_prev) <= irls_tol * max(abs(phim_prev), 1e-300):
+            if at_floor and not changed and ok(phi_d):
                 code = 0
                 break
             phim_prev = phim
@@ -610,6 +648,31 @@ class _ActiveEmbedding(LinearOperator):
     rmatvec = _rmatvec
 
 
+def _simpeg_beta_factor(ratio, tol=0.1):
+    """SimPEG's ``UpdateIRLS.adjust_cooling_schedule``: the factor beta is multiplied by, for ``ratio = phi_d / target``.
+
+    No change within ``tol`` of the target; else half-way (in the mean of the ratio's inverse and 0.75 or 2)
+    towards it.
+    """
+    if abs(1.0 - ratio) <= tol:
+        return 1.0
+    return 0.5 * (0.75 + 1.0 / ratio) if ratio > 1 else 0.5 * (2.0 + 1.0 / ratio)
+
+
+def _total_gradient(fx, fz, nz, nx):
+    """SimPEG's ``gradient_type="total"``: ``|D_x m|`` and ``|D_z m|`` averaged to the cells, summed, and
+    averaged back onto the x and z faces (each average is the mean of the two neighbours, a missing
+    neighbour counting as 0 on the way to the cells)."""
+    ax = np.abs(fx).reshape(nz, nx - 1)
+    az = np.abs(fz).reshape(nz - 1, nx)
+    c = np.zeros((nz, nx))
+    c[:, :-1] += 0.5 * ax
+    c[:, 1:] += 0.5 * ax
+    c[:-1, :] += 0.5 * az
+    c[1:, :] += 0.5 * az
+    return (0.5 * (c[:, 1:] + c[:, :-1])).ravel(), (0.5 * (c[1:, :] + c[:-1, :])).ravel()
+
+
 def _terms(P, x):
     fx, fz = _r.gradients(x, P.nz, P.nx, P.hx, P.hz)
     return x - P.mref, fx, fz
@@ -620,6 +683,8 @@ def _variant(name):
 
     def f(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="default", **options):
         opts = dict(fixed)
+        if options.get("recipe") == "simpeg":    # the recipe's own settings win over the variant's defaults
+            opts = {k: v for k, v in opts.items() if k not in SIMPEG_RECIPE}
         opts.update(options)
         return refine(op, g, x0, sigma=sigma, rtol=rtol, maxiter=maxiter, profile=profile, **opts)
 
