@@ -4,8 +4,10 @@ Quick start
 -----------
 >>> import gravbench as gb
 >>> prob = gb.Problem.paper(n=20)            # 20 x 20 cells, 60 stations, gx and gz
->>> rho = gb.data.generate("blocks", count=1, shape=prob.shape, seed=0)[0]   # doctest: +SKIP
->>> g = prob.forward(rho)                    # mGal, [gx..., gz...]                # doctest: +SKIP
+>>> rho = gb.data.generate("blocks", count=1, shape=prob.shape, seed=0)[0]
+>>> g = prob.forward(rho)                    # mGal, [gx..., gz...]
+>>> g.shape
+(120,)
 
 Submodules (loaded on first use, so ``import gravbench`` stays light and never
 imports torch or dask): ``forward``, ``solvers``, ``refiners``, ``providers``,

@@ -51,6 +51,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from . import providers as _providers
 from . import refiners as _refiners
+from .metrics import chi2 as chi2_of
 from .metrics import chi2_threshold, is_success
 from .data.regional import Regional, check_order, fit_regional
 from .forward.operators import DenseOperator
@@ -503,7 +504,7 @@ def invert_profile(profile, method=DEFAULT_METHOD, *, regional="linear", regiona
     reg_vals = np.concatenate(reg_vals)
     g = d_raw - reg_vals
     rho = prob.to_grid(x)
-    chi2 = float(np.mean(((pred - g) / sig) ** 2))
+    chi2 = chi2_of(pred - g, sig)
     t["total"] = time.perf_counter() - t0
     return InversionResult(profile=profile, problem=prob, datum=datum, method=method, rho=rho, observed=g,
                            predicted=pred, sigma=sig, regional=regs, regional_values=reg_vals,

@@ -349,7 +349,7 @@ def summarize(records):
 
 
 # --------------------------------------------------------------------------------------------
-# metrics suited to gravity (issue 17): mass, centroid, error by depth
+# metrics suited to gravity: mass, centroid, error by depth
 # --------------------------------------------------------------------------------------------
 #: depth bands of :func:`depth_error_profile` in the records (equal quarters of the grid depth)
 DEPTH_BANDS = 4

@@ -1,4 +1,4 @@
-"""Issue 17 beyond the statistics module: gravity metrics (checked against the forward operator and the
+"""Beyond the statistics module: gravity metrics (checked against the forward operator and the
 model error), the family and gravity fields of the records, the noise variants of the robustness option,
 and the report sections (ties, per family, Pareto front, JSON)."""
 

@@ -9,7 +9,7 @@ docs/architecture.md (the single place to edit when a module is added):
   with its reason, and the graph has no cycle;
 * an import of a gravbench module inside a function body has a stated reason
   (```` ```lazy-imports ```` rules), or is one of the known leftovers listed in
-  ``KNOWN_LAZY`` below, which issue 12 is removing (this list may only shrink).
+  ``KNOWN_LAZY`` below (this list may only shrink).
 
 Dynamic loading by name (``importlib.import_module`` in the registries and the
 lazy package facades) is not an ``import`` statement and is not seen here.
@@ -21,6 +21,7 @@ import ast
 import fnmatch
 import importlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -253,6 +254,78 @@ def test_exception_rules_are_used(tag):
 
 
 def test_geometry_imports_nothing_from_forward():
-    """The core cycle of issue 12 stays gone (also implied by the layers, stated here on its own)."""
+    """The old geometry <-> forward cycle stays gone (also implied by the layers, stated here on its own)."""
     assert not [e for e in import_edges() if e[0] == "geometry"]
     importlib.import_module("gravbench.geometry")
+
+
+# --- one home per idea -----------------------------------------------------------------
+def _code_text(path, keep_strings):
+    """The module's source with comments removed (and string literals too unless ``keep_strings``).
+
+    Strings are kept for names that can only be code (a script run in a subprocess is a string);
+    they are dropped for formula patterns, which report prose quotes on purpose.
+    """
+    import io
+    import tokenize
+
+    out = []
+    for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if tok.type == tokenize.COMMENT:
+            continue
+        if tok.type == tokenize.STRING and not keep_strings:
+            out.append('""')
+            continue
+        if sys.version_info >= (3, 12) and tok.type in (tokenize.FSTRING_START, tokenize.FSTRING_MIDDLE,
+                                                         tokenize.FSTRING_END) and not keep_strings:
+            continue
+        out.append(tok.string)
+    return " ".join(out)
+
+
+#: idea -> (its one home, relative to gravbench/; a regex of a bypass; whether strings are searched)
+HOMES = {
+    "load average": ("_load.py", r"getloadavg|/proc/loadavg", True),
+    "peak RSS": ("bench/memory.py", r"ru_maxrss|getrusage|VmHWM|clear_refs", True),
+    "BLAS thread limiter": ("_linalg/blas.py", r"threadpool_limits|ThreadpoolController|(from|import) threadpoolctl", True),
+    # chi2 = mean((r / sigma)^2) recomputed by hand instead of metrics.chi2 / chi2s
+    "chi2": ("metrics.py", r"mean \( .*/ (\w+ \. )*\w*sig\w*( \[ \w+ \])? \) \*\* 2", False),
+    # the band 1 +- 2 sqrt(2/N) rebuilt instead of metrics.success_band / chi2_threshold / is_success
+    "success band": ("metrics.py", r"sqrt \( 2(\.0)? / (n_data|N|n|nd|len \( \w+ \))\b", False),
+    # the paper problem's data count (3n stations x 2 components) hard-coded instead of read from the survey
+    "data count N = 6n": ("geometry.py", r"\b6 \* [\w\[\]\"'( ]*\bn\b", False),
+}
+
+
+@pytest.mark.parametrize("idea", sorted(HOMES))
+def test_one_home_per_idea(idea):
+    home, pattern, keep = HOMES[idea]
+    assert (PKG / home).is_file(), f"the home of {idea} ({home}) is gone: update HOMES"
+    rx = re.compile(pattern)
+    bad = []
+    for p in sorted(PKG.rglob("*.py")):
+        rel = p.relative_to(PKG).as_posix()
+        if rel == home:
+            continue
+        for ln in _code_text(p, keep).split("\n"):
+            if rx.search(ln):
+                bad.append(f"{rel}: {ln.strip()[:120]}")
+    assert not bad, f"{idea} has one home, gravbench/{home}; these bypass it:\n" + "\n".join(bad)
+
+
+def test_one_home_patterns_catch_the_bypasses_they_name():
+    """Each pattern finds the hand-written form it forbids (so a pattern that matches nothing cannot pass)."""
+    samples = {
+        "load average": "la = os.getloadavg()[0]",
+        "peak RSS": "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0",
+        "BLAS thread limiter": "from threadpoolctl import threadpool_limits",
+        "chi2": "chi2 = float(np.mean(((pred - g) / sig) ** 2))",
+        "success band": "hi = 1.0 + 2.0 * math.sqrt(2.0 / n_data)",
+        "data count N = 6n": "nd = 6 * n",
+    }
+    import io
+    import tokenize
+
+    for idea, code in samples.items():
+        toks = " ".join(t.string for t in tokenize.generate_tokens(io.StringIO(code + "\n").readline))
+        assert re.search(HOMES[idea][1], toks), (idea, toks)

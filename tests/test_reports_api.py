@@ -1,4 +1,4 @@
-"""The reports' common entry point and the comparison as a library call (issue 12)."""
+"""The reports' common entry point and the comparison as a library call."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 15: the lean FFT operator (mirror-derived phases, complex64 spectra, chunked products),
+"""The lean FFT operator (mirror-derived phases, complex64 spectra, chunked products),
 CGLS in float32, and the scaling report's pieces (budget rule, exponent fit, records)."""
 
 import json

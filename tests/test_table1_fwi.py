@@ -1,4 +1,4 @@
-"""Issue 9: the fwi family, the seed geometry, the one success rule, the paper GD step, the GMRES/LGMRES
+"""The fwi family, the seed geometry, the one success rule, the paper GD step, the GMRES/LGMRES
 discrepancy stop, the paper's CNN architecture and its shipped weights, and the Table I helpers."""
 
 import json
@@ -36,7 +36,7 @@ def test_fwi_family_values_and_determinism():
 
 
 def test_fwi_prior_mean_error_is_openfwi_like():
-    """A data-free mean model scores about 0.05-0.06 on OpenFWI-style media (issue 9)."""
+    """A data-free mean model scores about 0.05-0.06 on OpenFWI-style media."""
     rho = gb.data.generate("fwi", 3000, (51, 51), seed=11).astype(np.float64)
     mean = rho[:2000].mean(0)
     te = rho[2000:].reshape(1000, -1)

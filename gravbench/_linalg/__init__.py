@@ -22,7 +22,7 @@ operator that can run inside numba says so itself (``_numba_pack``).
 
 from __future__ import annotations
 
-from .blas import blas_libs, single_thread_blas
+from .blas import blas_libs, blas_threads, single_thread_blas
 from .checks import check_callback, check_int, check_tol, check_vector
 from .hooks import Twin, hooked, op_A, op_At, op_S, twin
 from .kernels import add_reg, axpy, combine, givens_column, lartg, mgs, project, upper_solve, wdot, wmul, xpby
@@ -30,7 +30,7 @@ from .packing import EMPTY1, EMPTY2, MODE_DENSE, MODE_MATFREE, MODE_MATRIX, pack
 from .loops import misfit_start, misfit_stop, square_start, square_stop
 from .normal import NormalOperator, normal_of
 
-__all__ = ["blas_libs", "single_thread_blas", "check_callback", "check_int", "check_tol", "check_vector",
+__all__ = ["blas_libs", "blas_threads", "single_thread_blas", "check_callback", "check_int", "check_tol", "check_vector",
            "EMPTY1", "EMPTY2", "MODE_DENSE", "MODE_MATFREE", "MODE_MATRIX", "Twin", "hooked", "op_A", "op_At", "op_S",
            "pack_gravity", "pack_matrix", "twin", "add_reg", "axpy", "combine", "givens_column", "lartg", "mgs",
            "project", "upper_solve", "wdot", "wmul", "xpby", "misfit_start", "misfit_stop", "square_start",

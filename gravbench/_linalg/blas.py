@@ -9,11 +9,12 @@ gemv / ddot were measured up to 100x slower than one thread at n = 50
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["blas_libs", "single_thread_blas"]
+__all__ = ["blas_libs", "single_thread_blas", "blas_threads"]
 
 _LIBS = []
 
@@ -78,3 +79,25 @@ def single_thread_blas(libs=None):
     ...     y = np.ones((300, 2500)) @ np.ones(2500)
     """
     return _SingleThread(blas_libs() if libs is None else libs)
+
+
+def blas_threads(n):
+    """Context manager: BLAS on at most ``n`` threads inside the block, restored after.
+
+    ``None`` leaves BLAS as it is; ``1`` is :func:`single_thread_blas`. The one
+    BLAS limiter of the package: callers that take a thread count (the Gaussian
+    prior's numerics, the SimPEG peers) come through here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with blas_threads(None):
+    ...     y = np.ones((3, 4)) @ np.ones(4)
+    >>> with blas_threads(1):
+    ...     y = np.ones((3, 4)) @ np.ones(4)
+    """
+    if n is None:
+        return contextlib.nullcontext()
+    if int(n) == 1:
+        return single_thread_blas()
+    return ThreadpoolController().limit(limits=int(n), user_api="blas")

@@ -38,6 +38,7 @@ from .runner import TestSet, Toolkit, atomic_write_text, run_cases
 from .stats import LEVEL, mean_ci, paired_diff
 from .. import data
 from ..problem import Problem
+from .._load import load_average
 
 __all__ = ["NOISE_KINDS", "CORR_LENGTH", "CONDITIONS", "perturbed_noise", "perturbed_load", "toolkit",
            "condition_name", "run_conditions", "markdown", "write_report"]
@@ -229,7 +230,7 @@ def markdown(records, *, command, level=LEVEL, wall_seconds=None, settings=None)
         by_n.setdefault(int(r["n"]), []).append(r)
     for n in sorted(by_n):
         rs = [r for r in by_n[n] if r.get("error") is None]
-        nd = 6 * n
+        nd = Problem.paper(int(n)).n_data
         out += [f"## n = {n}  ({nd} data; success when chi2 <= {chi2_threshold(nd):.3f} with the true sigma)", ""]
         labels = list(dict.fromkeys(_label(r) for r in by_n[n]))
         vals = {}
@@ -257,10 +258,8 @@ def markdown(records, *, command, level=LEVEL, wall_seconds=None, settings=None)
     nerr = sum(r.get("error") is not None for r in records)
     out += ["## Run", ""]
     if wall_seconds is not None:
-        try:
-            load = f" (1-minute load average at the end: {os.getloadavg()[0]:.1f})"
-        except (AttributeError, OSError):  # pragma: no cover
-            load = ""
+        la = load_average()
+        load = "" if la is None else f" (1-minute load average at the end: {la[0]:.1f})"
         out.append(f"Wall time: {wall_seconds:.0f} s on {os.cpu_count()} CPU cores{load}.")
     out += [f"{len(records)} cases, {nerr} with an error.", ""]
     return "\n".join(out)

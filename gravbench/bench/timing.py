@@ -10,13 +10,13 @@ and the machine load (:func:`loadavg`). Peak memory is :class:`gravbench.bench.m
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 
 from .. import refiners, solvers
 from ..problem import Problem
+from .._load import load_average
 
 __all__ = ["problem_case", "warm_up", "best_and_median", "interleaved", "median_time", "loadavg",
            "WARM_REFINERS"]
@@ -92,7 +92,4 @@ def median_time(f, repeats):
 
 def loadavg():
     """The 1, 5 and 15 minute load averages (rounded), or None where the platform has none."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
+    return load_average(2)

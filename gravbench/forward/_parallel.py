@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from .._load import load_average
 
 __all__ = ["PARALLEL_MIN_SECONDS", "COST_CORNER", "COST_MAC", "COST_COPY", "idle_cores", "resolve_parallel"]
 
@@ -40,10 +41,10 @@ def idle_cores():
     """Cores not busy with other work: ``cpu_count - 1-min load average + 1`` (this process counts
     as one), capped to ``[0, cpu_count]``; ``cpu_count`` when the load is unknown."""
     n = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # pragma: no cover - not on this platform
+    la = load_average()
+    if la is None:  # pragma: no cover - not on this platform
         return n
+    load = la[0]
     return max(0.0, min(float(n), n - load + 1.0))
 
 

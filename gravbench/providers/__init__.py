@@ -37,8 +37,8 @@ Usage
 >>> p = gb.providers.get("tikhonov")
 >>> p(g, prob, sigma=0.01).shape
 (10, 10)
->>> gb.providers.get("cnn", n=50).info.grids          # doctest: +SKIP
-((50, 50), (100, 100))
+>>> gb.providers.get("cnn", n=50).info.grids   # shipped weights' grids; not run (imports torch)  # doctest: +SKIP
+((50, 50), (51, 51), (100, 100))
 
 Registering a third-party provider
 ----------------------------------

@@ -69,6 +69,7 @@ import time
 
 import numpy as np
 
+from .._linalg.blas import blas_threads as limit_blas
 from .base import Provider
 
 __all__ = ["SimPEGL2", "SimPEGSparse", "simpeg_available", "build_simpeg_problem", "to_simpeg_model",
@@ -220,10 +221,7 @@ class _SimPEGBase(Provider):
             with contextlib.ExitStack() as stack:
                 if not self.verbose:
                     stack.enter_context(contextlib.redirect_stdout(out))
-                if self.blas_threads is not None:
-                    from threadpoolctl import threadpool_limits
-
-                    stack.enter_context(threadpool_limits(limits=self.blas_threads))
+                stack.enter_context(limit_blas(self.blas_threads))
                 mrec = inv.run(m0)
         finally:
             if self.gc_freeze:

@@ -41,6 +41,7 @@ from ..providers import peers
 from ..providers.peers import SimPEGL2, SimPEGSparse, simpeg_available
 from ..refiners.regularized import DEFAULTS, VARIANTS
 from ..metrics import evaluate, summary
+from .._load import load_average
 
 __all__ = ["measure", "write", "run", "OURS", "PEERS"]
 
@@ -54,10 +55,7 @@ PEERS = ("simpeg-l2", "simpeg-sparse")
 
 
 def _load():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
+    return load_average(2)
 
 
 def _peer(name, **kw):
@@ -211,7 +209,8 @@ def measure_paper(per_family, log, peers, checkpoint=None):
 
 
 _SCALING = r"""
-import json, resource, sys, time
+import json, sys, time
+from gravbench.bench.memory import peak_rss_mb
 import numpy as np
 import gravbench as gb
 from gravbench import data, refiners
@@ -232,7 +231,7 @@ for k in range(count):
                 "chi2": r.info["chi2"], "success": r.info["success"], "n_matvec": r.n_matvec + r.n_rmatvec,
                 "n_irls": r.info["n_irls"]})
 print(json.dumps({"n": n, "method": getattr(op, "method", method), "build_s": t_build, "runs": out,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -410,7 +409,7 @@ def write(res, out):
         ratio_l2 = [a["seconds"] / c["seconds"] for a, c in zip(per["simpeg-l2"], per["smooth"])]
         l2, sm = bs["simpeg-l2"], bs["smooth"]
         rel = (sm["model_error_mean"] - l2["model_error_mean"]) / l2["model_error_mean"]
-        L += ["**Targets** (issue 11):", "",
+        L += ["**Targets**:", "",
               f"* `sparse` mean model error {sp['model_error_mean']:.3f} vs SimPEG sparse {ss['model_error_mean']:.3f} "
               f"(no worse: **{'yes' if sp['model_error_mean'] <= ss['model_error_mean'] else 'NO'}**); "
               f"SimPEG sparse / sparse time per model: median {np.median(ratio_sp):.1f}x, "

@@ -20,6 +20,8 @@ from ..metrics import success_band, summarize
 from .._atomic import atomic_write_text
 from ..bench.compare import best_pairs, pair_label, report_stem, run_comparison
 from ..bench.stats import ALPHA, LEVEL, analyse
+from .._load import load_average
+from ..problem import Problem
 
 __all__ = ["report_stem", "no_weights_hint", "rich_tables", "markdown", "plot_error_vs_n", "plot_seconds_vs_n",
            "plot_pareto", "plot_gallery", "write_report", "pair_label", "pareto_front", "analysis_json",
@@ -213,7 +215,7 @@ def _md_summary(rows, an=None):
         out.append(f"- Cheapest pair that fits >= 90 % of the models to the noise level: **{pair_label(cheap)}** "
                    f"({cheap['seconds']['mean']:.2g} s per model, mean model error "
                    f"{cheap['model_error']['mean']:.3g}).")
-    lo = success_band(6 * ok[0]["n"])[0]  # 1 - 2 sqrt(2/N): two standard deviations below the target
+    lo = success_band(Problem.paper(int(ok[0]["n"])).n_data)[0]  # 1 - 2 sqrt(2/N): two standard deviations below the target
     over = [r for r in ok if r["chi2"]["median"] is not None and r["chi2"]["median"] < lo]
     if over:
         out.append(f"- Fitting the noise (median chi2 < {lo:.3f}, two standard deviations below 1): "
@@ -357,7 +359,7 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
     out.append("")
     an = _analysis_by_n(records, analysis)
     for n, nrows in _by_n(rows).items():
-        nd = 6 * n
+        nd = Problem.paper(int(n)).n_data
         a = an.get(n)
         lo, hi = success_band(nd)
         out.append(f"## n = {n}  ({n * n} cells, {nd} data; success when {lo:.3f} <= chi2 <= {hi:.3f})")
@@ -410,10 +412,8 @@ def markdown(records, ns, *, command, wall_seconds=None, settings=None, figures=
     out.append(f"Every mean with its interval, the paired comparisons and the per-family statistics (JSON): "
                f"`{stem or report_stem(ns)}.json`.")
     if wall_seconds is not None:
-        try:
-            load = f" (1-minute load average at the end: {os.getloadavg()[0]:.1f})"
-        except (AttributeError, OSError):  # pragma: no cover - not on every platform
-            load = ""
+        la = load_average()
+        load = "" if la is None else f" (1-minute load average at the end: {la[0]:.1f})"
         out.append(f"Wall time of the run that wrote this report: {wall_seconds:.0f} s on {os.cpu_count()} "
                    f"CPU cores{load}, including the gallery re-runs and the report.")
     nerr = sum(r["error"] is not None for r in records)

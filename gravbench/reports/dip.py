@@ -36,6 +36,7 @@ from .. import data, providers
 from ..problem import Problem
 from ..providers.dip import ADAM_ONLY, DEFAULTS, PLAIN, fit_dip
 from ..metrics import evaluate, is_success, summary
+from .._load import load_average
 
 __all__ = ["run", "measure", "write", "HELDOUT_SEED", "VALIDATION_SEED"]
 
@@ -46,7 +47,8 @@ VALIDATION_SEED = 1616
 
 
 def _load():
-    return float(os.getloadavg()[0])
+    la = load_average()
+    return None if la is None else la[0]
 
 
 def _run_method(name, fn, ds, idx, prob, log=None, progress=None):
@@ -239,7 +241,7 @@ def _f(v, fmt=".3f"):
 
 
 def _verdict(res):
-    """Lines comparing the default ``dip`` with the issue's targets, computed from the measured rows."""
+    """Lines comparing the default ``dip`` with its targets, computed from the measured rows."""
     L = []
     h = res["heldout"]
     if "dip" in h:
@@ -314,7 +316,7 @@ def write(res, out="reports", command="gravbench report dip"):
                      + " |")
     v = _verdict(res)
     if v:
-        L += ["", "## Against the issue's targets (computed from the rows above)", ""] + v
+        L += ["", "## Against the targets (computed from the rows above)", ""] + v
     for note in res.get("notes", []):
         L += ["", note]
     L += ["", "Model error = ||rho - rho_hat|| / ||rho|| (mean over the models); chi2 = reduced chi-squared of the "

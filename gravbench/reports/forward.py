@@ -163,18 +163,16 @@ def measure_operators(sizes, log):
 
 
 _BIG_SCRIPT = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 import gravbench as gb
 n = int(sys.argv[1])
 # compile first (cache), then measure the resident set of the real work
 small = gb.Problem.paper(n=8)
 small.operator("fft").normal_matvec(np.ones(small.n_cells))
-def hwm():  # peak RSS of this process image (ru_maxrss would inherit the parent's across exec)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from gravbench.bench.memory import peak_rss_mb
+def hwm():  # peak RSS of this process image, KiB (the one peak-RSS reader: the kernel's high-water mark of this process image)
+    return int(peak_rss_mb() * 1024)
 rss0 = hwm()
 p = gb.Problem.paper(n=n)
 t0 = time.perf_counter()

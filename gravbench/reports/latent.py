@@ -74,6 +74,7 @@ import numpy as np
 from .._atomic import append_jsonl, atomic_write_text, read_jsonl
 
 from .. import data, providers
+from ..metrics import chi2 as chi2_of
 from ..metrics import fit_status, is_success, model_error, success_band
 from .._mpl import model_panel, save_png
 from ..providers import latent
@@ -317,7 +318,7 @@ def _quality(gen, enc, layer, ds, idxs, Q, seed=0):
         mod = gen(zb)
         proj = ((mod.cpu() - rho).flatten(1).norm(dim=1) / nrm).tolist()
         pred = layer(mod).double().cpu().numpy()
-    chi = [float(np.sqrt(np.mean(((pred[k] - ds.g[i]) / ds.sigma[i]) ** 2))) for k, i in enumerate(idxs)]
+    chi = [float(np.sqrt(chi2_of(pred[k] - ds.g[i], ds.sigma[i]))) for k, i in enumerate(idxs)]
     return [{"index": int(i), "proj_error": float(proj[k]), "recon_error": None if recon[k] is None else
              float(recon[k]), "proj_chi": chi[k]} for k, i in enumerate(idxs)]
 
@@ -551,7 +552,7 @@ def _prior_baseline(dataset, ds, picks, prob):
     """The search-free baseline: the training split's mean model scored on the report's test models."""
     mean, _ = training_prior(dataset)
     pred = prob.forward(mean.astype(np.float64))
-    chi2 = [float(np.mean(((pred - ds.g[i]) / ds.sigma[i]) ** 2)) for i, _ in picks]
+    chi2 = [chi2_of(pred - ds.g[i], ds.sigma[i]) for i, _ in picks]
     err = [model_error(ds.rho[i].astype(np.float64), mean) for i, _ in picks]
     return {"what": "the training split's mean model for every test model (no data, no search)",
             "in_band": float(np.mean([is_success(c, prob.n_data) for c in chi2])),

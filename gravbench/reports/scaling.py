@@ -27,7 +27,7 @@ resumes (cases with a record are not run again; ``overwrite=True`` starts
 over). ``scaling.md``, ``scaling.json`` and ``scaling.png`` are rewritten
 from the records at the end (and by ``write``).
 
-:func:`cgls_at_scale` is the end-to-end check of issue 15: problem, operator,
+:func:`cgls_at_scale` is the end-to-end check at scale: problem, operator,
 data and CGLS to the discrepancy level at one n, with times and peak RSS
 (``gravbench report scaling --cgls 8000``).
 """
@@ -56,6 +56,8 @@ from ..refiners import cgls
 from ..bench.memory import METHOD as RSS_METHOD
 from ..bench.memory import PeakRSS
 from ..bench.runner import _err, skip_reason
+from .._load import load_average
+from ..metrics import chi2 as chi2_of
 
 __all__ = ["run", "write", "run_case", "cgls_at_scale", "limits", "operator_accuracy", "block_model", "fit_exponent", "SIZES", "TIME_BUDGET",
            "MEMORY_BUDGET_MB"]
@@ -175,7 +177,7 @@ def _warm_size(kind, name, n):
 def run_case(kind, name, n):
     """Run one (method, n) case in this process; returns its record (``status`` ok / skipped / error)."""
     rec = {"kind": kind, "method": name, "n": int(n), "status": "ok", "reason": None, "nice": os.nice(0),
-           "load_average": os.getloadavg()[0]}
+           "load_average": (load_average() or [None])[0]}
     try:
         nw = _warm_size(kind, name, n)
         if nw != n:
@@ -202,7 +204,7 @@ def run_case(kind, name, n):
         napp = int(op.n_matvec + op.n_rmatvec) - 1
         rec.update(seconds=secs, n_matvec=napp if kind == "refiner" else None, niter=niter,
                    added_rss_mb=pk.mb, peak_rss_mb=pk.peak_mb, operator=op.method, operator_reason=op.reason,
-                   chi2=float(np.mean((r / sigma) ** 2)),
+                   chi2=chi2_of(r, sigma),
                    model_error=float(np.linalg.norm(x - rho.ravel()) / np.linalg.norm(rho)))
     except Exception as exc:  # noqa: BLE001 - recorded
         why = skip_reason(exc)
@@ -411,7 +413,7 @@ def cgls_compare(n, out, log=print):
             if cp.returncode != 0 or not lines:
                 raise RuntimeError(f"cgls_at_scale({n}, {dt}) failed: {cp.stderr[-500:]}")
             r = json.loads(lines[-1])
-            r["load_average"] = list(os.getloadavg())
+            r["load_average"] = load_average()
             log(f"  {r['seconds_total']:.1f} s total, peak RSS {r['peak_rss_mb']:.0f} MiB, {r['niter']} iterations")
             res.append(r)
         x64 = np.load(os.path.join(tmp, "x-float64.npy")).astype(np.float64)
@@ -497,9 +499,9 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
     summ = _summary(recs, sizes)
     apath = out / "scaling-accuracy.json"
     acc = json.loads(apath.read_text()) if apath.exists() else []
-    load = os.getloadavg()
+    load = load_average()
     meta = {"command": "gravbench report scaling", "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count(), "load_average_at_write": list(load),
+            "machine": platform.machine(), "cpus": os.cpu_count(), "load_average_at_write": load,
             "time_budget_s": time_budget, "memory_budget_mib": memory_budget, "hard_limit_s": HARD_LIMIT,
             "predict_factor": PREDICT_FACTOR, "fit_min_seconds": FIT_MIN_SECONDS, "rss_method": RSS_METHOD,
             "sizes": sizes, "noise": NOISE, "block_density": BLOCK_DENSITY}
@@ -553,7 +555,7 @@ def write(out, recs=None, checks=None, sizes=SIZES, time_budget=TIME_BUDGET, mem
                 L.append(f"- {s['method']} ({s['kind']}), n = {n}: {r['status']}: {r['reason']}")
                 break
     if checks:
-        L += ["", "## CGLS end to end (issue 15 target: <= 60 s and <= 4 GB peak RSS at n = 8000)", "",
+        L += ["", "## CGLS end to end (target: <= 60 s and <= 4 GB peak RSS at n = 8000)", "",
               "Problem, FFT operator (`auto`), block data with 1 % peak noise and CGLS to the discrepancy level, "
               "in a fresh process each (numba cache warm). `dtype` is the precision of CGLS's model-size "
               "vectors; the operator computes in float64 with the spectra stored as stated. Peak RSS: the "

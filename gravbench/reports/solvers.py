@@ -5,7 +5,7 @@ Every ratio is measured within one process, interleaving the contenders and
 taking the median of repeats (the machine may be shared). Numba compilation
 happens in a warm-up on a tiny problem before anything is timed.
 
-Targets (issue #3):
+Targets:
 
 1. n = 50: gravbench ``gmres`` / ``lgmres`` on the normal equations >= 3x faster
    than ``scipy.sparse.linalg.gmres`` / ``lgmres`` and ``pyamg.krylov.gmres`` on
@@ -31,11 +31,17 @@ from .._mpl import save_png
 from .. import refiners, solvers
 from .._linalg import single_thread_blas
 from ..bench.timing import WARM_REFINERS, problem_case, warm_up
+from .._load import load_average
 
 __all__ = ["run", "problem_case", "SIZES"]
 
 SIZES = (25, 50, 100, 200)
 REFINERS = WARM_REFINERS
+
+
+def _load1():
+    la = load_average()
+    return "unknown" if la is None else f"{la[0]:.1f}"
 
 
 def application_time(op, count=60):
@@ -361,7 +367,7 @@ def run(out="reports", quick=False, log=print):
 
     data = {"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "threads": int(numba.get_num_threads()),
-            "load": f"{os.getloadavg()[0]:.1f}", "quick": quick, "targets": targets, "krylov": krylov,
+            "load": _load1(), "quick": quick, "targets": targets, "krylov": krylov,
             "sweep": sweep, "icg": icg}
     atomic_write_text(out / "solvers.json", json.dumps(data, indent=1))
     _figure(sweep, krylov, out / "solvers.png")

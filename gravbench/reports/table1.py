@@ -598,7 +598,7 @@ def write_report(res, out_dir="reports", stem=None, command="gravbench report ta
 
 
 def targets(res):
-    """One line per issue target, computed from the results (met / NOT met)."""
+    """One line per target, computed from the results (met / NOT met)."""
     out = []
     fwi = res["dataset"].startswith("fwi")
     for tag, rows in res["rows"].items():

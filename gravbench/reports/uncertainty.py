@@ -38,6 +38,7 @@ import gravbench as gb
 from .._mpl import pyplot as _plt
 from .._mpl import model_panel, save_png
 from ..uncertainty import RELIABILITY_LEVELS, KroneckerPrior, LinearGaussian, LowRankPrior, coverage, crps
+from .._load import load_average
 
 __all__ = ["run", "measure", "write"]
 
@@ -45,10 +46,7 @@ LEVELS = (0.68, 0.95)
 
 
 def _load():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
+    return load_average(2)
 
 
 def _cov_err(c):

@@ -16,7 +16,7 @@ sigma=sigma)``, stopping at the discrepancy level):
 * the paired difference unet - cnn, unet - depth-weighted, unet - tikhonov
   and unet - the best classical provider of that level (mean, 95 % interval,
   share of models where unet is better), and the ratio of unet's mean model
-  error to that best classical provider's (the issue's target: <= 0.8);
+  error to that best classical provider's (the target: <= 0.8);
 * chi2 and the success rate (:func:`gravbench.metrics.is_success`) of
   every method with noise (noise-free data have no success, only a misfit);
 * seconds per model of each provider (batch calls, load average recorded);
@@ -31,7 +31,6 @@ change to the text or to the development notes of :data:`DEVELOPMENT`).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -42,12 +41,13 @@ from .._atomic import atomic_write_text
 from ..metrics import chi2s, fit_status, model_errors, success_band
 from ..bench.stats import mean_ci, paired_diff
 from ..data.sets import STANDARD
+from .._load import load_average
 
 __all__ = ["run", "measure", "write", "assemble", "LEVELS", "METHODS"]
 
 LEVELS = (0.0, 0.01, 0.03, 0.05)
 
-#: How the shipped configuration was chosen: validation runs made once during development (issue 10), not
+#: How the shipped configuration was chosen: validation runs made once during development, not
 #: re-measured by this report. Each is ``gravbench train unet --dataset paper-50 --epochs 6 --batch-size 32
 #: --lr 2e-3 --seed 0 -o max_train=4000 -o max_val=500 -o draws=1 -o level_val=0 -o patience=50 -o inputs=...
 #: -o widths=... [-o residual=false]`` (4,000 training models with one noise draw each, 6 epochs); "val" is the
@@ -87,7 +87,7 @@ DEVELOPMENT = {
         {"epochs": 5, "val": 0.6893, "val_1": 0.6905, "minutes": 36.2, "shipped": True},
     ],
 }
-#: The classical providers on main (the issue's "every classical provider"): the learned ones are measured
+#: The classical providers on main ("every classical provider" of the target): the learned ones are measured
 #: against the best of these at each noise level and in each family.
 CLASSICAL = ("tikhonov", "depth-weighted", "smooth", "sparse", "compact")
 #: Providers that set their trade-off by the discrepancy principle and so need sigma (skipped on clean data).
@@ -98,7 +98,8 @@ DATASET = "paper-50"
 
 
 def _load():
-    return float(os.getloadavg()[0])
+    la = load_average()
+    return None if la is None else la[0]
 
 
 def _provider(name, weights=None):
@@ -254,7 +255,7 @@ def _verdict(res):
             fams = block["families"]
             behind = [f for f, row in fams.items() if row.get("unet_ratio", 0.0) >= 1.0]
             out.append(f"noise {100 * float(tag):g} %: unet / best classical provider ({b['provider']}, "
-                       f"{s[b['provider']]['model_error']['mean']:.4f}) = {b['ratio']:.3f} (the issue's target: <= 0.8; "
+                       f"{s[b['provider']]['model_error']['mean']:.4f}) = {b['ratio']:.3f} (the target: <= 0.8; "
                        f"{'met' if b['ratio'] <= 0.8 else 'not met'}); per family the ratio to that family's best classical "
                        f"provider is {min(r['unet_ratio'] for r in fams.values()):.3f} .. "
                        f"{max(r['unet_ratio'] for r in fams.values()):.3f}"
@@ -296,7 +297,7 @@ def _budget_section(rows, res):
                   f"unet's {u:.4f}. At the last measured gain ({rates[-1][2]:.4f} per doubling) closing that gap "
                   f"would take {k:.1f} more doublings of the epochs (about {rows[-1]['epochs'] * 2.0 ** k:.0f} "
                   f"epochs): about {hours:.0f} hours of training at the pace of the {rows[-1]['epochs']}-epoch run "
-                  "on this machine, against the issue's budget of about 30 minutes per model."
+                  "on this machine, against the training budget of about 30 minutes per model."
                   + (" The gains shrink as the epochs grow, so this is a lower bound." if shrink else
                      " The gains have not shrunk yet; a gain per doubling cannot stay constant for ever, so this "
                      "is an estimate, not a bound.")

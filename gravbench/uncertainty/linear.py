@@ -48,7 +48,8 @@ import numpy as np
 import scipy.linalg
 
 from ._result import UncertaintyResult
-from .priors import GaussianPrior, _blas_threads
+from .._linalg.blas import blas_threads
+from .priors import GaussianPrior
 
 __all__ = ["LinearGaussian", "linear_gaussian", "SAMPLERS"]
 
@@ -123,7 +124,7 @@ class LinearGaussian:
         if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         self.threads = threads
-        with _blas_threads(threads):
+        with blas_threads(threads):
             self._build(op, prior, int(block))
 
     def _build(self, op, prior, block):
@@ -205,7 +206,7 @@ class LinearGaussian:
         UncertaintyResult
             ``gaussian=True``: ``mean +- z std`` are exact marginal intervals.
         """
-        with _blas_threads(self.threads):
+        with blas_threads(self.threads):
             return self._posterior(g, sigma, samples, seed, sampler, rtol, maxiter)
 
     def _posterior(self, g, sigma, samples, seed, sampler, rtol, maxiter):

@@ -41,25 +41,12 @@ import math
 
 import numpy as np
 
+from .._linalg.blas import blas_threads
+
 __all__ = ["GaussianPrior", "KroneckerPrior", "LowRankPrior", "DiagonalPrior", "KERNELS"]
 
 #: one-dimensional correlation functions of the separable stationary kernel (``r = |d| / length``)
 KERNELS = ("gaussian", "exponential", "matern32")
-
-
-def _blas_threads(n):
-    """Limit BLAS threads to ``n`` (``None``: leave as is) while the numerics run."""
-    if n is None:
-        import contextlib
-
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(n), user_api="blas")
 
 
 def _positive(name, v):
@@ -272,7 +259,7 @@ class LowRankPrior(GaussianPrior):
         if not (math.isfinite(fl) and fl > 0):
             raise ValueError(f"floor must be a number > 0, got {floor!r}")
         Xc = X.reshape(N, -1) - self.mean
-        with _blas_threads(threads):
+        with blas_threads(threads):
             S = (Xc.T @ Xc) / (N - 1)
             lam, U = np.linalg.eigh(S)
         lam, U = lam[::-1][:int(rank)], U[:, ::-1][:, :int(rank)]

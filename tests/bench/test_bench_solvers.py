@@ -55,7 +55,7 @@ def test_refiner(benchmark, n, refiner):
 @pytest.mark.parametrize("method", ["gmres", "lgmres"])
 @pytest.mark.parametrize("n", sizes([50], [12]))
 def test_normal_equation_krylov(benchmark, n, method, impl):
-    """The n = 50 comparison of issue #3: same operator (op.normal()), same settings."""
+    """The n = 50 solver comparison: same operator (op.normal()), same settings."""
     import pyamg.krylov
     import scipy.sparse.linalg as sla
 
