@@ -69,6 +69,10 @@ class Assembly:
     def time_sensitivity_serial(self, n, kernel):
         sensitivity(*self.args, kernel=kernel, disable_checks=True, parallel=False)
 
+    def time_sensitivity_parallel(self, n, kernel):
+        """The parallel build forced (``parallel="auto"`` goes serial when the cores are busy)."""
+        sensitivity(*self.args, kernel=kernel, disable_checks=True, parallel=True)
+
     def time_fill_reference(self, n, kernel):
         """np.full of the same shape and dtype: the memory-speed floor."""
         np.full(self.shape, 1.0)
