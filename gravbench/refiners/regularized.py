@@ -33,8 +33,9 @@ Algorithm
    loosely solved first beta gives a misfit that a later, better solved beta
    contradicts, and the bracketing search then stalls (at n = 400 it took 33 beta
    steps and 2002 products; solved to 1e-4 it takes 1 step and 48 products).
-   Beta is divided by ``cooling`` until the reduced chi-squared ``chi2 = ||W_d r||^2 / N`` is at or below the target band,
-   then set by regula falsi (Illinois variant) on ``log chi2`` vs ``log beta`` until
+   Beta is divided by ``cooling`` until the reduced chi-squared
+   ``chi2 = ||W_d r||^2 / N`` is at or below the target band, then set by regula
+   falsi (Illinois variant) on ``log chi2`` vs ``log beta`` until
    :func:`gravbench.metrics.is_success` holds and ``chi2`` is not below
    ``1 - 2 sqrt(2/N)`` (the discrepancy principle: fit to the noise, not below it).
 2. **IRLS (only when some norm < 2).** Each term's values ``f`` (``m - m_ref``,
