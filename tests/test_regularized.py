@@ -222,3 +222,46 @@ def test_providers_start_from_zero(small):
         gb.providers.get("sparse")(g, prob)
     with pytest.raises(ValueError, match="unknown option"):
         gb.providers.get("sparse", colour="red")
+
+
+@pytest.mark.parametrize("precond", ["jacobi", "amg"])
+def test_smooth_at_fixed_beta_solves_the_normal_equations_like_lapack(precond):
+    # one beta, the inner CG run to a tight tolerance: the model must be the solution of
+    # (A^T Wd^2 A + beta R) m = A^T Wd^2 g, with R assembled here from the documented formula and the
+    # system solved by LAPACK (numpy.linalg.solve)
+    prob = gb.Problem.paper(n=14)
+    op = prob.operator("dense")
+    rho = np.zeros(prob.shape)
+    rho[3:7, 5:9] = 300.0
+    g0 = op.matvec(rho.ravel())
+    sigma = 0.01 * np.abs(g0).max()
+    g = g0 + sigma * np.random.default_rng(3).standard_normal(g0.size)
+    beta = 3e-3
+    res = gb.refiners.run("smooth", op, g, sigma=sigma, beta0=beta, max_beta=1, maxiter=1, cg_rtol=1e-12,
+                          cg_maxiter=2000, precond=precond)
+    A = np.asarray(op.A, dtype=np.float64)
+    wd2 = np.full(g.size, 1.0 / sigma ** 2)
+    xe, ze = prob.grid.x_edges, prob.grid.z_edges
+    dx, dz = np.diff(xe), np.diff(ze)
+    area = dz[:, None] * dx[None, :]
+    w = np.sqrt((A ** 2 * wd2[:, None]).sum(0)) / area.ravel()
+    w = np.maximum(w / w.max(), 1e-12).reshape(prob.shape)
+    ell2 = min(dx.min(), dz.min()) ** 2
+    hx, hz = np.diff(0.5 * (xe[1:] + xe[:-1])), np.diff(0.5 * (ze[1:] + ze[:-1]))
+    mean_area = area.mean()
+    ws = (area / mean_area * w).ravel()
+    wx = ell2 * ((dz[:, None] * hx[None, :]) / mean_area * 0.5 * (w[:, 1:] + w[:, :-1])).ravel()
+    wz = ell2 * ((hz[:, None] * dx[None, :]) / mean_area * 0.5 * (w[1:, :] + w[:-1, :])).ravel()
+    Dx, Dz = _dense_differences(xe, ze)
+    Rm = np.diag(ws) + Dx.T @ np.diag(wx) @ Dx + Dz.T @ np.diag(wz) @ Dz
+    ref = np.linalg.solve(A.T @ (wd2[:, None] * A) + beta * Rm, A.T @ (wd2 * g))
+    assert res.info["precond"] == precond
+    assert np.linalg.norm(res.x.ravel() - ref) <= 1e-6 * np.linalg.norm(ref)
+
+
+def test_precond_is_checked():
+    prob = gb.Problem.paper(n=8)
+    op = prob.operator("dense")
+    g = op.matvec(np.ones(prob.n_cells))
+    with pytest.raises(ValueError, match="precond must be one of"):
+        gb.refiners.run("smooth", op, g, sigma=0.01, precond="ilu")
