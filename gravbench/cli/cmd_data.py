@@ -117,7 +117,7 @@ def register(app, report_app):
         opt.number("--noise", noise, ge=0, what=" (a relative level such as 0.01)")
         opt.number("--noise-floor", noise_floor, ge=0, what=" (mGal)")
         fams = _parse_families(families)
-        opt.library("--families", resolve_families, fams, argname="--families")
+        opt.library("--families", resolve_families, fams, argname="a family")
         spl = _parse_splits(splits)
         opt.library("--splits", _split_counts, count, spl)
         opt.out_dir("--out", out)
