@@ -84,8 +84,18 @@ def writable_dir(opt, d, *, create=True):
 
 
 def out_dir(opt, d):
-    """An output directory: not an existing file, created if missing, writable."""
-    return writable_dir(opt, d, create=True)
+    """An output directory: not an existing file, writable; when missing, its nearest existing parent must
+    be a writable directory (nothing is created here, so a run refused later leaves no empty folder)."""
+    d = Path(d)
+    if d.exists():
+        return writable_dir(opt, d, create=False)
+    parent = d.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _err(f"{opt}: cannot create directory {d}: {parent} is not a directory")
+    writable_dir(opt, parent, create=False)
+    return d
 
 
 def out_file(opt, path, *, suffix=None, ours=None):
