@@ -59,7 +59,7 @@ __all__ = [
 #: the keys of every JSON record written by :mod:`gravbench.bench.runner`, in order
 RECORD_KEYS = ("n", "noise", "model", "provider", "refiner", "model_error", "data_misfit", "chi2", "success",
                "seconds", "n_matvec", "niter", "peak_mb", "error", "status", "reason", "schema",
-               "family", "mass_error", "x_centroid_error", "z_centroid_error", "depth_error")
+               "family", "mass_error", "x_centroid_error", "z_centroid_error", "depth_error", "settings")
 #: numeric keys summarised by :func:`summarize`
 METRIC_KEYS = ("model_error", "data_misfit", "chi2", "seconds", "n_matvec", "niter", "peak_mb", "mass_error",
                "x_centroid_error", "z_centroid_error")

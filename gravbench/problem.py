@@ -213,6 +213,9 @@ class Problem:
         ground surface, ``rho`` may be the whole grid (inactive cells are air and ignored)
         or the ``n_active`` active-cell values.
         """
+        a = np.asarray(rho)
+        if np.iscomplexobj(a) or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise TypeError(f"rho must be a real density array (kg/m^3), got dtype {a.dtype}")
         r = np.asarray(rho, dtype=np.float64) if np.size(rho) == self.n_active != self.n_cells else \
             self.to_active(rho)
         op = self._cache.get(("forward", method))

@@ -114,10 +114,25 @@ class Comparison:
         return runner.count_status(self.records)
 
 
+def sweep_identity(ns, providers, refiners, *, sigma_scale=1.0, noise_kind="gaussian", weights=None, limits=None):
+    """The settings outside the case key that change a case's result: the record file's identity
+    (besides seed and samples), kept in its ``.meta.json`` and in every record's ``settings``.
+
+    ``weights`` are the resolved ``{provider: path}``; ``limits`` only the scaling-report entries that
+    skip a case of this sweep (a provider or refiner in it, stopped below the largest n)."""
+    top = max(int(v) for v in ns) if ns else 0
+    used = {("provider", p) for p in providers} | {("refiner", r) for r in refiners}
+    lim = sorted([str(k), str(nm), int(big)] for k, nm, big in (limits or ())
+                 if (k, nm) in used and int(big) < top)
+    return {"sigma_scale": float(sigma_scale), "noise_kind": str(noise_kind),
+            "weights": {str(k): str(v) for k, v in sorted((weights or {}).items())}, "limits": lim}
+
+
 def _toolkit(toolkit, weights, sigma_scale, noise_kind, limits):
+    """The sweep's toolkit and the resolved ``{provider: weights path}``."""
     tk = toolkit if toolkit is not None else runner.Toolkit()
+    resolved = {}
     if weights:
-        resolved = {}
         for pname, spec in weights.items():
             try:
                 resolved[pname] = str(resolve_weights(spec, pname))
@@ -129,7 +144,7 @@ def _toolkit(toolkit, weights, sigma_scale, noise_kind, limits):
         tk = perturbed_toolkit(sigma_scale, noise_kind, base=tk)
     if limits and hasattr(tk, "limits"):
         tk = dataclasses.replace(tk, limits=limits)
-    return tk
+    return tk, resolved
 
 
 def _check(ns, samples, noise, seed, sigma_scale, noise_kind):
@@ -234,10 +249,12 @@ def run_comparison(ns=DEFAULT_NS, providers=None, refiners=None, *, samples=DEFA
             raise ValueError(f"data set {dataset} has grid size n = {STANDARD[dataset].n}; got ns = {ns}")
         base = toolkit if toolkit is not None else runner.Toolkit()
         toolkit = dataclasses.replace(base, load=functools.partial(runner.standard_load, dataset))
-    tk = _toolkit(toolkit, weights, sigma_scale, noise_kind, limits)
+    tk, resolved = _toolkit(toolkit, weights, sigma_scale, noise_kind, limits)
     cases = build_cases(ns, provs, refs, samples=samples, noise=noise, seed=seed)
+    ident = sweep_identity(ns, provs, refs, sigma_scale=sigma_scale, noise_kind=noise_kind, weights=resolved,
+                           limits=getattr(tk, "limits", None) or limits)
     records = runner.run_cases(cases, jpath, resume=resume, overwrite=overwrite, toolkit=tk, scheduler=scheduler,
-                               on_record=on_record, log=log)
+                               on_record=on_record, log=log, identity=ident)
     summary = summarize(records)
     items = []
     if gallery:

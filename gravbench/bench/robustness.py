@@ -183,7 +183,8 @@ def run_conditions(cases, conditions=CONDITIONS, path=None, *, base=None, on_rec
     for s, kind in conditions:
         tk = toolkit(s, kind, base)
         name = condition_name(s, kind)
-        for rec in run_cases(cases, toolkit=tk, on_record=on_record):
+        for rec in run_cases(cases, toolkit=tk, on_record=on_record,
+                             identity={"sigma_scale": float(s), "noise_kind": str(kind)}):
             rec = dict(rec, condition=name, sigma_scale=float(s))
             out.append(rec)
     if path is not None:

@@ -597,11 +597,27 @@ def _meta_path(path):
     return Path(path).with_name(f".{Path(path).name}.meta.json")
 
 
-def _sweep_settings(cases):
-    if not cases:
-        return {}
-    c = cases[0]
-    return {"seed": c.seed, "samples": c.samples}
+def _sweep_settings(cases, identity=None):
+    """The sweep's identity: the case settings outside the case key (seed, samples) plus ``identity``."""
+    out = {}
+    if cases:
+        out = {"seed": cases[0].seed, "samples": cases[0].samples}
+    for k, v in (identity or {}).items():
+        out[str(k)] = json.loads(json.dumps(v, allow_nan=False))  # JSON-normal form, as read back from the files
+    return out
+
+
+def _settings_diff(old, new):
+    """``"sigma_scale was 1.0 now 2.0, ..."`` for the keys where two identities differ, else ``None``."""
+    parts = []
+    for k in list(new) + [k for k in old if k not in new]:
+        if k not in old:
+            parts.append(f"{k} not recorded now {new[k]}")
+        elif k not in new:
+            parts.append(f"{k} was {old[k]} now not set")
+        elif old[k] != new[k]:
+            parts.append(f"{k} was {old[k]} now {new[k]}")
+    return ", ".join(parts) or None
 
 
 def _append(fh, rec):
@@ -653,7 +669,7 @@ def connect(address, timeout=5.0):
 # the sweep
 # --------------------------------------------------------------------------------------------
 def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, scheduler=None, on_record=None,
-              log=None):
+              log=None, identity=None):
     """Run ``cases`` and return their records in case order.
 
     Parameters
@@ -669,8 +685,9 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
         Keep the records already in ``path`` and in the partial file of an
         interrupted sweep, and skip their cases; duplicate records of one case are
         ignored (the first is kept) and reported through ``log``. The sweep settings
-        (seed, samples) are kept beside the files in ``.<name>.meta.json``;
-        resuming with different settings raises :class:`SweepMismatch`.
+        (seed, samples and ``identity``) are kept beside the files in ``.<name>.meta.json``
+        and in every record (its ``settings``); resuming with different settings, or
+        records that carry other settings, raises :class:`SweepMismatch`.
     overwrite : bool
         Start afresh even when an interrupted sweep left a partial file, or when
         ``path`` is not a record file. Without ``resume`` or ``overwrite`` these
@@ -685,6 +702,10 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
         ``on_record(record, skipped)`` after every case (``skipped`` for resumed ones).
     log : callable, optional
         ``log(message)`` for notes such as ignored duplicates.
+    identity : dict, optional
+        Every other setting that changes a case's result (e.g. ``sigma_scale``,
+        ``noise_kind``, ``weights``, ``limits``), JSON-serialisable; part of the
+        sweep's identity like seed and samples.
 
     Returns
     -------
@@ -709,25 +730,33 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
     keys = [c.key for c in cases]
     if len(set(keys)) != len(keys):
         raise ValueError("cases contain duplicates (same n, noise, model, provider, refiner)")
+    settings = _sweep_settings(cases, identity)
     if path is None:
-        return _sweep(cases, keys, {}, None, tk, scheduler, on_record)
+        return _sweep(cases, keys, {}, None, tk, scheduler, on_record, settings)
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"record file {path} is a directory; give a file name such as {path / 'records.jsonl'}")
     part = partial_path(path)
     with _FileLock(path):
-        settings = _sweep_settings(cases)
         if resume:
             def mismatch(f):
-                meta = _meta_path(f)
-                if not (f.exists() and meta.exists()):
+                if not f.exists():
                     return None
-                try:
-                    old = json.loads(meta.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    old = {}
-                diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-                return ", ".join(f"{k} was {a} now {b}" for k, (a, b) in diff.items()) or None
+                meta = _meta_path(f)
+                if meta.exists():
+                    try:
+                        old = json.loads(meta.read_text(encoding="utf-8"))
+                    except (OSError, ValueError):
+                        old = {}
+                    what = _settings_diff(old if isinstance(old, dict) else {}, settings)
+                    if what is not None:
+                        return what
+                for r in read_records(f):  # each record names the settings that made it
+                    if r.get("settings") is not None and r["settings"] != settings:
+                        what = _settings_diff(r["settings"] if isinstance(r["settings"], dict) else {}, settings)
+                        if what is not None:
+                            return what
+                return None
 
             sources = [path, part]
             for f in (part, path):
@@ -769,14 +798,14 @@ def run_cases(cases, path=None, *, resume=False, overwrite=False, toolkit=None, 
             done = {}
         atomic_write_text(_meta_path(part), json.dumps(settings) + "\n")
         with open(part, "a", encoding="utf-8") as fh:
-            records = _sweep(cases, keys, done, fh, tk, scheduler, on_record)
+            records = _sweep(cases, keys, done, fh, tk, scheduler, on_record, settings)
         # every case has a record: the partial file becomes the record file in one step
         os.replace(_meta_path(part), _meta_path(path))
         os.replace(part, path)
         return records
 
 
-def _sweep(cases, keys, done, fh, tk, scheduler, on_record):
+def _sweep(cases, keys, done, fh, tk, scheduler, on_record, settings=None):
     results = dict(done)
     if on_record is not None:
         for k in keys:
@@ -785,6 +814,7 @@ def _sweep(cases, keys, done, fh, tk, scheduler, on_record):
     todo = [c for c in cases if c.key not in done]
 
     def finish(rec):
+        rec = dict(rec, settings=settings or None)
         results[case_key(rec)] = rec
         if fh is not None:
             _append(fh, rec)

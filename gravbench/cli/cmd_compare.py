@@ -58,22 +58,9 @@ def _split(opt, value):
 
 
 def _check_writable_dir(opt, d):
-    import os
-    import tempfile
+    from ._options import writable_dir
 
-    from . import UserError
-
-    d = Path(d)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{opt}: cannot create directory {d} ({exc.strerror or exc})") from None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".gravbench-write-test-")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise UserError(f"{opt}: directory {d} is not writable ({exc.strerror or exc})") from None
+    writable_dir(opt, d)
 
 
 def _command(ns, providers, refiners, samples, noise, seed, out, json_path, scheduler, weights=None,

@@ -101,18 +101,30 @@ def register(app, report_app):
         from .. import Problem
         from ..data import build
 
-        if n < 2:
-            raise UserError(f"--n must be >= 2, got {n}")
-        if count < 1:
-            raise UserError(f"--count must be >= 1, got {count}")
-        if method not in (None, "auto", "dense", "fft", "matfree"):
-            raise UserError(f"--method must be dense, fft, matfree or auto, got {method!r}")
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} exists and is not a directory")
+        from . import _options as opt
+        from ..data.dataset import _split_counts
+        from ..data.families import resolve_families
+        from ..data.noise import NOISE_MODELS
+
+        opt.integer("--n", n, minimum=2)
+        opt.integer("--count", count, minimum=1)
+        opt.integer("--seed", seed, minimum=0)
+        opt.integer("--noise-seed", noise_seed, minimum=0)
+        if method is not None:
+            opt.choice("--method", method, ("dense", "fft", "matfree", "auto"))
+        opt.choice("--kernel", kernel, ("exact", "midpoint"))
+        opt.choice("--noise-model", noise_model, NOISE_MODELS)
+        opt.number("--noise", noise, ge=0, what=" (a relative level such as 0.01)")
+        opt.number("--noise-floor", noise_floor, ge=0, what=" (mGal)")
+        fams = _parse_families(families)
+        opt.library("--families", resolve_families, fams, argname="a family")
+        spl = _parse_splits(splits)
+        opt.library("--splits", _split_counts, count, spl)
+        opt.out_dir("--out", out)
         prob = Problem.paper(n=n, kernel=kernel)
         t0 = time.perf_counter()
-        sets = build(prob, _parse_families(families), count=count, seed=seed, noise=noise, noise_floor=noise_floor,
-                     noise_model=noise_model, noise_seed=noise_seed, splits=_parse_splits(splits), out=out,
+        sets = build(prob, fams, count=count, seed=seed, noise=noise, noise_floor=noise_floor,
+                     noise_model=noise_model, noise_seed=noise_seed, splits=spl, out=out,
                      method=method, progress=True)
         dt = time.perf_counter() - t0
         tab = Table(title=f"gravbench data make  ({count:,} models, n = {n})")

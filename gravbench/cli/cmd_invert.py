@@ -51,31 +51,30 @@ def register(app, report_app):
         from rich.table import Table
 
         from . import RunFailed, UserError, console
+        from . import _options as opt
         from .. import invert as gi
 
         if not data.exists():
             raise UserError(f"DATA: no such file: {data}")
+        opt.number("--dx", dx, gt=0, what=" (a cell width, m)")
+        opt.number("--dz", dz, gt=0, what=" (a cell height, m)")
+        opt.number("--depth", depth, gt=0, what=" (m below the highest ground point)")
+        opt.integer("--pad", pad, minimum=0, what=" (padding cells)")
+        opt.number("--sigma", sigma, gt=0, what=" (one std per datum, mGal)")
+        opt.number("--sensor-height", sensor_height, what=" (m)")
+        outdir = Path(out) if out is not None else data.with_name(data.stem + "-inversion")
         if regional_exclude is not None and len(regional_exclude) not in (0, 2):
             raise UserError(f"--regional-exclude must be given twice (x1 and x2, m), got {len(regional_exclude)} "
                             f"value(s)")
-        if operator not in ("auto", "dense", "matfree", "fft"):
-            raise UserError(f"--operator must be auto, dense, matfree or fft, got {operator!r}")
-        if weighting not in ("depth", "sensitivity", "none"):
-            raise UserError(f"--weighting must be depth, sensitivity or none, got {weighting!r}")
-        if regional_mode not in ("joint", "first"):
-            raise UserError(f"--regional-mode must be joint or first, got {regional_mode!r}")
-        try:
-            from ..data.regional import check_order
+        opt.choice("--operator", operator, ("auto", "dense", "matfree", "fft"))
+        opt.choice("--weighting", weighting, ("depth", "sensitivity", "none"))
+        opt.choice("--regional-mode", regional_mode, ("joint", "first"))
+        from ..data.regional import check_order
 
-            check_order(regional)
-        except ValueError as exc:
-            raise UserError(f"--regional: {exc}") from None
-        if kernel not in ("exact", "midpoint"):
-            raise UserError(f"--kernel must be exact or midpoint, got {kernel!r}")
-        try:
-            gi.parse_method(method)
-        except ValueError as exc:
-            raise UserError(f"--method: {exc}") from None
+        opt.library("--regional", check_order, regional)
+        opt.choice("--kernel", kernel, ("exact", "midpoint"))
+        opt.library("--method", gi.parse_method, method)
+        opt.out_dir("--out", outdir)  # before any work: an existing file or a read-only folder is refused here
         try:
             prof = gi.read_profile(data, units=units, sensor_height=sensor_height)
         except ValueError as exc:
@@ -87,7 +86,6 @@ def register(app, report_app):
                 pad=pad, kernel=kernel, operator=operator,
                 seed=seed, log=lambda s: status.update(f"{s}..."))
             status.update("writing the model, the data and the figure...")
-            outdir = Path(out) if out is not None else data.with_name(data.stem + "-inversion")
             files = gi.write_outputs(res, outdir, figure=figure)
         s = res.summary()
         p = res.problem

@@ -10,6 +10,10 @@ import typer
 from .._cmdline import command_line
 
 
+#: model options (-o key=value) that must be finite numbers > 0
+_POSITIVE_OPTIONS = ("max_seconds",)
+
+
 def _parse_options(items):
     out = {}
     for it in items or []:
@@ -50,30 +54,22 @@ def register(app, report_app):
         """Train a learned provider; seeded, resumable, early-stopped; writes <out>.pt and its manifest <out>.json."""
         import importlib
 
-        from . import UserError, console
+        from . import _options as opt
+        from . import console
 
-        import math
-
-        if model not in ("cnn", "vae", "gan", "unet"):
-            raise UserError(f"MODEL must be cnn, vae, gan or unet, got {model!r}")
-        if epochs is not None and epochs < 1:
-            raise UserError(f"--epochs must be an integer >= 1, got {epochs}")
-        if batch_size is not None and batch_size < 1:
-            raise UserError(f"--batch-size must be an integer >= 1, got {batch_size}")
-        if lr is not None and not (lr > 0 and math.isfinite(lr)):
-            raise UserError(f"--lr must be a finite number > 0, got {lr}")
-        if seed < 0:
-            raise UserError(f"--seed must be >= 0, got {seed}")
-        if threads is not None and threads < 1:
-            raise UserError(f"--threads must be >= 1, got {threads}")
+        opt.choice("MODEL", model, ("cnn", "vae", "gan", "unet"))
+        opt.integer("--epochs", epochs, minimum=1)
+        opt.integer("--batch-size", batch_size, minimum=1)
+        opt.number("--lr", lr, gt=0)
+        opt.integer("--seed", seed, minimum=0)
+        opt.integer("--threads", threads, minimum=1)
         if out is not None:
-            if out.suffix != ".pt":
-                raise UserError(f"--out must name a .pt file (its .json manifest goes beside it), got {out}")
-            if out.is_dir():
-                raise UserError(f"--out: {out} is a directory; expected a .pt file name")
-            if not out.parent.exists():
-                raise UserError(f"--out: directory {out.parent} does not exist")
+            # a .pt gravbench wrote has its .json manifest beside it; any other existing file is not overwritten
+            opt.out_file("--out", out, suffix=".pt", ours=lambda p: p.with_suffix(".json").exists())
         opts = _parse_options(option)
+        for key in _POSITIVE_OPTIONS:
+            if key in opts:
+                opt.number(f"-o {key}", opts[key], gt=0)
         from . import RunFailed
 
         try:

@@ -66,10 +66,27 @@ def prepare(op, g, x0=None, sigma=None):
             raise ValueError("sigma must be finite and > 0 everywhere (mGal)")
         s.sigma = sig
         s.wd = 1.0 / sig
+    check_scale("g", s.g if s.sigma is None else s.g * s.wd)
     P = pack_gravity(op)
     s.P, s.compiled = (P, True) if P is not None else (op, False)
     s.start = time.perf_counter()
     return s
+
+
+#: largest / smallest 2-norm of the (weighted) data a refiner accepts: its square (a misfit) must stay a
+#: normal float64 with room for the sums over iterations (sqrt of the float64 range is ~1.3e154)
+SCALE_LIMITS = (1e-140, 1e140)
+
+
+def check_scale(name, v):
+    """Refuse data whose 2-norm squared is not representable in float64 (ValueError naming ``name``): a
+    refiner would otherwise overflow to inf / underflow to 0 and stop at x = 0 as if it had converged."""
+    with np.errstate(over="ignore", under="ignore"):
+        norm = float(np.linalg.norm(v))
+    lo, hi = SCALE_LIMITS
+    if not (lo <= norm <= hi):
+        raise ValueError(f"{name} has 2-norm {norm:.3g} (weighted by 1/sigma when given), outside the representable range "
+                         f"{lo:g} .. {hi:g} for its squares in float64: rescale the data (other units)")
 
 
 def account(s, nA, nAt):

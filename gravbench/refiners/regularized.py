@@ -426,8 +426,9 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         Start and (unless ``mref`` is given) reference model, kg/m^3 (zeros).
     sigma : float or array_like (N,)
         Noise standard deviation, mGal. Required: beta is set by the discrepancy principle.
-    rtol : ignored
-        Accepted for the common refiner signature (the stopping rules are the discrepancy band and IRLS).
+    rtol : float, optional
+        Checked (finite, >= 0) but not used: accepted for the common refiner signature (the stopping rules are
+        the discrepancy band and IRLS).
     maxiter : int, optional
         Budget of Gauss-Newton steps over both phases (default ``max_beta + max_irls + 10``).
     profile : {"default", "paper"}
@@ -497,6 +498,8 @@ def refine(op, g, x0=None, *, sigma=None, rtol=None, maxiter=None, profile="defa
         res = refine(emb, g, emb.embed(x0, "x0"), **kw)
         return dataclasses.replace(res, x=np.ascontiguousarray(res.x[emb.index]))
     D = DEFAULTS if recipe == "default" else {**DEFAULTS, **SIMPEG_RECIPE}
+    if rtol is not None:
+        check_tol("rtol", rtol)
     ns = _check_norms(norms)
     al = _check_alphas(D["alphas"] if alphas is None else alphas)
     weighting = D["weighting"] if weighting is None else weighting
