@@ -405,7 +405,7 @@ def test_cli_make_and_show(tmp_path):
                  "--out", str(tmp_path / "s2")]) == 0
     assert load(tmp_path / "s2" / "all.npz").family_counts() == {"blocks": 10, "smooth": 10}
     assert main(["data", "make", "--n", "10", "--count", "20", "--families", "basalt", "--out",
-                 str(tmp_path / "s3")]) == 1
+                 str(tmp_path / "s3")]) == 2
     assert main(["data", "show", str(tmp_path / "nothing.npz")]) == 1
 
 

@@ -343,4 +343,4 @@ def test_train_command_tiny(tmp_path, capsys):
     assert main(["train", "cnn", "--epochs", "0"]) == 2  # usage errors exit 2
     assert main(["train", "svm"]) == 2
     err = capsys.readouterr().err
-    assert "MODEL must be cnn, vae, gan or unet" in err
+    assert "MODEL must be one of cnn, vae, gan, unet" in err
